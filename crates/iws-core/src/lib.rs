@@ -1,0 +1,25 @@
+//! iws-core: every kernel operation iwsd performs and every check on the
+//! hostile input that drives them. No napi here; the binding is a thin layer
+//! over this crate.
+
+pub mod error;
+pub mod idmap;
+pub mod ops;
+pub mod pidns;
+mod sys;
+
+pub use error::{Error, ErrorKind, Result};
+
+/// What this kernel offers, as probed (not guessed from its version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelFeatures {
+    /// `NS_GET_TGID_FROM_PIDNS` on nsfs (Linux 6.11+).
+    pub pidns_ioctl: bool,
+    /// `pidfd_open` (Linux 5.3+).
+    pub pidfd: bool,
+}
+
+/// Probes the kernel features iwsd uses.
+pub fn probe() -> KernelFeatures {
+    KernelFeatures { pidns_ioctl: pidns::probe_pidns_ioctl(), pidfd: pidns::probe_pidfd() }
+}

@@ -1,0 +1,100 @@
+//! The privileged operations, each a straight line: check the input, pin the
+//! target, do the one kernel call, re-check the pin.
+
+#![deny(unsafe_code)]
+
+use rustix::fs::OFlags;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::idmap::{self, IdMapping, IdPolicy};
+use crate::pidns::{Container, PidStrategy};
+
+/// Which map of a process to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    Uid,
+    Gid,
+}
+
+impl IdKind {
+    fn file(self) -> &'static str {
+        match self {
+            IdKind::Uid => "uid_map",
+            IdKind::Gid => "gid_map",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            IdKind::Uid => "uid",
+            IdKind::Gid => "gid",
+        }
+    }
+}
+
+/// What a successful map write reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteIdMappingOutcome {
+    /// Short human-readable summary for the caller.
+    pub message: String,
+    /// The host PID the map was written for (for the operator's log only).
+    pub host_pid: i32,
+}
+
+/// Writes `lines` as the uid (or gid) map of the process that is `pid` in the
+/// container's view. The map is validated against `policy` before anything
+/// else happens and written with a single `write(2)`, so it is written whole
+/// or not at all.
+pub fn write_id_mapping(
+    container: &Container,
+    strategy: PidStrategy,
+    pid: i64,
+    kind: IdKind,
+    lines: &[IdMapping],
+    policy: &IdPolicy,
+) -> Result<WriteIdMappingOutcome> {
+    let map = idmap::validate(lines, policy)?;
+    let target = container.resolve(pid, strategy)?;
+    let fd = target.open(kind.file(), OFlags::WRONLY)?;
+    let text = map.as_proc_text().as_bytes();
+    match rustix::io::write(&fd, text) {
+        Ok(n) if n == text.len() => {}
+        Ok(n) => {
+            return Err(Error::internal(
+                &format!("write(/proc/{}/{})", target.host_pid(), kind.file()),
+                format!("short write {n} of {}", text.len()),
+            ))
+        }
+        Err(e) => return Err(kernel_refusal(kind, e).with_detail(format!(
+            "write(/proc/{}/{}, {:?}): {e}",
+            target.host_pid(),
+            kind.file(),
+            map.as_proc_text()
+        ))),
+    }
+    target.ensure_alive()?;
+    let ids: u64 = map.lines().iter().map(|m| m.size as u64).sum();
+    Ok(WriteIdMappingOutcome {
+        message: format!(
+            "{} map of pid {pid} written: {} line(s), {ids} id(s)",
+            kind.word(),
+            map.lines().len()
+        ),
+        host_pid: target.host_pid(),
+    })
+}
+
+fn kernel_refusal(kind: IdKind, e: rustix::io::Errno) -> Error {
+    let why = match e {
+        rustix::io::Errno::PERM => format!(
+            "the kernel refused the {} map (EPERM): a map can be written only once, and only for a process in a user namespace of its own",
+            kind.word()
+        ),
+        rustix::io::Errno::INVAL => format!("the kernel refused the {} map (EINVAL): {e}", kind.word()),
+        rustix::io::Errno::SRCH => {
+            return Error::new(ErrorKind::NotFound, "the process exited during the operation");
+        }
+        e => format!("the kernel refused the {} map: {e}", kind.word()),
+    };
+    Error::new(ErrorKind::FailedPrecondition, why)
+}

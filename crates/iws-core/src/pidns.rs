@@ -1,0 +1,382 @@
+//! PID translation and pinning.
+//!
+//! A request names a process by its PID *in the workspace container's view*.
+//! Threat model: the caller controls that number and can make processes exit
+//! and PIDs get reused at will. We therefore (1) translate the number in the
+//! container's PID namespace, never in the host's; (2) pin the result with a
+//! pidfd and a `/proc/<pid>` directory fd; (3) prove, from the pinned
+//! directory, that the process's PID namespace is the container's or below it
+//! and that it still has the requested PID there. Operations then go through
+//! the pinned directory fd, which the kernel binds to that one process, so a
+//! PID reused after the check cannot redirect them.
+//!
+//! Strategies: `Ioctl` uses `NS_GET_TGID_FROM_PIDNS`/`NS_GET_TGID_IN_PIDNS`
+//! (Linux 6.11+). `Scan` is the fallback for older kernels: match `NSpid:` at
+//! the container's level among `/proc/*/status`. Both end in the same
+//! pin-and-verify step.
+
+#![deny(unsafe_code)]
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{openat, Mode, OFlags, CWD};
+use rustix::process::{pidfd_open, Pid, PidfdFlags};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+
+/// The host's procfs, as the daemon sees it.
+const PROC: &str = "/proc";
+
+/// PID namespaces nest at most 32 deep.
+const MAX_PIDNS_DEPTH: usize = 33;
+
+/// How a container-view PID is translated to a host PID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidStrategy {
+    /// `ioctl(NS_GET_TGID_FROM_PIDNS)` on the container's PID namespace fd.
+    Ioctl,
+    /// Scan `/proc/*/status` for `NSpid:` at the container's level.
+    Scan,
+}
+
+impl PidStrategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            PidStrategy::Ioctl => "ioctl",
+            PidStrategy::Scan => "scan",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Option<PidStrategy>> {
+        match s {
+            "auto" => Ok(None),
+            "ioctl" => Ok(Some(PidStrategy::Ioctl)),
+            "scan" => Ok(Some(PidStrategy::Scan)),
+            _ => Err(Error::invalid(format!("unknown pid strategy {s:?}; use auto, ioctl or scan"))),
+        }
+    }
+}
+
+/// Whether this kernel translates PIDs with `NS_GET_TGID_FROM_PIDNS`:
+/// asks it to translate our own PID in our own namespace.
+pub fn probe_pidns_ioctl() -> bool {
+    let Ok(ns) = open_path("/proc/self/ns/pid") else { return false };
+    let me = std::process::id() as i32;
+    matches!(sys::ns_get_tgid_from_pidns(&ns, me), Ok(p) if p == me)
+        && matches!(sys::ns_get_tgid_in_pidns(&ns, me), Ok(p) if p == me)
+}
+
+/// Whether `pidfd_open` works here (Linux 5.3+).
+pub fn probe_pidfd() -> bool {
+    Pid::from_raw(std::process::id() as i32)
+        .map(|p| pidfd_open(p, PidfdFlags::empty()).is_ok())
+        .unwrap_or(false)
+}
+
+/// Picks the strategy: the requested one if the kernel supports it, the best
+/// available otherwise.
+pub fn choose_strategy(requested: Option<PidStrategy>) -> Result<PidStrategy> {
+    match requested {
+        Some(PidStrategy::Ioctl) if !probe_pidns_ioctl() => Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            "pid strategy 'ioctl' needs NS_GET_TGID_FROM_PIDNS (Linux 6.11+); use 'scan' or 'auto'",
+        )),
+        Some(s) => Ok(s),
+        None if probe_pidns_ioctl() => Ok(PidStrategy::Ioctl),
+        None => Ok(PidStrategy::Scan),
+    }
+}
+
+fn open_path(path: &str) -> io::Result<OwnedFd> {
+    Ok(openat(CWD, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?)
+}
+
+fn open_in(dir: impl AsFd, name: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    // `ns/*` entries are magic links that must be followed to reach the
+    // namespace; everything else we open there is a plain file.
+    let follow = if name.starts_with("ns/") { OFlags::empty() } else { OFlags::NOFOLLOW };
+    Ok(openat(dir, name, flags | OFlags::CLOEXEC | follow, Mode::empty())?)
+}
+
+/// Identity of a namespace: (device, inode) of its nsfs file.
+fn ns_key(fd: impl AsFd) -> Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd).map_err(|e| Error::internal("fstat(ns fd)", e))?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+fn read_fd_to_string(fd: OwnedFd) -> io::Result<String> {
+    let mut s = String::new();
+    fs::File::from(fd).read_to_string(&mut s)?;
+    Ok(s)
+}
+
+/// The `NSpid:` line of a `status` file: the PID in each namespace, from the
+/// outermost (the reader's) to the process's own.
+pub fn parse_nspid(status: &str) -> Option<Vec<i32>> {
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    line.split_whitespace().map(|p| p.parse().ok()).collect()
+}
+
+/// Checks a PID from a request: a positive `pid_t`.
+pub fn check_pid(pid: i64) -> Result<i32> {
+    if pid < 1 || pid > i32::MAX as i64 {
+        return Err(Error::invalid(format!("pid {pid} is out of range; give a positive PID as seen inside the workspace")));
+    }
+    Ok(pid as i32)
+}
+
+fn errno_of(e: &io::Error) -> Option<i32> {
+    e.raw_os_error()
+}
+
+/// A process pinned for one operation: its pidfd and its `/proc/<pid>`
+/// directory. Dropping it closes both.
+#[derive(Debug)]
+pub struct PinnedProcess {
+    host_pid: i32,
+    pidfd: OwnedFd,
+    dir: OwnedFd,
+}
+
+impl PinnedProcess {
+    /// Pins host PID `host_pid`. NOT_FOUND when it does not exist (any more).
+    pub fn pin(host_pid: i32) -> Result<PinnedProcess> {
+        let gone = || Error::new(ErrorKind::NotFound, "the process exited before the operation could start");
+        let pid = Pid::from_raw(host_pid).ok_or_else(gone)?;
+        let pidfd = pidfd_open(pid, PidfdFlags::empty()).map_err(|e| match e {
+            rustix::io::Errno::SRCH => gone(),
+            e => Error::internal(&format!("pidfd_open({host_pid})"), e),
+        })?;
+        let dir = openat(
+            CWD,
+            format!("{PROC}/{host_pid}").as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT | rustix::io::Errno::SRCH => gone(),
+            e => Error::internal(&format!("open(/proc/{host_pid})"), e),
+        })?;
+        let p = PinnedProcess { host_pid, pidfd, dir };
+        // The pidfd was opened first: if the process is still alive now, the
+        // directory we opened is that process's (its PID was never free).
+        p.ensure_alive()?;
+        Ok(p)
+    }
+
+    pub fn host_pid(&self) -> i32 {
+        self.host_pid
+    }
+
+    /// The process's `/proc/<pid>` directory, bound to this process only.
+    pub fn dir(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// NOT_FOUND once the process has been reaped.
+    pub fn ensure_alive(&self) -> Result<()> {
+        match sys::pidfd_alive(&self.pidfd) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::new(ErrorKind::NotFound, "the process exited during the operation")),
+            Err(e) => Err(Error::internal("pidfd_send_signal(0)", e)),
+        }
+    }
+
+    /// Opens a file in the process's `/proc` directory (no symlinks followed).
+    pub fn open(&self, name: &str, flags: OFlags) -> Result<OwnedFd> {
+        open_in(&self.dir, name, flags).map_err(|e| match errno_of(&e) {
+            Some(libc::ESRCH) | Some(libc::ENOENT) => {
+                Error::new(ErrorKind::NotFound, "the process exited during the operation")
+            }
+            _ => Error::internal(&format!("openat(/proc/{}/{name})", self.host_pid), e),
+        })
+    }
+
+    fn read(&self, name: &str) -> Result<String> {
+        let fd = self.open(name, OFlags::RDONLY)?;
+        read_fd_to_string(fd).map_err(|e| match errno_of(&e) {
+            Some(libc::ESRCH) => Error::new(ErrorKind::NotFound, "the process exited during the operation"),
+            _ => Error::internal(&format!("read(/proc/{}/{name})", self.host_pid), e),
+        })
+    }
+
+    fn nspid(&self) -> Result<Vec<i32>> {
+        let status = self.read("status")?;
+        parse_nspid(&status).ok_or_else(|| Error::internal("parse NSpid", format!("/proc/{}/status", self.host_pid)))
+    }
+}
+
+/// A registered container: the init process pinned, and its PID namespace
+/// held open from registration on.
+#[derive(Debug)]
+pub struct Container {
+    init: PinnedProcess,
+    pidns: OwnedFd,
+    pidns_key: (u64, u64),
+    /// Index of the container's namespace in an `NSpid:` list read by us.
+    level: usize,
+}
+
+impl Container {
+    /// Opens the container whose init has host PID `host_pid`. Refuses a
+    /// process in the daemon's own PID namespace: registering it would put
+    /// every host process inside the "workspace".
+    pub fn open(host_pid: i64) -> Result<Container> {
+        let pid = check_pid(host_pid)?;
+        let init = PinnedProcess::pin(pid).map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                Error::new(ErrorKind::NotFound, format!("no process with host pid {pid}; give the host PID of the container's init"))
+            } else {
+                e
+            }
+        })?;
+        let pidns = init.open("ns/pid", OFlags::RDONLY)?;
+        let pidns_key = ns_key(&pidns)?;
+        let own = open_path("/proc/self/ns/pid").map_err(|e| Error::internal("open(/proc/self/ns/pid)", e))?;
+        if ns_key(&own)? == pidns_key {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("host pid {pid} is in the daemon's own PID namespace, not in a container; register the init of a container that has its own PID namespace"),
+            ));
+        }
+        let nspid = init.nspid()?;
+        if nspid.len() < 2 {
+            return Err(Error::new(ErrorKind::FailedPrecondition, format!("host pid {pid} is not in a PID namespace below the daemon's")));
+        }
+        let level = nspid.len() - 1;
+        init.ensure_alive()?;
+        Ok(Container { init, pidns, pidns_key, level })
+    }
+
+    pub fn host_pid(&self) -> i32 {
+        self.init.host_pid()
+    }
+
+    /// Whether the container's init still runs.
+    pub fn is_alive(&self) -> bool {
+        matches!(sys::pidfd_alive(self.init.pidfd()), Ok(true))
+    }
+
+    pub fn init(&self) -> &PinnedProcess {
+        &self.init
+    }
+
+    /// Translates `pid` (container view) and pins it. NOT_FOUND when no such
+    /// process is in the workspace; PERMISSION_DENIED when the process that
+    /// has that number (in the daemon's view) lies outside the workspace.
+    pub fn resolve(&self, pid: i64, strategy: PidStrategy) -> Result<PinnedProcess> {
+        let pid = check_pid(pid)?;
+        let host_pid = match strategy {
+            PidStrategy::Ioctl => match sys::ns_get_tgid_from_pidns(&self.pidns, pid) {
+                Ok(h) => Some(h),
+                Err(e) if errno_of(&e) == Some(libc::ESRCH) => None,
+                Err(e) => return Err(Error::internal(&format!("ioctl(NS_GET_TGID_FROM_PIDNS, {pid})"), e)),
+            },
+            PidStrategy::Scan => self.scan(pid)?,
+        };
+        let Some(host_pid) = host_pid else { return Err(self.not_in_workspace(pid)) };
+        let p = PinnedProcess::pin(host_pid)?;
+        if !self.is_member(&p)? {
+            return Err(self.not_in_workspace(pid));
+        }
+        // Pinned and inside: does it still have the requested PID, or did the
+        // number get reused between translation and pinning?
+        let now = match strategy {
+            PidStrategy::Ioctl => sys::ns_get_tgid_in_pidns(&self.pidns, host_pid).ok(),
+            PidStrategy::Scan => p.nspid()?.get(self.level).copied(),
+        };
+        if now != Some(pid) {
+            return Err(Error::new(ErrorKind::NotFound, format!("pid {pid} exited during the operation")));
+        }
+        p.ensure_alive()?;
+        Ok(p)
+    }
+
+    fn not_in_workspace(&self, pid: i32) -> Error {
+        if fs::symlink_metadata(format!("{PROC}/{pid}")).is_ok() {
+            Error::new(
+                ErrorKind::PermissionDenied,
+                format!("pid {pid} is not a process of this workspace; give a PID as seen inside the workspace"),
+            )
+        } else {
+            Error::new(ErrorKind::NotFound, format!("no process with pid {pid} in this workspace"))
+        }
+    }
+
+    /// Whether the pinned process's PID namespace is the container's or
+    /// nested below it (walk up with NS_GET_PARENT).
+    fn is_member(&self, p: &PinnedProcess) -> Result<bool> {
+        let mut ns = p.open("ns/pid", OFlags::RDONLY)?;
+        for _ in 0..MAX_PIDNS_DEPTH {
+            if ns_key(&ns)? == self.pidns_key {
+                return Ok(true);
+            }
+            ns = match sys::ns_get_parent(&ns) {
+                Ok(parent) => parent,
+                // EPERM: the parent is outside our view; we reached the top.
+                Err(e) if errno_of(&e) == Some(libc::EPERM) => return Ok(false),
+                Err(e) => return Err(Error::internal("ioctl(NS_GET_PARENT)", e)),
+            };
+        }
+        Ok(false)
+    }
+
+    /// Fallback translation: the process whose `NSpid:` has `pid` at the
+    /// container's level and that is a member of the container (a sibling
+    /// namespace at the same depth can have the same number).
+    fn scan(&self, pid: i32) -> Result<Option<i32>> {
+        let entries = fs::read_dir(PROC).map_err(|e| Error::internal("readdir(/proc)", e))?;
+        for entry in entries.flatten() {
+            let Some(host_pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            let Ok(p) = PinnedProcess::pin(host_pid) else { continue };
+            let Ok(nspid) = p.nspid() else { continue };
+            if nspid.get(self.level) == Some(&pid) && self.is_member(&p)? {
+                return Ok(Some(host_pid));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nspid() {
+        let s = "Name:\tsleep\nTgid:\t42\nNSpid:\t4242\t7\t1\nNSpgid:\t1\n";
+        assert_eq!(parse_nspid(s), Some(vec![4242, 7, 1]));
+        assert_eq!(parse_nspid("Name:\tx\n"), None);
+        assert_eq!(parse_nspid("NSpid:\t12\tx\n"), None);
+    }
+
+    #[test]
+    fn pid_range() {
+        assert!(check_pid(0).is_err());
+        assert!(check_pid(-5).is_err());
+        assert!(check_pid(i32::MAX as i64 + 1).is_err());
+        assert_eq!(check_pid(1).unwrap(), 1);
+    }
+
+    #[test]
+    fn strategy_names_round_trip() {
+        for s in [PidStrategy::Ioctl, PidStrategy::Scan] {
+            assert_eq!(PidStrategy::parse(s.name()).unwrap(), Some(s));
+        }
+        assert_eq!(PidStrategy::parse("auto").unwrap(), None);
+        assert!(PidStrategy::parse("bogus").is_err());
+    }
+
+    #[test]
+    fn pidfd_probe_works_here() {
+        // pidfd_open needs no privilege for our own process.
+        assert!(probe_pidfd());
+    }
+}

@@ -1,0 +1,67 @@
+//! The only module with `unsafe`: thin wrappers over syscalls and ioctls that
+//! neither nix nor rustix wraps. Each returns `std::io::Result` and does
+//! nothing but the call; policy lives in the callers.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `ioctl(pidns, NS_GET_TGID_FROM_PIDNS, pid)`: the thread-group id, in the
+/// caller's PID namespace, of the process that is `pid` in `pidns` (Linux 6.11+).
+pub fn ns_get_tgid_from_pidns(pidns: impl AsFd, pid: i32) -> io::Result<i32> {
+    // SAFETY: the ioctl takes its argument by value (no pointer is passed) and
+    // returns an integer or -1/errno; `pidns` is a valid open fd for the call.
+    cvt(unsafe {
+        libc::ioctl(pidns.as_fd().as_raw_fd(), libc::NS_GET_TGID_FROM_PIDNS, pid as libc::c_ulong)
+    })
+}
+
+/// `ioctl(pidns, NS_GET_TGID_IN_PIDNS, pid)`: the pid, in `pidns`, of the
+/// process whose thread-group id is `pid` in the caller's namespace (6.11+).
+pub fn ns_get_tgid_in_pidns(pidns: impl AsFd, pid: i32) -> io::Result<i32> {
+    // SAFETY: as above; argument by value, integer result.
+    cvt(unsafe {
+        libc::ioctl(pidns.as_fd().as_raw_fd(), libc::NS_GET_TGID_IN_PIDNS, pid as libc::c_ulong)
+    })
+}
+
+/// `ioctl(ns, NS_GET_PARENT)`: an fd for the parent namespace. EPERM when the
+/// parent lies outside the caller's namespace (i.e. `ns` is the top).
+pub fn ns_get_parent(ns: impl AsFd) -> io::Result<OwnedFd> {
+    // SAFETY: NS_GET_PARENT takes no argument and returns a new fd, which we
+    // own exclusively from here on.
+    let fd = cvt(unsafe { libc::ioctl(ns.as_fd().as_raw_fd(), libc::NS_GET_PARENT) })?;
+    // SAFETY: `fd` was just returned by the kernel and is not owned elsewhere.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(pidfd, 0)`: Ok(true) while the process exists (a zombie
+/// still holds its pid, so the pid cannot be reused), Ok(false) once reaped.
+pub fn pidfd_alive(pidfd: impl AsFd) -> io::Result<bool> {
+    // SAFETY: signal 0 sends nothing; null siginfo and flags 0 are documented
+    // as valid; the fd is valid for the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_fd().as_raw_fd(),
+            0 as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ESRCH) => Ok(false),
+        _ => Err(e),
+    }
+}
