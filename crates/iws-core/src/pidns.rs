@@ -195,6 +195,11 @@ impl PinnedProcess {
             Some(libc::ESRCH) | Some(libc::ENOENT) => {
                 Error::new(ErrorKind::NotFound, "the process exited during the operation")
             }
+            Some(libc::EACCES) | Some(libc::EPERM) => Error::new(
+                ErrorKind::PermissionDenied,
+                "the kernel does not let the daemon inspect that process",
+            )
+            .with_detail(format!("openat(/proc/{}/{name}): {e}", self.host_pid)),
             _ => Error::internal(&format!("openat(/proc/{}/{name})", self.host_pid), e),
         })
     }

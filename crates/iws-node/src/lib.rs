@@ -1,1 +1,258 @@
+//! The napi-rs binding: converts types, schedules each operation on libuv's
+//! pool as an `AsyncTask`, and turns core errors into JS errors whose `code`
+//! is the core's stable error code. No logic lives here.
+//!
+//! Operations that enter namespaces (later issues) must run on a thread the
+//! core creates and throws away, never on the pool thread `compute` runs on.
 
+#![deny(clippy::all)]
+
+use std::sync::Arc;
+
+use iws_core as core;
+use napi::bindgen_prelude::*;
+use napi::{JsValue, Task};
+use napi_derive::napi;
+
+// ---- errors ----------------------------------------------------------------
+
+/// A JS `Error` with `code` (stable, e.g. "INVALID_ARGUMENT"), `message`
+/// (for the caller) and, when present, `detail` (operator-only).
+fn js_error(env: &Env, e: &core::Error) -> Error {
+    let build = || -> Result<Error> {
+        let mut obj = env.create_error(Error::from_reason(e.message()))?;
+        obj.set_named_property("code", e.code())?;
+        if let Some(d) = e.detail() {
+            obj.set_named_property("detail", d)?;
+        }
+        Ok(Error::from(obj.to_unknown()))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
+fn settle<T, U>(env: &Env, r: core::Result<T>, f: impl FnOnce(T) -> U) -> Result<U> {
+    r.map(f).map_err(|e| js_error(env, &e))
+}
+
+// ---- mirror types ------------------------------------------------------------
+
+#[napi(object)]
+pub struct IdRange {
+    pub start: u32,
+    pub size: u32,
+}
+
+#[napi(object)]
+pub struct IdPolicy {
+    /// Host ids container id 0 may map to.
+    pub root_range: IdRange,
+    /// Host ids every other container id may map to.
+    pub user_ranges: Vec<IdRange>,
+    /// Whether host id 0 may be mapped at all (default false).
+    pub allow_host_root: Option<bool>,
+}
+
+#[napi(object)]
+pub struct IdMapping {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
+}
+
+#[napi(object)]
+pub struct WriteIdMappingOptions {
+    /// The target process, as a PID in the container's view.
+    pub pid: i64,
+    /// Write gid_map instead of uid_map.
+    pub gid: bool,
+    pub mappings: Vec<IdMapping>,
+    pub policy: IdPolicy,
+    /// "auto", "ioctl" or "scan".
+    pub pid_strategy: String,
+}
+
+#[napi(object)]
+pub struct WriteIdMappingResult {
+    pub message: String,
+    /// Host PID the map was written for (for logs; never send to a workspace).
+    pub host_pid: i32,
+}
+
+#[napi(object)]
+pub struct KernelFeatures {
+    /// NS_GET_TGID_FROM_PIDNS (Linux 6.11+).
+    pub pidns_ioctl: bool,
+    /// pidfd_open (Linux 5.3+).
+    pub pidfd: bool,
+}
+
+fn range(r: &IdRange) -> core::idmap::IdRange {
+    core::idmap::IdRange::new(r.start, r.size)
+}
+
+fn policy(p: &IdPolicy) -> core::idmap::IdPolicy {
+    core::idmap::IdPolicy {
+        root_range: range(&p.root_range),
+        user_ranges: p.user_ranges.iter().map(range).collect(),
+        allow_host_root: p.allow_host_root.unwrap_or(false),
+    }
+}
+
+fn strategy(s: &str) -> core::Result<core::pidns::PidStrategy> {
+    core::pidns::choose_strategy(core::pidns::PidStrategy::parse(s)?)
+}
+
+// ---- container handle ----------------------------------------------------------
+
+/// A registered container: its init pinned by a pidfd and its PID namespace
+/// held open. Release the fds with `close()`; further operations then fail.
+#[napi]
+pub struct Container {
+    inner: Option<Arc<core::pidns::Container>>,
+}
+
+#[napi]
+impl Container {
+    /// Host PID of the container's init.
+    #[napi(getter)]
+    pub fn host_pid(&self) -> Option<i32> {
+        self.inner.as_ref().map(|c| c.host_pid())
+    }
+
+    /// Whether the container's init still runs (false after close()).
+    #[napi]
+    pub fn is_alive(&self) -> bool {
+        self.inner.as_ref().is_some_and(|c| c.is_alive())
+    }
+
+    /// Releases the pidfd and namespace fd. Idempotent.
+    #[napi]
+    pub fn close(&mut self) {
+        self.inner = None;
+    }
+}
+
+fn handle(c: &Container) -> Result<Arc<core::pidns::Container>> {
+    c.inner
+        .clone()
+        .ok_or_else(|| Error::new(Status::InvalidArg, "container handle is closed"))
+}
+
+pub struct OpenContainerTask {
+    host_pid: i64,
+}
+
+impl Task for OpenContainerTask {
+    type Output = core::Result<core::pidns::Container>;
+    type JsValue = Container;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(core::pidns::Container::open(self.host_pid))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |c| Container { inner: Some(Arc::new(c)) })
+    }
+}
+
+/// Opens the container whose init has host PID `hostPid`.
+#[napi(ts_return_type = "Promise<Container>")]
+pub fn open_container(host_pid: i64) -> AsyncTask<OpenContainerTask> {
+    AsyncTask::new(OpenContainerTask { host_pid })
+}
+
+// ---- WriteIDMapping ----------------------------------------------------------------
+
+pub struct WriteIdMappingTask {
+    container: Arc<core::pidns::Container>,
+    pid: i64,
+    kind: core::ops::IdKind,
+    lines: Vec<core::idmap::IdMapping>,
+    policy: core::idmap::IdPolicy,
+    strategy: String,
+}
+
+impl Task for WriteIdMappingTask {
+    type Output = core::Result<core::ops::WriteIdMappingOutcome>;
+    type JsValue = WriteIdMappingResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(strategy(&self.strategy).and_then(|s| {
+            core::ops::write_id_mapping(&self.container, s, self.pid, self.kind, &self.lines, &self.policy)
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |o| WriteIdMappingResult { message: o.message, host_pid: o.host_pid })
+    }
+}
+
+/// Validates `options.mappings` against `options.policy` and writes them as the
+/// uid (or gid) map of process `options.pid` (container view) in one write.
+#[napi(ts_return_type = "Promise<WriteIdMappingResult>")]
+pub fn write_id_mapping(container: &Container, options: WriteIdMappingOptions) -> Result<AsyncTask<WriteIdMappingTask>> {
+    Ok(AsyncTask::new(WriteIdMappingTask {
+        container: handle(container)?,
+        pid: options.pid,
+        kind: if options.gid { core::ops::IdKind::Gid } else { core::ops::IdKind::Uid },
+        lines: options
+            .mappings
+            .iter()
+            .map(|m| core::idmap::IdMapping { container_id: m.container_id, host_id: m.host_id, size: m.size })
+            .collect(),
+        policy: policy(&options.policy),
+        strategy: options.pid_strategy,
+    }))
+}
+
+// ---- pure checks and probes ----------------------------------------------------------
+
+/// Throws (code INVALID_ARGUMENT) when the policy is unsound. Pure; no syscalls.
+#[napi]
+pub fn validate_id_policy(env: Env, p: IdPolicy) -> Result<()> {
+    settle(&env, policy(&p).validate(), |_| ())
+}
+
+pub struct ProbeTask;
+
+impl Task for ProbeTask {
+    type Output = core::KernelFeatures;
+    type JsValue = KernelFeatures;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(core::probe())
+    }
+
+    fn resolve(&mut self, _env: Env, f: Self::Output) -> Result<Self::JsValue> {
+        Ok(KernelFeatures { pidns_ioctl: f.pidns_ioctl, pidfd: f.pidfd })
+    }
+}
+
+/// Probes the kernel features iwsd uses.
+#[napi(ts_return_type = "Promise<KernelFeatures>")]
+pub fn probe_kernel() -> AsyncTask<ProbeTask> {
+    AsyncTask::new(ProbeTask)
+}
+
+pub struct StrategyTask(String);
+
+impl Task for StrategyTask {
+    type Output = core::Result<core::pidns::PidStrategy>;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(strategy(&self.0))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |s| s.name().to_string())
+    }
+}
+
+/// Resolves a configured PID strategy ("auto", "ioctl", "scan") to the one that
+/// will be used on this kernel; rejects (FAILED_PRECONDITION) a forced strategy
+/// the kernel lacks.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn resolve_pid_strategy(requested: String) -> AsyncTask<StrategyTask> {
+    AsyncTask::new(StrategyTask(requested))
+}

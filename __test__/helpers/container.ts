@@ -1,0 +1,121 @@
+/**
+ * A throwaway container for tests: a new PID namespace (util-linux `unshare`)
+ * whose PID 1 is agent.mjs. Killing `unshare` (--kill-child) kills the
+ * namespace and everything in it. Nothing is mounted.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const AGENT = fileURLToPath(new URL('./agent.mjs', import.meta.url));
+
+export interface CallResult {
+  ok: boolean;
+  code?: string;
+  details?: string;
+  response?: Record<string, unknown>;
+}
+
+export function children(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export function nspid(hostPid: number): number[] {
+  const m = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${hostPid}/status`, 'utf8'));
+  return m ? m[1]!.trim().split(/\s+/).map(Number) : [];
+}
+
+/** The lines of /proc/<pid>/uid_map (or gid_map) as [inside, outside, size]. */
+export function readMap(hostPid: number, file: 'uid_map' | 'gid_map'): number[][] {
+  return readFileSync(`/proc/${hostPid}/${file}`, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => l.trim().split(/\s+/).map(Number));
+}
+
+async function waitFor<T>(what: string, f: () => T | undefined, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export class TestContainer {
+  #proc: ChildProcess;
+  #next = 1;
+  #waiting = new Map<number, (msg: Record<string, unknown>) => void>();
+  #ready: Promise<void>;
+  /** Host PID of the container's init (the agent). */
+  initHostPid = 0;
+
+  private constructor() {
+    this.#proc = spawn('unshare', ['--pid', '--fork', '--kill-child', '--', process.execPath, AGENT], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const rl = createInterface({ input: this.#proc.stdout! });
+    this.#ready = new Promise((resolve, reject) => {
+      this.#proc.once('error', reject);
+      this.#proc.once('exit', (code) => reject(new Error(`container exited early (${code})`)));
+      rl.on('line', (line) => {
+        const msg = JSON.parse(line) as Record<string, unknown>;
+        if (msg.ready) return resolve();
+        const cb = this.#waiting.get(msg.id as number);
+        this.#waiting.delete(msg.id as number);
+        cb?.(msg);
+      });
+    });
+  }
+
+  static async start(): Promise<TestContainer> {
+    const c = new TestContainer();
+    await c.#ready;
+    const upid = c.#proc.pid!;
+    c.initHostPid = await waitFor('container init', () => children(upid)[0]);
+    return c;
+  }
+
+  #send(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, (msg) => (msg.error ? reject(new Error(String(msg.error))) : resolve(msg)));
+      this.#proc.stdin!.write(`${JSON.stringify({ ...cmd, id })}\n`);
+    });
+  }
+
+  /** Starts a process in a new user namespace; returns its PID inside the container. */
+  async spawnUserns(): Promise<number> {
+    return (await this.#send({ op: 'spawnUserns' })).pid as number;
+  }
+
+  /** Calls an InWorkspaceService RPC from inside the container. */
+  async call(socket: string, rpc: string, request: Record<string, unknown>): Promise<CallResult> {
+    return (await this.#send({ op: 'call', socket, rpc, request })) as unknown as CallResult;
+  }
+
+  /** The host PID of the process that is `pid` inside this container. */
+  hostPidOf(pid: number): number {
+    const queue = [this.initHostPid];
+    while (queue.length) {
+      const h = queue.shift()!;
+      const ns = nspid(h);
+      if (ns.length >= 2 && ns[ns.length - 1] === pid) return h;
+      queue.push(...children(h));
+    }
+    throw new Error(`no process ${pid} in the container`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#proc.exitCode !== null || this.#proc.signalCode !== null) return;
+    const exited = new Promise((r) => this.#proc.once('exit', r));
+    this.#proc.kill('SIGKILL');
+    await exited;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Starts the real daemon through its CLI (`bin/iwsd.js serve`) in a temp
+ * state dir, and runs CLI commands against it.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const IWSD = fileURLToPath(new URL('../../bin/iwsd.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [IWSD, ...args], { env }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export class TestDaemon {
+  logs: Record<string, unknown>[] = [];
+  #exit: Promise<number | null>;
+
+  private constructor(
+    readonly stateDir: string,
+    readonly proc: ChildProcess,
+  ) {
+    const rl = createInterface({ input: proc.stdout! });
+    rl.on('line', (line) => {
+      try {
+        this.logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        this.logs.push({ raw: line });
+      }
+    });
+    this.#exit = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+  }
+
+  static async start(config: Record<string, unknown> = {}, extraArgs: string[] = []): Promise<TestDaemon> {
+    const base = await mkdtemp(join(tmpdir(), 'iwsd-test-'));
+    const stateDir = join(base, 'state');
+    const cfg = join(base, 'config.json');
+    await writeFile(cfg, JSON.stringify(config));
+    const proc = spawn(process.execPath, [IWSD, 'serve', '--state-dir', stateDir, '--config', cfg, ...extraArgs], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const d = new TestDaemon(stateDir, proc);
+    const end = Date.now() + 15_000;
+    while (!d.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('iwsd serving'))) {
+      if (proc.exitCode !== null) throw new Error(`iwsd serve exited with ${proc.exitCode}: ${JSON.stringify(d.logs)}`);
+      if (Date.now() > end) throw new Error('iwsd serve did not become ready');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return d;
+  }
+
+  get base(): string {
+    return join(this.stateDir, '..');
+  }
+
+  cli(args: string[]): Promise<CliResult> {
+    return runCli([...args, '--state-dir', this.stateDir]);
+  }
+
+  /** Registers a container; returns the workspace socket path. */
+  async add(id: string, hostPid: number, extra: string[] = []): Promise<string> {
+    const r = await this.cli(['workspace', 'add', '--id', id, '--pid', String(hostPid), ...extra]);
+    if (r.code !== 0) throw new Error(`workspace add failed: ${r.stderr}`);
+    const socket = r.stdout.trim();
+    if (!existsSync(socket)) throw new Error(`socket ${socket} missing`);
+    return socket;
+  }
+
+  /** SIGTERM and wait; returns the exit code. */
+  async stop(): Promise<number | null> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
+    const code = await this.#exit;
+    await rm(this.base, { recursive: true, force: true });
+    return code;
+  }
+}

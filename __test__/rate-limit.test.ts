@@ -1,0 +1,40 @@
+/** WriteIDMapping's rate limit with the default policy: 4 calls per 10 s per workspace. */
+import test from 'ava';
+
+import { TestContainer, readMap } from './helpers/container.js';
+import { TestDaemon } from './helpers/daemon.js';
+import { rootTest } from './helpers/root.js';
+
+const RING = [
+  { containerId: 0, hostId: 33333, size: 1 },
+  { containerId: 1, hostId: 100000, size: 65534 },
+];
+
+rootTest('the fifth WriteIDMapping within 10 s is RESOURCE_EXHAUSTED with the retry delay', async (t) => {
+  const daemon = await TestDaemon.start();
+  t.teardown(() => daemon.stop().then(() => undefined));
+  const c = await TestContainer.start();
+  t.teardown(() => c.stop());
+  const socket = await daemon.add('rate', c.initHostPid);
+  const other = await daemon.add('rate-other', c.initHostPid);
+
+  const a = await c.spawnUserns();
+  const b = await c.spawnUserns();
+  const third = await c.spawnUserns();
+  for (const [pid, gid] of [[a, false], [a, true], [b, false], [b, true]] as const) {
+    const r = await c.call(socket, 'WriteIDMapping', { pid, gid, mapping: RING });
+    t.true(r.ok, JSON.stringify(r));
+  }
+  const fifth = await c.call(socket, 'WriteIDMapping', { pid: third, gid: false, mapping: RING });
+  t.is(fifth.code, 'RESOURCE_EXHAUSTED');
+  t.regex(fifth.details ?? '', /4 calls per 10s.*retry in \d+s \(retry-after-ms=\d+\)/);
+  t.deepEqual(readMap(c.hostPidOf(third), 'uid_map'), [], 'a limited call writes nothing');
+  // The limit is per workspace.
+  const elsewhere = await c.call(other, 'WriteIDMapping', { pid: third, gid: false, mapping: RING });
+  t.true(elsewhere.ok, JSON.stringify(elsewhere));
+});
+
+test('rate limit defaults are 4 per 10 s', async (t) => {
+  const { parseConfig } = await import('../src/config.js');
+  t.deepEqual(parseConfig({}).rateLimits.writeIdMapping, { points: 4, durationSeconds: 10 });
+});

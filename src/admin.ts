@@ -1,0 +1,52 @@
+/** The admin service on `<state-dir>/admin.sock`: register, remove, list. */
+import type * as grpc from '@grpc/grpc-js';
+
+import { toIwsError } from './errors.js';
+import type { Daemon, WorkspaceInfo } from './daemon.js';
+import type { AdminHandlers } from './gen/iwsd/admin/v1/Admin.js';
+import type { Workspace as WorkspaceMsg } from './gen/iwsd/admin/v1/Workspace.js';
+
+function toMsg(w: WorkspaceInfo): WorkspaceMsg {
+  return {
+    id: w.id,
+    pid: w.hostPid,
+    socketPath: w.socketPath,
+    rootRange: w.rootRange,
+    userRanges: w.userRanges,
+    alive: w.alive,
+  };
+}
+
+function unary<Req, Res>(d: Daemon, rpc: string, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    fn(call.request).then(
+      (res) => callback(null, res),
+      (thrown: unknown) => {
+        const err = toIwsError(thrown);
+        const level = err.code === 'INTERNAL' ? 'error' : 'info';
+        d.log[level]({ admin: rpc, request: call.request, result: err.code, error: err.message, detail: err.detail }, `admin ${rpc} failed: ${err.message}`);
+        callback({ code: err.grpcStatus, details: err.message }, null);
+      },
+    );
+  };
+}
+
+export function adminHandlers(d: Daemon): AdminHandlers {
+  return {
+    AddWorkspace: unary(d, 'AddWorkspace', async (req) =>
+      toMsg(
+        await d.addWorkspace({
+          id: req.id,
+          hostPid: req.pid,
+          rootRange: req.rootRange ?? undefined,
+          userRanges: req.userRanges,
+        }),
+      ),
+    ),
+    RemoveWorkspace: unary(d, 'RemoveWorkspace', async (req) => {
+      await d.removeWorkspace(req.id);
+      return {};
+    }),
+    ListWorkspaces: unary(d, 'ListWorkspaces', async () => ({ workspaces: d.list().map(toMsg) })),
+  } satisfies AdminHandlers;
+}

@@ -1,0 +1,36 @@
+/** A small client for the admin socket, used by the CLI. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+import * as grpc from '@grpc/grpc-js';
+
+import { IwsError, isErrorCode } from './errors.js';
+import { adminProto } from './proto.js';
+import type { AdminClient } from './gen/iwsd/admin/v1/Admin.js';
+
+export function connectAdmin(stateDir: string): AdminClient {
+  const path = join(stateDir, 'admin.sock');
+  if (!existsSync(path)) {
+    throw new IwsError(
+      'UNAVAILABLE',
+      `no admin socket at ${path}: is \`iwsd serve\` running with the same --state-dir (and are you root)?`,
+    );
+  }
+  const Client = adminProto().iwsd.admin.v1.Admin;
+  return new Client(`unix:${path}`, grpc.credentials.createInsecure());
+}
+
+/** Promisifies one unary admin call, turning gRPC errors into IwsError. */
+export function call<Res>(
+  start: (opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
+  timeoutMs = 10_000,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    start({ deadline: Date.now() + timeoutMs }, (err, res) => {
+      if (err) {
+        const name = grpc.status[err.code];
+        reject(new IwsError(isErrorCode(name) ? name : 'UNAVAILABLE', err.details || err.message));
+      } else resolve(res as Res);
+    });
+  });
+}

@@ -1,0 +1,175 @@
+/**
+ * `iwsd`: the daemon (`serve`) and its admin commands (`workspace ...`).
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+import { call, connectAdmin } from './adminClient.js';
+import { IdRangeSchema, loadConfig, type Config } from './config.js';
+import { Daemon } from './daemon.js';
+import { IwsError, toIwsError } from './errors.js';
+import { createLogger } from './log.js';
+import type { Workspace as WorkspaceMsg } from './gen/iwsd/admin/v1/Workspace.js';
+
+const VERSION = '0.1.0';
+
+function parseRange(value: string): { start: number; size: number } {
+  const r = IdRangeSchema.safeParse(value);
+  if (!r.success) throw new InvalidArgumentError(`${JSON.stringify(value)} ${r.error.issues[0]?.message ?? 'is invalid'}`);
+  return r.data;
+}
+
+function collectRange(value: string, prev: { start: number; size: number }[] = []): { start: number; size: number }[] {
+  return [...prev, parseRange(value)];
+}
+
+function parsePid(value: string): number {
+  if (!/^\d{1,10}$/.test(value) || Number(value) < 1 || Number(value) > 2147483647) {
+    throw new InvalidArgumentError(`${JSON.stringify(value)} is not a PID (a positive integer)`);
+  }
+  return Number(value);
+}
+
+function configFor(opts: { stateDir?: string; config?: string; logLevel?: string; pidStrategy?: string }): Config {
+  return loadConfig({
+    file: opts.config,
+    env: process.env,
+    flags: { stateDir: opts.stateDir, logLevel: opts.logLevel, pidStrategy: opts.pidStrategy },
+  });
+}
+
+const stateDirOption = () =>
+  new Option('--state-dir <dir>', 'daemon state directory holding admin.sock and workspaces/ (default /run/iwsd; env IWSD_STATE_DIR)');
+const configOption = () => new Option('--config <file>', 'JSON configuration file (see README "Configuration")');
+
+function fmtRange(r: { start?: number; size?: number } | null | undefined): string {
+  return r ? `${r.start ?? 0}:${r.size ?? 0}` : '-';
+}
+
+async function serve(opts: { stateDir?: string; config?: string; logLevel?: string; pidStrategy?: string }): Promise<void> {
+  const config = configFor(opts);
+  const log = createLogger(config.logLevel);
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(config, log);
+  } catch (err) {
+    const e = toIwsError(err);
+    log.fatal({ error: e.message, detail: e.detail }, `iwsd failed to start: ${e.message}`);
+    log.flush();
+    throw e;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, `received ${signal}, shutting down`);
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      daemon.close().then(resolve, (err: unknown) => {
+        log.error({ err }, 'error during shutdown');
+        resolve();
+      });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  log.flush();
+}
+
+export function buildProgram(): Command {
+  const program = new Command('iwsd')
+    .description(
+      'iwsd: per-node daemon serving iws.InWorkspaceService to workspace containers.\n' +
+        'It writes uid/gid maps, mounts masked /proc and /sys, and provides ID-shifted\n' +
+        'rootfs views for user-namespaced "rings" inside unprivileged containers, on\n' +
+        'their behalf and only within policy. Run `iwsd serve` as root, then register\n' +
+        'containers with `iwsd workspace add`.',
+    )
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (str, write) => write(`iwsd: ${str.replace(/^error: /, '')}`) });
+
+  program
+    .command('serve')
+    .description('run the daemon: serve <state-dir>/admin.sock and one socket per registered workspace')
+    .addOption(stateDirOption())
+    .addOption(configOption())
+    .addOption(new Option('--log-level <level>', 'log level (env IWSD_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addOption(new Option('--pid-strategy <strategy>', 'PID translation: ioctl (Linux 6.11+), scan (fallback), or auto (env IWSD_PID_STRATEGY)').choices(['auto', 'ioctl', 'scan']))
+    .addHelpText(
+      'after',
+      '\nConfiguration precedence: built-in defaults < --config file < IWSD_* environment < flags.\nStops gracefully on SIGTERM or SIGINT. Logs are JSON lines on stdout.',
+    )
+    .action(serve);
+
+  const ws = program.command('workspace').description('register, remove and list workspaces of a running daemon (talks to admin.sock)');
+
+  ws.command('add')
+    .description('register a running container as a workspace and print its socket path')
+    .requiredOption('--id <id>', 'workspace id: letters, digits, ".", "_", "-"; at most 64 characters')
+    .requiredOption('--pid <hostpid>', "host PID of the container's init process", parsePid)
+    .option('--root-range <start:size>', 'host ids container id 0 may map to (default from config: 33333:1)', parseRange)
+    .option('--user-range <start:size>', 'host ids other container ids may map to; repeatable (default 100000:70000)', collectRange)
+    .option('--json', 'print the registered workspace as JSON')
+    .addOption(stateDirOption())
+    .addOption(configOption())
+    .action(async (opts: { id: string; pid: number; rootRange?: { start: number; size: number }; userRange?: { start: number; size: number }[]; json?: boolean; stateDir?: string; config?: string }) => {
+      const client = connectAdmin(configFor(opts).stateDir);
+      try {
+        const req = { id: opts.id, pid: opts.pid, rootRange: opts.rootRange, userRanges: opts.userRange ?? [] };
+        const w = await call<WorkspaceMsg>((o, cb) => client.AddWorkspace(req, o, cb));
+        process.stdout.write(opts.json ? `${JSON.stringify(w)}\n` : `${w.socketPath}\n`);
+      } finally {
+        client.close();
+      }
+    });
+
+  ws.command('rm')
+    .description('remove a workspace: stop its socket and forget it')
+    .requiredOption('--id <id>', 'workspace id')
+    .addOption(stateDirOption())
+    .addOption(configOption())
+    .action(async (opts: { id: string; stateDir?: string; config?: string }) => {
+      const client = connectAdmin(configFor(opts).stateDir);
+      try {
+        await call((o, cb) => client.RemoveWorkspace({ id: opts.id }, o, cb));
+      } finally {
+        client.close();
+      }
+    });
+
+  ws.command('ls')
+    .description('list registered workspaces')
+    .option('--json', 'print JSON')
+    .addOption(stateDirOption())
+    .addOption(configOption())
+    .action(async (opts: { json?: boolean; stateDir?: string; config?: string }) => {
+      const client = connectAdmin(configFor(opts).stateDir);
+      try {
+        const res = await call<{ workspaces?: WorkspaceMsg[] }>((o, cb) => client.ListWorkspaces({}, o, cb));
+        const list = res.workspaces ?? [];
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(list)}\n`);
+          return;
+        }
+        const rows = [['ID', 'PID', 'ALIVE', 'ROOT', 'USER', 'SOCKET']];
+        for (const w of list) {
+          rows.push([w.id ?? '', String(w.pid ?? ''), w.alive ? 'yes' : 'no', fmtRange(w.rootRange), (w.userRanges ?? []).map(fmtRange).join(','), w.socketPath ?? '']);
+        }
+        const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+        for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+      } finally {
+        client.close();
+      }
+    });
+
+  return program;
+}
+
+/** Entry point: runs the CLI and sets the exit code from the outcome. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const e = err instanceof IwsError ? err : toIwsError(err);
+    process.stderr.write(`iwsd: ${e.code === 'INTERNAL' ? (e.detail ?? e.message) : e.message}\n`);
+    process.exitCode = 1;
+  }
+}

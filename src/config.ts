@@ -1,0 +1,137 @@
+/**
+ * Configuration: embedded defaults < config file (JSON) < environment
+ * (IWSD_*) < command-line flags. Validated with zod; errors name the field.
+ */
+import { readFileSync } from 'node:fs';
+
+import { z } from 'zod';
+
+import { IwsError } from './errors.js';
+
+const RANGE_RE = /^(\d{1,10}):(\d{1,10})$/;
+
+/** "START:SIZE" → { start, size }, both u32. */
+export const IdRangeSchema = z
+  .string()
+  .regex(RANGE_RE, 'must be START:SIZE, e.g. 100000:70000')
+  .transform((s, ctx) => {
+    const [, a, b] = RANGE_RE.exec(s) ?? [];
+    const start = Number(a);
+    const size = Number(b);
+    if (start > 0xffffffff || size > 0xffffffff) {
+      ctx.addIssue({ code: 'custom', message: 'START and SIZE must fit in 32 bits' });
+      return z.NEVER;
+    }
+    return { start, size };
+  });
+
+export const ConfigSchema = z
+  .object({
+    stateDir: z.string().min(1).default('/run/iwsd'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    pidStrategy: z.enum(['auto', 'ioctl', 'scan']).default('auto'),
+    idPolicy: z
+      .object({
+        rootRange: IdRangeSchema.default({ start: 33333, size: 1 }),
+        userRanges: z.array(IdRangeSchema).max(64).default([{ start: 100000, size: 70000 }]),
+        allowHostRoot: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    rateLimits: z
+      .object({
+        writeIdMapping: z
+          .object({
+            points: z.number().int().positive().default(4),
+            durationSeconds: z.number().int().positive().default(10),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+function formatIssues(err: z.ZodError, source: string): string {
+  const lines = err.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
+  return `invalid configuration (${source}):\n${lines.join('\n')}`;
+}
+
+/** Parses a full configuration object, throwing a readable IwsError. */
+export function parseConfig(input: unknown, source = 'config'): Config {
+  const r = ConfigSchema.safeParse(input);
+  if (!r.success) throw new IwsError('INVALID_ARGUMENT', formatIssues(r.error, source));
+  return r.data;
+}
+
+/** Reads a JSON config file. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new IwsError('INVALID_ARGUMENT', `cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  try {
+    const v: unknown = JSON.parse(text);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('top level must be an object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new IwsError('INVALID_ARGUMENT', `config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** The IWSD_* environment variables that set configuration. */
+export const ENV_VARS = {
+  IWSD_STATE_DIR: 'stateDir',
+  IWSD_LOG_LEVEL: 'logLevel',
+  IWSD_PID_STRATEGY: 'pidStrategy',
+} as const;
+
+export function configFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV_VARS)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') out[key] = v;
+  }
+  return out;
+}
+
+/**
+ * Merges the layers (later wins, shallowly per top-level key; nested objects
+ * merged one level deep) and validates the result.
+ */
+export function loadConfig(layers: { file?: string | undefined; env?: NodeJS.ProcessEnv; flags?: Record<string, unknown> }): Config {
+  const fromFile = layers.file ? readConfigFile(layers.file) : {};
+  const merged: Record<string, unknown> = {};
+  for (const layer of [fromFile, configFromEnv(layers.env ?? {}), layers.flags ?? {}]) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (v === undefined) continue;
+      const prev = merged[k];
+      merged[k] =
+        isPlainObject(prev) && isPlainObject(v) ? { ...prev, ...v } : v;
+    }
+  }
+  return parseConfig(merged, layers.file ? `file ${layers.file}, environment and flags` : 'environment and flags');
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A workspace id becomes a directory name: keep it boring. */
+export const WorkspaceIdSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(64, 'must be at most 64 characters')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'may contain only letters, digits, ".", "_" and "-", and must start with a letter or digit');
+
+export function checkWorkspaceId(id: string): string {
+  const r = WorkspaceIdSchema.safeParse(id);
+  if (!r.success) throw new IwsError('INVALID_ARGUMENT', `workspace id ${JSON.stringify(id)} ${r.error.issues[0]?.message ?? 'is invalid'}`);
+  return r.data;
+}

@@ -1,0 +1,181 @@
+/**
+ * The daemon: an admin socket, a registry of workspaces, and one gRPC server
+ * per workspace socket. Holds no kernel logic; every privileged step is a
+ * call into the native library.
+ */
+import { chmod, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import * as grpc from '@grpc/grpc-js';
+import type { RateLimiterMemory } from 'rate-limiter-flexible';
+
+import { checkWorkspaceId, type Config } from './config.js';
+import { IwsError } from './errors.js';
+import type { Logger } from './log.js';
+import * as native from './native.js';
+import { adminHandlers } from './admin.js';
+import { adminProto, workspaceProto } from './proto.js';
+import { createWriteIdMappingLimiter, handlersFor, WorkspaceService } from './service.js';
+import { bindUnix, shutdown, unlinkQuiet } from './sockets.js';
+import { workspaceDir, workspaceSocket, type Workspace } from './workspace.js';
+
+export interface AddWorkspaceOptions {
+  id: string;
+  hostPid: number;
+  rootRange?: native.IdRange | undefined;
+  userRanges?: native.IdRange[] | undefined;
+}
+
+export interface WorkspaceInfo {
+  id: string;
+  hostPid: number;
+  socketPath: string;
+  rootRange: native.IdRange;
+  userRanges: native.IdRange[];
+  alive: boolean;
+}
+
+interface Entry {
+  workspace: Workspace;
+  server: grpc.Server;
+}
+
+export class Daemon {
+  readonly adminSocket: string;
+  #workspaces = new Map<string, Entry>();
+  #pending = new Set<string>();
+  #admin: grpc.Server | undefined;
+  #limiter: RateLimiterMemory;
+  #closed = false;
+
+  private constructor(
+    readonly config: Config,
+    readonly log: Logger,
+    readonly pidStrategy: 'ioctl' | 'scan',
+  ) {
+    this.adminSocket = join(config.stateDir, 'admin.sock');
+    const rl = config.rateLimits.writeIdMapping;
+    this.#limiter = createWriteIdMappingLimiter(rl.points, rl.durationSeconds);
+  }
+
+  /** Creates the state dir, probes the kernel and serves the admin socket. */
+  static async start(config: Config, log: Logger): Promise<Daemon> {
+    if (process.getuid?.() !== 0) {
+      log.warn('iwsd is not running as root: registering workspaces and writing id maps will fail');
+    }
+    native.validateIdPolicy(config.idPolicy);
+    const strategy = await native.resolvePidStrategy(config.pidStrategy);
+    const d = new Daemon(config, log, strategy);
+    await mkdir(join(config.stateDir, 'workspaces'), { recursive: true, mode: 0o700 });
+    await chmod(config.stateDir, 0o700);
+    const server = new grpc.Server();
+    server.addService(adminProto().iwsd.admin.v1.Admin.service, adminHandlers(d));
+    await bindUnix(server, d.adminSocket, 0o600);
+    d.#admin = server;
+    const features = await native.probeKernel();
+    log.info(
+      { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, kernel: features },
+      `iwsd serving admin socket ${d.adminSocket}`,
+    );
+    return d;
+  }
+
+  /** Registers a running container and starts its workspace socket. */
+  async addWorkspace(opts: AddWorkspaceOptions): Promise<WorkspaceInfo> {
+    if (this.#closed) throw new IwsError('UNAVAILABLE', 'iwsd is shutting down');
+    const id = checkWorkspaceId(opts.id);
+    if (this.#workspaces.has(id) || this.#pending.has(id)) {
+      throw new IwsError('FAILED_PRECONDITION', `workspace ${id} is already registered; remove it first (iwsd workspace rm --id ${id})`);
+    }
+    const policy: native.IdPolicy = {
+      rootRange: opts.rootRange ?? this.config.idPolicy.rootRange,
+      userRanges: opts.userRanges?.length ? opts.userRanges : this.config.idPolicy.userRanges,
+      allowHostRoot: this.config.idPolicy.allowHostRoot,
+    };
+    native.validateIdPolicy(policy);
+    this.#pending.add(id);
+    const dir = workspaceDir(this.config.stateDir, id);
+    let container: native.Container | undefined;
+    let server: grpc.Server | undefined;
+    try {
+      container = await native.openContainer(opts.hostPid);
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      const workspace: Workspace = {
+        id,
+        hostPid: opts.hostPid,
+        container,
+        policy,
+        dir,
+        socketPath: workspaceSocket(this.config.stateDir, id),
+      };
+      const log = this.log.child({ workspace: id });
+      const service = new WorkspaceService(workspace, {
+        pidStrategy: this.pidStrategy,
+        writeIdMappingLimiter: this.#limiter,
+      });
+      server = new grpc.Server();
+      server.addService(workspaceProto().iws.InWorkspaceService.service, handlersFor(service, log));
+      // The workspace's own users must be able to connect from inside the
+      // container; who may call is decided per connection, not by file mode.
+      await bindUnix(server, workspace.socketPath, 0o666);
+      this.#workspaces.set(id, { workspace, server });
+      log.info({ hostPid: opts.hostPid, socket: workspace.socketPath, policy }, `workspace ${id} registered`);
+      return this.#info(workspace);
+    } catch (err) {
+      container?.close();
+      if (server) server.forceShutdown();
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    } finally {
+      this.#pending.delete(id);
+    }
+  }
+
+  /** Stops a workspace's socket, releases its handles and removes its dir. */
+  async removeWorkspace(id: string): Promise<void> {
+    checkWorkspaceId(id);
+    const entry = this.#workspaces.get(id);
+    if (!entry) throw new IwsError('NOT_FOUND', `no workspace ${id} is registered (see iwsd workspace ls)`);
+    this.#workspaces.delete(id);
+    await shutdown(entry.server);
+    entry.workspace.container.close();
+    await rm(entry.workspace.dir, { recursive: true, force: true });
+    await this.#limiter.delete(id);
+    this.log.info({ workspace: id }, `workspace ${id} removed`);
+  }
+
+  list(): WorkspaceInfo[] {
+    return [...this.#workspaces.values()].map((e) => this.#info(e.workspace));
+  }
+
+  #info(w: Workspace): WorkspaceInfo {
+    return {
+      id: w.id,
+      hostPid: w.hostPid,
+      socketPath: w.socketPath,
+      rootRange: w.policy.rootRange,
+      userRanges: w.policy.userRanges,
+      alive: w.container.isAlive(),
+    };
+  }
+
+  /** Graceful shutdown: stops every socket and releases every handle. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const entries = [...this.#workspaces.values()];
+    this.#workspaces.clear();
+    await Promise.all(
+      entries.map(async ({ workspace, server }) => {
+        await shutdown(server);
+        workspace.container.close();
+        await unlinkQuiet(workspace.socketPath);
+      }),
+    );
+    if (this.#admin) {
+      await shutdown(this.#admin);
+      await unlinkQuiet(this.adminSocket);
+    }
+    this.log.info('iwsd stopped');
+  }
+}

@@ -1,0 +1,8 @@
+// Original file: proto/workspace_daemon.proto
+
+
+export interface PrepareForUserNSRequest {
+}
+
+export interface PrepareForUserNSRequest__Output {
+}

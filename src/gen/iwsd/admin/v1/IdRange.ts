@@ -1,0 +1,12 @@
+// Original file: proto/admin.proto
+
+
+export interface IdRange {
+  'start'?: (number);
+  'size'?: (number);
+}
+
+export interface IdRange__Output {
+  'start': (number);
+  'size': (number);
+}

@@ -1,0 +1,8 @@
+// Original file: proto/admin.proto
+
+
+export interface RemoveWorkspaceResponse {
+}
+
+export interface RemoveWorkspaceResponse__Output {
+}

@@ -1,0 +1,57 @@
+/**
+ * The native ops library (crates/iws-node), loaded once, with every rejection
+ * turned into an IwsError. The generated loader (`native/index.cjs`) is never
+ * edited; this is the only module that imports it.
+ */
+import { createRequire } from 'node:module';
+
+import { toIwsError } from './errors.js';
+import type * as Binding from '../native/index.cjs';
+
+const require = createRequire(import.meta.url);
+const binding = require('../native/index.cjs') as typeof Binding;
+
+export type Container = Binding.Container;
+export type IdPolicy = Binding.IdPolicy;
+export type IdRange = Binding.IdRange;
+export type IdMapping = Binding.IdMapping;
+export type KernelFeatures = Binding.KernelFeatures;
+export type WriteIdMappingOptions = Binding.WriteIdMappingOptions;
+export type WriteIdMappingResult = Binding.WriteIdMappingResult;
+export type PidStrategy = 'auto' | 'ioctl' | 'scan';
+
+async function wrap<T>(p: () => Promise<T>): Promise<T> {
+  try {
+    return await p();
+  } catch (err) {
+    throw toIwsError(err);
+  }
+}
+
+/** Opens (pins) the container whose init has host PID `hostPid`. */
+export function openContainer(hostPid: number): Promise<Container> {
+  return wrap(() => binding.openContainer(hostPid));
+}
+
+/** Validates and writes a uid/gid map for a process of the container. */
+export function writeIdMapping(container: Container, options: WriteIdMappingOptions): Promise<WriteIdMappingResult> {
+  return wrap(() => binding.writeIdMapping(container, options));
+}
+
+export function probeKernel(): Promise<KernelFeatures> {
+  return wrap(() => binding.probeKernel());
+}
+
+/** The strategy `requested` resolves to on this kernel. */
+export function resolvePidStrategy(requested: PidStrategy): Promise<'ioctl' | 'scan'> {
+  return wrap(() => binding.resolvePidStrategy(requested) as Promise<'ioctl' | 'scan'>);
+}
+
+/** Throws IwsError(INVALID_ARGUMENT) when the policy is unsound. */
+export function validateIdPolicy(policy: IdPolicy): void {
+  try {
+    binding.validateIdPolicy(policy);
+  } catch (err) {
+    throw toIwsError(err);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * iws.InWorkspaceService as plain code: one class per workspace with one
+ * method per RPC (authorise, rate-limit, call the native library), and a thin
+ * adapter that wires it to grpc-js through the single error boundary.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+
+import { IwsError, toIwsError } from './errors.js';
+import type { Logger } from './log.js';
+import * as native from './native.js';
+import type { Workspace } from './workspace.js';
+import type { InWorkspaceServiceHandlers } from './gen/iws/InWorkspaceService.js';
+import type { WriteIDMappingRequest__Output } from './gen/iws/WriteIDMappingRequest.js';
+import type { WriteIDMappingResponse } from './gen/iws/WriteIDMappingResponse.js';
+
+export interface ServiceDeps {
+  pidStrategy: 'ioctl' | 'scan';
+  /** Shared across workspaces; keyed by workspace id. */
+  writeIdMappingLimiter: RateLimiterMemory;
+}
+
+export function createWriteIdMappingLimiter(points: number, durationSeconds: number): RateLimiterMemory {
+  return new RateLimiterMemory({ keyPrefix: 'WriteIDMapping', points, duration: durationSeconds });
+}
+
+/** Consumes one point for `key`, or throws RESOURCE_EXHAUSTED with the delay. */
+async function consume(limiter: RateLimiterMemory, key: string, rpc: string): Promise<void> {
+  try {
+    await limiter.consume(key);
+  } catch (err) {
+    if (err instanceof RateLimiterRes) {
+      const seconds = Math.ceil(err.msBeforeNext / 1000);
+      throw new IwsError(
+        'RESOURCE_EXHAUSTED',
+        `${rpc} is limited to ${limiter.points} calls per ${limiter.duration}s per workspace; retry in ${seconds}s (retry-after-ms=${err.msBeforeNext})`,
+      );
+    }
+    throw err;
+  }
+}
+
+export class WorkspaceService {
+  constructor(
+    readonly workspace: Workspace,
+    private readonly deps: ServiceDeps,
+  ) {}
+
+  async writeIdMapping(req: WriteIDMappingRequest__Output): Promise<WriteIDMappingResponse> {
+    await consume(this.deps.writeIdMappingLimiter, this.workspace.id, 'WriteIDMapping');
+    const res = await native.writeIdMapping(this.workspace.container, {
+      pid: req.pid,
+      gid: req.gid,
+      mappings: req.mapping.map((m) => ({ containerId: m.containerId, hostId: m.hostId, size: m.size })),
+      policy: this.workspace.policy,
+      pidStrategy: this.deps.pidStrategy,
+    });
+    return { message: res.message, errorCode: 0 };
+  }
+}
+
+function unimplemented(rpc: string, issue: string): never {
+  throw new IwsError('UNIMPLEMENTED', `${rpc} is not implemented in this version of iwsd yet (${issue})`);
+}
+
+/**
+ * The single error boundary: runs `fn`, logs one audit record, and answers
+ * either the result or a gRPC status derived from the error's code. INTERNAL
+ * errors carry a generic message; their detail goes to the log only.
+ */
+function unary<Req, Res>(
+  rpc: string,
+  log: Logger,
+  fn: (req: Req) => Promise<Res>,
+): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const started = process.hrtime.bigint();
+    const req = call.request;
+    fn(req).then(
+      (res) => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        log.info({ rpc, request: req, result: 'OK', durationMs: ms }, `${rpc} ok`);
+        callback(null, res);
+      },
+      (thrown: unknown) => {
+        const err = toIwsError(thrown);
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        const rec = { rpc, request: req, result: err.code, error: err.message, detail: err.detail, durationMs: ms };
+        if (err.code === 'INTERNAL') log.error({ ...rec, cause: err.cause }, `${rpc} failed: ${err.detail ?? err.message}`);
+        else log.info(rec, `${rpc} refused: ${err.code}`);
+        callback({ code: err.grpcStatus, details: err.message }, null);
+      },
+    );
+  };
+}
+
+/** gRPC handlers for one workspace's socket. */
+export function handlersFor(service: WorkspaceService, log: Logger): InWorkspaceServiceHandlers {
+  return {
+    WriteIDMapping: unary('WriteIDMapping', log, (req) => service.writeIdMapping(req)),
+    PrepareForUserNS: unary('PrepareForUserNS', log, async () => unimplemented('PrepareForUserNS', 'planned: idmapped/FUSE shift marks')),
+    MountProc: unary('MountProc', log, async () => unimplemented('MountProc', 'planned: masked proc on the fd-based mount API')),
+    UmountProc: unary('UmountProc', log, async () => unimplemented('UmountProc', 'planned: masked proc on the fd-based mount API')),
+    MountSysfs: unary('MountSysfs', log, async () => unimplemented('MountSysfs', 'planned: masked sysfs on the fd-based mount API')),
+    UmountSysfs: unary('UmountSysfs', log, async () => unimplemented('UmountSysfs', 'planned: masked sysfs on the fd-based mount API')),
+    Teardown: unary('Teardown', log, async () => unimplemented('Teardown', 'planned with PrepareForUserNS')),
+  } satisfies InWorkspaceServiceHandlers;
+}
