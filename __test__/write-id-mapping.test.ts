@@ -9,54 +9,68 @@ import { TestContainer, readMap } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
-let daemon: TestDaemon | undefined;
+// Every test runs against both PID strategies: the ioctl fast path and the
+// NSpid-scan fallback (forced by configuration).
+const STRATEGIES = ['ioctl', 'scan'] as const;
+type Strategy = (typeof STRATEGIES)[number];
+const daemons = new Map<Strategy, TestDaemon>();
 let n = 0;
 
 test.before(async () => {
-  // The rate limit has a test of its own (rate-limit.test.ts); here it must
-  // not interfere with tests that make many calls.
-  if (isRoot) daemon = await TestDaemon.start({ rateLimits: { writeIdMapping: { points: 10_000 } } });
+  if (!isRoot) return;
+  for (const pidStrategy of STRATEGIES) {
+    // The rate limit has a test of its own (rate-limit.test.ts); here it must
+    // not interfere with tests that make many calls.
+    daemons.set(pidStrategy, await TestDaemon.start({ pidStrategy, rateLimits: { writeIdMapping: { points: 10_000 } } }));
+  }
 });
 
 test.after.always(async () => {
-  await daemon?.stop();
+  for (const d of daemons.values()) assertCleanExit(await d.stop());
 });
+
+function assertCleanExit(code: number | null): void {
+  if (code !== 0) throw new Error(`iwsd serve exited with ${code} on SIGTERM`);
+}
 
 const RING = [
   { containerId: 0, hostId: 33333, size: 1 },
   { containerId: 1, hostId: 100000, size: 65534 },
 ];
 
-async function setup(t: { teardown: (f: () => Promise<void>) => void }) {
+async function setup(t: { teardown: (f: () => Promise<void>) => void }, strategy: Strategy) {
+  const daemon = daemons.get(strategy)!;
   const c = await TestContainer.start();
   t.teardown(() => c.stop());
   const id = `ws-${process.pid}-${++n}`;
-  const socket = await daemon!.add(id, c.initHostPid);
-  return { c, id, socket };
+  const socket = await daemon.add(id, c.initHostPid);
+  return { c, id, socket, daemon };
 }
 
-rootTest('writes exactly the requested uid and gid maps for a child in a new user namespace', async (t) => {
-  const { c, socket } = await setup(t);
-  const pid = await c.spawnUserns();
-  const host = c.hostPidOf(pid);
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: writes exactly the requested uid and gid maps for a child in a new user namespace`, async (t) => {
+    const { c, socket } = await setup(t, strategy);
+    const pid = await c.spawnUserns();
+    const host = c.hostPidOf(pid);
 
-  const uid = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
-  t.true(uid.ok, JSON.stringify(uid));
-  t.is(uid.response?.errorCode, 0);
-  t.regex(String(uid.response?.message), /uid map of pid \d+ written: 2 line\(s\), 65535 id\(s\)/);
-  t.deepEqual(readMap(host, 'uid_map'), [
-    [0, 33333, 1],
-    [1, 100000, 65534],
-  ]);
-  t.deepEqual(readMap(host, 'gid_map'), [], 'gid map untouched by a uid write');
+    const uid = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
+    t.true(uid.ok, JSON.stringify(uid));
+    t.is(uid.response?.errorCode, 0);
+    t.regex(String(uid.response?.message), /uid map of pid \d+ written: 2 line\(s\), 65535 id\(s\)/);
+    t.deepEqual(readMap(host, 'uid_map'), [
+      [0, 33333, 1],
+      [1, 100000, 65534],
+    ]);
+    t.deepEqual(readMap(host, 'gid_map'), [], 'gid map untouched by a uid write');
 
-  const gid = await c.call(socket, 'WriteIDMapping', { pid, gid: true, mapping: RING });
-  t.true(gid.ok, JSON.stringify(gid));
-  t.deepEqual(readMap(host, 'gid_map'), [
-    [0, 33333, 1],
-    [1, 100000, 65534],
-  ]);
-});
+    const gid = await c.call(socket, 'WriteIDMapping', { pid, gid: true, mapping: RING });
+    t.true(gid.ok, JSON.stringify(gid));
+    t.deepEqual(readMap(host, 'gid_map'), [
+      [0, 33333, 1],
+      [1, 100000, 65534],
+    ]);
+  });
+}
 
 const BAD_MAPS: [string, { containerId: number; hostId: number; size: number }[], RegExp][] = [
   ['outside the user range', [{ containerId: 1, hostId: 99999, size: 10 }], /outside-user-ranges/],
@@ -91,83 +105,95 @@ const BAD_MAPS: [string, { containerId: number; hostId: number; size: number }[]
   ],
 ];
 
-rootTest('invalid maps are INVALID_ARGUMENT, name the rule, and leave the map unwritten', async (t) => {
-  const { c, socket } = await setup(t);
-  const pid = await c.spawnUserns();
-  const host = c.hostPidOf(pid);
-  for (const [what, mapping, rule] of BAD_MAPS) {
-    const r = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping });
-    t.false(r.ok, what);
-    t.is(r.code, 'INVALID_ARGUMENT', what);
-    t.regex(r.details ?? '', rule, what);
-    t.deepEqual(readMap(host, 'uid_map'), [], `${what}: nothing written`);
-  }
-  const ok = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
-  t.true(ok.ok, 'a valid write still succeeds afterwards');
-  t.deepEqual(readMap(host, 'uid_map'), [
-    [0, 33333, 1],
-    [1, 100000, 65534],
-  ]);
-});
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: invalid maps are INVALID_ARGUMENT, name the rule, and leave the map unwritten`, async (t) => {
+    const { c, socket } = await setup(t, strategy);
+    const pid = await c.spawnUserns();
+    const host = c.hostPidOf(pid);
+    for (const [what, mapping, rule] of BAD_MAPS) {
+      const r = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping });
+      t.false(r.ok, what);
+      t.is(r.code, 'INVALID_ARGUMENT', what);
+      t.regex(r.details ?? '', rule, what);
+      t.deepEqual(readMap(host, 'uid_map'), [], `${what}: nothing written`);
+    }
+    const ok = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
+    t.true(ok.ok, 'a valid write still succeeds afterwards');
+    t.deepEqual(readMap(host, 'uid_map'), [
+      [0, 33333, 1],
+      [1, 100000, 65534],
+    ]);
+  });
+}
 
-rootTest('a PID outside the container is refused and nothing is written anywhere', async (t) => {
-  const { c, socket } = await setup(t);
-  const other = await TestContainer.start();
-  t.teardown(() => other.stop());
-  const mine = c.hostPidOf(await c.spawnUserns());
-  const theirs = other.hostPidOf(await other.spawnUserns());
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: a PID outside the container is refused and nothing is written anywhere`, async (t) => {
+    const { c, socket, daemon } = await setup(t, strategy);
+    const other = await TestContainer.start();
+    t.teardown(() => other.stop());
+    const mine = c.hostPidOf(await c.spawnUserns());
+    const theirs = other.hostPidOf(await other.spawnUserns());
 
-  // The other container's process named by its host PID: it exists, but
-  // outside this workspace.
-  const denied = await c.call(socket, 'WriteIDMapping', { pid: theirs, gid: false, mapping: RING });
-  t.is(denied.code, 'PERMISSION_DENIED', JSON.stringify(denied));
-  // The daemon's own PID (a host process).
-  const daemonPid = await c.call(socket, 'WriteIDMapping', { pid: daemon!.proc.pid, gid: false, mapping: RING });
-  t.is(daemonPid.code, 'PERMISSION_DENIED', JSON.stringify(daemonPid));
-  // A PID that exists nowhere.
-  const missing = await c.call(socket, 'WriteIDMapping', { pid: 2147483000, gid: false, mapping: RING });
-  t.is(missing.code, 'NOT_FOUND', JSON.stringify(missing));
-  // Not a PID at all.
-  for (const pid of [0, -1, 2 ** 40]) {
-    const bad = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
-    t.is(bad.code, 'INVALID_ARGUMENT', `pid ${pid}: ${JSON.stringify(bad)}`);
-  }
-  t.deepEqual(readMap(theirs, 'uid_map'), []);
-  t.deepEqual(readMap(mine, 'uid_map'), []);
-});
+    // The other container's process named by its host PID: it exists, but
+    // outside this workspace.
+    const denied = await c.call(socket, 'WriteIDMapping', { pid: theirs, gid: false, mapping: RING });
+    t.is(denied.code, 'PERMISSION_DENIED', JSON.stringify(denied));
+    // The daemon's own PID (a host process).
+    const daemonPid = await c.call(socket, 'WriteIDMapping', { pid: daemon.proc.pid, gid: false, mapping: RING });
+    t.is(daemonPid.code, 'PERMISSION_DENIED', JSON.stringify(daemonPid));
+    // A PID that exists nowhere.
+    const missing = await c.call(socket, 'WriteIDMapping', { pid: 2147483000, gid: false, mapping: RING });
+    t.is(missing.code, 'NOT_FOUND', JSON.stringify(missing));
+    // Not a PID at all.
+    for (const pid of [0, -1, 2 ** 40]) {
+      const bad = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
+      t.is(bad.code, 'INVALID_ARGUMENT', `pid ${pid}: ${JSON.stringify(bad)}`);
+    }
+    t.deepEqual(readMap(theirs, 'uid_map'), []);
+    t.deepEqual(readMap(mine, 'uid_map'), []);
+  });
+}
 
-rootTest('the kernel refusing a second map is FAILED_PRECONDITION with its reason', async (t) => {
-  const { c, socket } = await setup(t);
-  const pid = await c.spawnUserns();
-  t.true((await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING })).ok);
-  const again = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
-  t.is(again.code, 'FAILED_PRECONDITION');
-  t.regex(again.details ?? '', /EPERM/);
-  // PID 1 (the container's init) shares the host's user namespace: the
-  // kernel refuses to map it.
-  const init = await c.call(socket, 'WriteIDMapping', { pid: 1, gid: false, mapping: RING });
-  t.is(init.code, 'FAILED_PRECONDITION', JSON.stringify(init));
-});
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: the kernel refusing a second map is FAILED_PRECONDITION with its reason`, async (t) => {
+    const { c, socket } = await setup(t, strategy);
+    const pid = await c.spawnUserns();
+    t.true((await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING })).ok);
+    const again = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
+    t.is(again.code, 'FAILED_PRECONDITION');
+    t.regex(again.details ?? '', /EPERM/);
+    // PID 1 (the container's init) shares the host's user namespace: the
+    // kernel refuses to map it.
+    const init = await c.call(socket, 'WriteIDMapping', { pid: 1, gid: false, mapping: RING });
+    t.is(init.code, 'FAILED_PRECONDITION', JSON.stringify(init));
+  });
+}
 
-rootTest('RPCs not implemented yet answer UNIMPLEMENTED and say so', async (t) => {
-  const { c, socket } = await setup(t);
-  for (const rpc of ['PrepareForUserNS', 'MountProc', 'UmountProc', 'MountSysfs', 'UmountSysfs', 'Teardown']) {
-    const r = await c.call(socket, rpc, rpc.includes('ount') ? { target: '/proc', pid: 1 } : {});
-    t.is(r.code, 'UNIMPLEMENTED', rpc);
-    t.regex(r.details ?? '', /not implemented/, rpc);
-  }
-});
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: RPCs not implemented yet answer UNIMPLEMENTED and say so`, async (t) => {
+    const { c, socket } = await setup(t, strategy);
+    for (const rpc of ['PrepareForUserNS', 'MountProc', 'UmountProc', 'MountSysfs', 'UmountSysfs', 'Teardown']) {
+      const r = await c.call(socket, rpc, rpc.includes('ount') ? { target: '/proc', pid: 1 } : {});
+      t.is(r.code, 'UNIMPLEMENTED', rpc);
+      t.regex(r.details ?? '', /not implemented/, rpc);
+    }
+  });
+}
 
-rootTest('every privileged call leaves one audit record in the log', async (t) => {
-  const { c, id, socket } = await setup(t);
-  const pid = await c.spawnUserns();
-  await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
-  await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: [] });
-  await new Promise((r) => setTimeout(r, 200));
-  const recs = daemon!.logs.filter((l) => l.workspace === id && l.rpc === 'WriteIDMapping');
-  t.deepEqual(
-    recs.map((r) => r.result),
-    ['OK', 'INVALID_ARGUMENT'],
-  );
-  t.true(recs.every((r) => typeof r.durationMs === 'number'));
-});
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: every privileged call leaves one audit record in the log`, async (t) => {
+    const { c, id, socket, daemon } = await setup(t, strategy);
+    const pid = await c.spawnUserns();
+    await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
+    await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: [] });
+    await new Promise((r) => setTimeout(r, 200));
+    const recs = daemon.logs.filter((l) => l.workspace === id && l.rpc === 'WriteIDMapping');
+    t.deepEqual(
+      recs.map((r) => r.result),
+      ['OK', 'INVALID_ARGUMENT'],
+    );
+    t.true(recs.every((r) => typeof r.durationMs === 'number'));
+    // The daemon runs the strategy it was configured with.
+    t.true(daemon.logs.some((l) => l.pidStrategy === strategy));
+  });
+}

@@ -1,0 +1,64 @@
+/** Configuration: defaults, layering, validation messages, workspace ids. Pure. */
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import test from 'ava';
+
+import { checkWorkspaceId, loadConfig, parseConfig } from '../src/config.js';
+import { IwsError } from '../src/errors.js';
+
+test('embedded defaults match the documented policy', (t) => {
+  const c = parseConfig({});
+  t.is(c.stateDir, '/run/iwsd');
+  t.is(c.pidStrategy, 'auto');
+  t.deepEqual(c.idPolicy, { rootRange: { start: 33333, size: 1 }, userRanges: [{ start: 100000, size: 70000 }], allowHostRoot: false });
+  t.deepEqual(c.rateLimits.writeIdMapping, { points: 4, durationSeconds: 10 });
+});
+
+test('precedence: defaults < file < environment < flags', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'iwsd-cfg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'c.json');
+  writeFileSync(file, JSON.stringify({ stateDir: '/from/file', logLevel: 'debug', pidStrategy: 'scan', idPolicy: { userRanges: ['200000:1000'] } }));
+  const fileOnly = loadConfig({ file });
+  t.is(fileOnly.stateDir, '/from/file');
+  t.deepEqual(fileOnly.idPolicy.userRanges, [{ start: 200000, size: 1000 }]);
+  t.deepEqual(fileOnly.idPolicy.rootRange, { start: 33333, size: 1 }, 'nested defaults survive a partial file');
+  const withEnv = loadConfig({ file, env: { IWSD_STATE_DIR: '/from/env', IWSD_PID_STRATEGY: 'ioctl' } });
+  t.is(withEnv.stateDir, '/from/env');
+  t.is(withEnv.pidStrategy, 'ioctl');
+  t.is(withEnv.logLevel, 'debug');
+  const withFlags = loadConfig({ file, env: { IWSD_STATE_DIR: '/from/env' }, flags: { stateDir: '/from/flag', logLevel: undefined } });
+  t.is(withFlags.stateDir, '/from/flag');
+  t.is(withFlags.logLevel, 'debug', 'an unset flag does not override');
+});
+
+test('invalid configuration names the field and what is expected', (t) => {
+  const e1 = t.throws(() => parseConfig({ idPolicy: { userRanges: ['100000-5'] } }), { instanceOf: IwsError });
+  t.is(e1?.code, 'INVALID_ARGUMENT');
+  t.regex(e1?.message ?? '', /idPolicy\.userRanges\.0: must be START:SIZE/);
+  const e2 = t.throws(() => parseConfig({ pidStrategy: 'fast' }));
+  t.regex(e2?.message ?? '', /pidStrategy/);
+  const e3 = t.throws(() => parseConfig({ stateDirr: '/x' }));
+  t.regex(e3?.message ?? '', /stateDirr/, 'unknown keys are typos, not ignored');
+  const e4 = t.throws(() => parseConfig({ idPolicy: { rootRange: '99999999999:1' } }));
+  t.regex(e4?.message ?? '', /rootRange/);
+});
+
+test('a config file that is missing or not JSON is a clear error', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'iwsd-cfg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.regex(t.throws(() => loadConfig({ file: join(dir, 'nope.json') }))?.message ?? '', /cannot read config file/);
+  const bad = join(dir, 'bad.json');
+  writeFileSync(bad, '{ stateDir: ');
+  t.regex(t.throws(() => loadConfig({ file: bad }))?.message ?? '', /not valid JSON/);
+});
+
+test('workspace ids are safe directory names', (t) => {
+  for (const ok of ['ws1', 'a.b_c-d', 'X'.repeat(64)]) t.is(checkWorkspaceId(ok), ok);
+  for (const bad of ['', '.', '..', '../x', 'a/b', '-x', 'a b', 'é', 'X'.repeat(65), 'a\0b']) {
+    const e = t.throws(() => checkWorkspaceId(bad), { instanceOf: IwsError }, JSON.stringify(bad));
+    t.is(e?.code, 'INVALID_ARGUMENT');
+  }
+});

@@ -1,0 +1,38 @@
+/** The error boundary: stable codes map 1:1 to gRPC statuses; internals never leak. */
+import { status } from '@grpc/grpc-js';
+import test from 'ava';
+
+import { ERROR_CODES, IwsError, toIwsError } from '../src/errors.js';
+import { validateIdPolicy } from '../src/native.js';
+
+test('every error code maps to the gRPC status of the same name', (t) => {
+  for (const code of ERROR_CODES) {
+    t.is(new IwsError(code, 'x').grpcStatus, status[code]);
+  }
+});
+
+test('native errors keep their code and message; INTERNAL and unknown errors are made generic', (t) => {
+  const nativeErr = Object.assign(new Error('pid 7 is out of range'), { code: 'INVALID_ARGUMENT' });
+  const e = toIwsError(nativeErr);
+  t.is(e.code, 'INVALID_ARGUMENT');
+  t.is(e.message, 'pid 7 is out of range');
+
+  const internal = toIwsError(Object.assign(new Error('internal error'), { code: 'INTERNAL', detail: 'openat(/proc/1/x): EIO' }));
+  t.is(internal.code, 'INTERNAL');
+  t.notRegex(internal.message, /\/proc/);
+  t.is(internal.detail, 'openat(/proc/1/x): EIO');
+
+  const unknown = toIwsError(new TypeError('Cannot read properties of undefined (reading /etc/shadow)'));
+  t.is(unknown.code, 'INTERNAL');
+  t.notRegex(unknown.message, /shadow/);
+  t.regex(unknown.detail ?? '', /shadow/);
+
+  const weird = toIwsError(Object.assign(new Error('x'), { code: 'ENOENT' }));
+  t.is(weird.code, 'INTERNAL', 'only known codes pass through');
+});
+
+test('the native library rejects with the core code (no root needed)', (t) => {
+  const e = t.throws(() => validateIdPolicy({ rootRange: { start: 0, size: 1 }, userRanges: [] }), { instanceOf: IwsError });
+  t.is(e?.code, 'INVALID_ARGUMENT');
+  t.regex(e?.message ?? '', /host id 0/);
+});
