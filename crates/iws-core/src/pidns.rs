@@ -342,7 +342,9 @@ impl Container {
             let Some(host_pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
             let Ok(p) = PinnedProcess::pin(host_pid) else { continue };
             let Ok(nspid) = p.nspid() else { continue };
-            if nspid.get(self.level) == Some(&pid) && self.is_member(&p)? {
+            // A candidate that exits (or is a zombie, whose ns links are
+            // gone) while we look is simply not the one.
+            if nspid.get(self.level) == Some(&pid) && self.is_member(&p).unwrap_or(false) {
                 return Ok(Some(host_pid));
             }
         }

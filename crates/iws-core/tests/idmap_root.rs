@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{root_or_skip, Container};
+use common::{root_or_skip, Container, ZombieContainer};
 use iws_core::idmap::{IdMapping, IdPolicy};
 use iws_core::ops::{write_id_mapping, IdKind};
 use iws_core::pidns::{self, PidStrategy};
@@ -138,4 +138,21 @@ fn container_liveness_follows_its_init() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(!ws.is_alive());
+}
+
+#[test]
+fn scan_picks_the_workspace_process_over_a_sibling_with_the_same_pid() {
+    if !root_or_skip("scan_picks_the_workspace_process_over_a_sibling_with_the_same_pid") {
+        return;
+    }
+    // The sibling starts first so /proc lists its zombie before our target.
+    let z = ZombieContainer::start();
+    let c = Container::start();
+    assert_eq!(*common::nspid(z.zombie).last().unwrap(), 2);
+    assert_eq!(c.child_in_ns, 2, "the target must share the zombie's in-container PID");
+    assert!(z.zombie < c.child);
+    let ws = pidns::Container::open(c.init as i64).unwrap();
+    for s in strategies() {
+        assert_eq!(ws.resolve(2, s).unwrap().host_pid(), c.child, "{s:?}");
+    }
 }

@@ -95,6 +95,40 @@ impl Container {
     }
 }
 
+/// A sibling container (same PID-namespace depth as [`Container`]) whose PID 2
+/// is a zombie: its `status` still shows `NSpid:` but its ns links are gone.
+pub struct ZombieContainer {
+    unshare: Child,
+    pub init: i32,
+    pub zombie: i32,
+}
+
+impl ZombieContainer {
+    pub fn start() -> ZombieContainer {
+        let unshare = Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child", "--", "sh", "-c", "sleep 0 & exec sleep 1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn unshare (util-linux)");
+        let upid = unshare.id() as i32;
+        let mut z = ZombieContainer { unshare, init: 0, zombie: 0 };
+        z.init = wait_for("zombie container init", || children(upid).first().copied());
+        z.zombie = wait_for("zombie", || {
+            let kid = *children(z.init).first()?;
+            let st = std::fs::read_to_string(format!("/proc/{kid}/status")).ok()?;
+            st.lines().any(|l| l.starts_with("State:") && l.contains('Z')).then_some(kid)
+        });
+        z
+    }
+}
+
+impl Drop for ZombieContainer {
+    fn drop(&mut self) {
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
         // --kill-child: init (and with it the whole namespace) dies with unshare.
