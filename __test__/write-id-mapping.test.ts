@@ -197,3 +197,12 @@ for (const strategy of STRATEGIES) {
     t.true(daemon.logs.some((l) => l.pidStrategy === strategy));
   });
 }
+
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: an oversized request is refused before it is parsed`, async (t) => {
+    const { c, socket } = await setup(t, strategy);
+    const mapping = Array.from({ length: 20_000 }, (_, i) => ({ containerId: i + 1, hostId: 100000 + i, size: 1 }));
+    const r = await c.call(socket, 'WriteIDMapping', { pid: 1, gid: false, mapping });
+    t.is(r.code, 'RESOURCE_EXHAUSTED', JSON.stringify({ code: r.code, details: r.details }));
+  });
+}

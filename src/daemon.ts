@@ -35,6 +35,16 @@ export interface WorkspaceInfo {
   alive: boolean;
 }
 
+/**
+ * Workspace sockets face hostile clients: the largest valid request (a
+ * 340-line map) is about 12 KiB, so anything far larger is refused by grpc-js
+ * before it is parsed.
+ */
+export const WORKSPACE_SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': 64 * 1024,
+  'grpc.max_concurrent_streams': 16,
+};
+
 interface Entry {
   workspace: Workspace;
   server: grpc.Server;
@@ -113,7 +123,7 @@ export class Daemon {
         pidStrategy: this.pidStrategy,
         writeIdMappingLimiter: this.#limiter,
       });
-      server = new grpc.Server();
+      server = new grpc.Server(WORKSPACE_SERVER_OPTIONS);
       server.addService(workspaceProto().iws.InWorkspaceService.service, handlersFor(service, log));
       // The workspace's own users must be able to connect from inside the
       // container; who may call is decided per connection, not by file mode.
