@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod idmap;
+pub mod mount;
 pub mod ops;
 pub mod pidns;
 mod sys;
@@ -17,9 +18,17 @@ pub struct KernelFeatures {
     pub pidns_ioctl: bool,
     /// `pidfd_open` (Linux 5.3+).
     pub pidfd: bool,
+    /// A masked proc assembled detached for a given PID namespace: the new
+    /// mount API, proc's `pidns` option, mounts onto detached trees and unique
+    /// mount ids. `Err` carries what failed.
+    pub detached_proc: std::result::Result<(), String>,
 }
 
 /// Probes the kernel features iwsd uses.
 pub fn probe() -> KernelFeatures {
-    KernelFeatures { pidns_ioctl: pidns::probe_pidns_ioctl(), pidfd: pidns::probe_pidfd() }
+    KernelFeatures {
+        pidns_ioctl: pidns::probe_pidns_ioctl(),
+        pidfd: pidns::probe_pidfd(),
+        detached_proc: mount::probe_detached_proc(),
+    }
 }

@@ -95,9 +95,9 @@ fn open_path(path: &str) -> io::Result<OwnedFd> {
 }
 
 fn open_in(dir: impl AsFd, name: &str, flags: OFlags) -> io::Result<OwnedFd> {
-    // `ns/*` entries are magic links that must be followed to reach the
-    // namespace; everything else we open there is a plain file.
-    let follow = if name.starts_with("ns/") { OFlags::empty() } else { OFlags::NOFOLLOW };
+    // `ns/*` and `root` are magic links that must be followed to reach the
+    // namespace or root directory; everything else we open there is a plain file.
+    let follow = if name.starts_with("ns/") || name == "root" { OFlags::empty() } else { OFlags::NOFOLLOW };
     Ok(openat(dir, name, flags | OFlags::CLOEXEC | follow, Mode::empty())?)
 }
 

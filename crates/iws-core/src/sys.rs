@@ -65,3 +65,40 @@ pub fn pidfd_alive(pidfd: impl AsFd) -> io::Result<bool> {
         _ => Err(e),
     }
 }
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+#[derive(Default)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `mount_setattr(dfd, "", AT_EMPTY_PATH | (AT_RECURSIVE), {attr_set})`:
+/// sets mount attributes on the mount (tree) `dfd` refers to.
+pub fn mount_setattr_fd(dfd: impl AsFd, attr_set: u64, recursive: bool) -> io::Result<()> {
+    let attr = MountAttr { attr_set, ..Default::default() };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: the path is a valid NUL-terminated empty string, `attr` is a
+    // properly sized and aligned `struct mount_attr` that outlives the call,
+    // and `dfd` is a valid fd for its duration.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dfd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -156,3 +156,4 @@ fn scan_picks_the_workspace_process_over_a_sibling_with_the_same_pid() {
         assert_eq!(ws.resolve(2, s).unwrap().host_pid(), c.child, "{s:?}");
     }
 }
+

@@ -136,3 +136,106 @@ impl Drop for Container {
         let _ = self.unshare.wait();
     }
 }
+
+/// A container with its own root: a busybox-static rootfs in a temp dir, its
+/// own PID, mount (private propagation) and network namespaces; PID 1 is
+/// `busybox sleep`. The rootfs holds traps for escape tests: `escape` (a
+/// symlink to a host dir), `file`, `work/target` (a plain dir).
+pub struct RootfsContainer {
+    unshare: Child,
+    pub init: i32,
+    pub rootfs: std::path::PathBuf,
+    /// A host directory outside the rootfs that symlinks point at.
+    pub outside: std::path::PathBuf,
+    base: std::path::PathBuf,
+}
+
+impl RootfsContainer {
+    pub fn start() -> RootfsContainer {
+        use std::os::unix::fs::symlink;
+        let base = std::env::temp_dir().join(format!(
+            "iwsd-rs-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        ));
+        let rootfs = base.join("rootfs");
+        let outside = base.join("outside");
+        for d in ["bin", "proc", "sys", "work/target", "work/sub", "tmp"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static must be installed");
+        std::fs::write(rootfs.join("file"), b"x").unwrap();
+        symlink(&outside, rootfs.join("escape")).unwrap();
+        symlink("/work/target", rootfs.join("work/inner-link")).unwrap();
+        symlink(&outside, rootfs.join("work/sub/out")).unwrap();
+        let unshare = Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "--net"])
+            .arg(format!("--root={}", rootfs.display()))
+            // The container's own mount, for "not ours" tests.
+            .args(["--", "/bin/busybox", "sh", "-c", "/bin/busybox mount -t tmpfs tmpfs /tmp && exec /bin/busybox sleep 1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn unshare (util-linux)");
+        let upid = unshare.id() as i32;
+        let mut c = RootfsContainer { unshare, init: 0, rootfs, outside, base };
+        c.init = wait_for("rootfs container init", || {
+            let kid = *children(upid).first()?;
+            let cmd = std::fs::read_to_string(format!("/proc/{kid}/cmdline")).ok()?;
+            (cmd == "/bin/busybox\0sleep\01000\0").then_some(kid)
+        });
+        c
+    }
+
+    /// The container's mount table, as mount points relative to its root,
+    /// with fs type and mount options: (mount point, fstype, options).
+    pub fn mounts(&self) -> Vec<(String, String, String)> {
+        mounts_of(self.init)
+    }
+
+    /// Runs a busybox shell command inside the container (its root, mount,
+    /// PID and network namespaces). Ok(stdout) or Err(stderr).
+    pub fn sh(&self, script: &str) -> Result<String, String> {
+        let out = Command::new("nsenter")
+            .args(["--target", &self.init.to_string(), "--mount", "--pid", "--net", "--root", "--wd=/"])
+            .args(["--", "/bin/busybox", "sh", "-c", script])
+            .output()
+            .expect("nsenter");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// A path seen through the container's root (and mount namespace).
+    pub fn inside(&self, path: &str) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("/proc/{}/root{}", self.init, path))
+    }
+}
+
+/// (mount point, fstype, per-mount options) of every mount `pid` sees.
+pub fn mounts_of(pid: i32) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-").unwrap();
+            (f[4].to_string(), f[sep + 1].to_string(), f[5].to_string())
+        })
+        .collect()
+}
+
+pub fn host_mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+impl Drop for RootfsContainer {
+    fn drop(&mut self) {
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+        // The mounts lived only in the container's namespace, gone with it.
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}

@@ -1,0 +1,415 @@
+//! Masked proc and sysfs, assembled detached and placed inside a container.
+//!
+//! Threat model: the target path comes from code the workspace's user
+//! controls and lives in a tree that user can change concurrently (rename,
+//! symlink swaps). The mount must land on a directory inside the requesting
+//! process's root, never elsewhere, and nothing may appear in the host's mount
+//! table at any time. Hence (DESIGN.md "Kernel techniques"):
+//!
+//! * the filesystem is created detached (`fsopen`/`fsmount`), masks are
+//!   attached to the detached tree (`open_tree`/`move_mount`) before anyone
+//!   can see it;
+//! * placement happens on a thread created for it: `unshare(CLONE_FS)`, then
+//!   `setns(CLONE_NEWNS)` into the target's mount namespace, the target
+//!   resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS |
+//!   RESOLVE_NO_MAGICLINKS)` against the target's root, and
+//!   `move_mount(.., T_EMPTY_PATH)` onto that resolved fd, so a later swap
+//!   cannot redirect it. The thread exits afterwards; no pool thread ever
+//!   changes namespace.
+//!
+//! Unmount is allowed only for mounts whose unique mount id the caller says
+//! iwsd made (the daemon tracks them per workspace).
+
+#![deny(unsafe_code)]
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::sched::CloneFlags;
+use rustix::fs::{openat2, AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags, CWD};
+use rustix::io::Errno;
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_fd, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree, FsMountFlags,
+    FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::pidns::{Container, PidStrategy, PinnedProcess};
+use crate::sys;
+
+/// `STATX_MNT_ID_UNIQUE` (Linux 6.8): a 64-bit mount id never reused.
+const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+
+/// Which kind of filesystem a tracked mount is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountKind {
+    Proc,
+    Sysfs,
+}
+
+impl MountKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MountKind::Proc => "proc",
+            MountKind::Sysfs => "sysfs",
+        }
+    }
+}
+
+/// What to hide and what to make read-only in a new mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Masks {
+    /// Entries hidden: files by a bind of `/dev/null`, directories by an
+    /// empty read-only tmpfs. Entries the kernel lacks are skipped.
+    pub masked: Vec<String>,
+    /// Entries (files or subtrees) made read-only.
+    pub read_only: Vec<String>,
+}
+
+impl Masks {
+    /// The defaults for proc (DESIGN.md / issue "Masked proc and sysfs").
+    pub fn proc_default() -> Masks {
+        Masks {
+            masked: [
+                "acpi", "asound", "interrupts", "kcore", "keys", "latency_stats", "sched_debug", "scsi", "timer_list",
+                "timer_stats",
+            ]
+            .map(String::from)
+            .to_vec(),
+            read_only: ["bus", "fs", "irq", "sys", "sysrq-trigger"].map(String::from).to_vec(),
+        }
+    }
+
+    /// The defaults for sysfs.
+    pub fn sysfs_default() -> Masks {
+        Masks { masked: ["firmware", "devices/virtual/powercap"].map(String::from).to_vec(), read_only: vec![] }
+    }
+
+    /// Every entry must be a plain relative path: no `..`, no empty parts.
+    pub fn validate(&self) -> Result<()> {
+        for e in self.masked.iter().chain(&self.read_only) {
+            let ok = !e.is_empty()
+                && e.len() <= 256
+                && !e.starts_with('/')
+                && !e.contains('\0')
+                && e.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+            if !ok {
+                return Err(Error::invalid(format!(
+                    "mask entry {e:?} must be a relative path inside the filesystem without '.' or '..' parts"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Options of a sysfs mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysfsOptions {
+    pub read_only: bool,
+    pub masks: Masks,
+}
+
+impl Default for SysfsOptions {
+    fn default() -> Self {
+        SysfsOptions { read_only: true, masks: Masks::sysfs_default() }
+    }
+}
+
+/// A mount iwsd made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MountOutcome {
+    /// The unique (never reused) mount id of the new mount.
+    pub mount_id: u64,
+}
+
+/// Checks a target path from a request: absolute, no `..`, no NUL, bounded.
+/// Returns it unchanged. Symlinks are refused later, during resolution.
+pub fn check_target(target: &str) -> Result<&str> {
+    if target.is_empty() {
+        return Err(Error::invalid("target is empty; give an absolute path inside the process's root"));
+    }
+    if !target.starts_with('/') {
+        return Err(Error::invalid(format!("target {target:?} is relative; give an absolute path")));
+    }
+    if target.len() > 4096 || target.contains('\0') {
+        return Err(Error::invalid("target is longer than 4096 bytes or contains NUL"));
+    }
+    if target.split('/').any(|c| c == "..") {
+        return Err(Error::invalid(format!("target {target:?} contains '..'; give a path without it")));
+    }
+    Ok(target)
+}
+
+fn kernel(op: &str, e: Errno) -> Error {
+    match e {
+        Errno::NOSYS | Errno::OPNOTSUPP => Error::new(
+            ErrorKind::FailedPrecondition,
+            format!("this kernel lacks a feature iwsd needs ({op}: {e}); see `iwsd doctor`"),
+        ),
+        e => Error::internal(op, e),
+    }
+}
+
+/// Runs `f` on a thread created for it, after `unshare(CLONE_FS)` so that
+/// namespace changes stay private to that thread; the thread exits after.
+fn on_fresh_thread<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name("iws-ns".into())
+            .spawn_scoped(s, move || {
+                nix::sched::unshare(CloneFlags::CLONE_FS).map_err(|e| Error::internal("unshare(CLONE_FS)", e))?;
+                f()
+            })
+            .map_err(|e| Error::internal("spawn namespace thread", e))?;
+        h.join().unwrap_or_else(|_| Err(Error::internal("namespace thread", "panicked")))
+    })
+}
+
+fn setns(fd: BorrowedFd<'_>, flag: CloneFlags, what: &str) -> Result<()> {
+    nix::sched::setns(fd, flag).map_err(|e| Error::internal(&format!("setns({what})"), e))
+}
+
+/// Resolves `target` inside `root` (which must be in the calling thread's
+/// mount namespace) to an `O_PATH` fd, refusing any symlink or magic link.
+fn resolve_target(root: BorrowedFd<'_>, target: &str, missing: ErrorKind) -> Result<OwnedFd> {
+    let rel = target.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    openat2(
+        root,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| match e {
+        Errno::LOOP => Error::invalid(format!("target {target:?} is or passes through a symlink; give the real path")),
+        Errno::NOTDIR => Error::invalid(format!("target {target:?} is not a directory (or a part of it is not)")),
+        Errno::NOENT => Error::new(missing, format!("target {target:?} does not exist in the process's mount namespace")),
+        Errno::XDEV => Error::invalid(format!("target {target:?} escapes the process's root")),
+        Errno::ACCESS | Errno::PERM => {
+            Error::new(ErrorKind::PermissionDenied, format!("target {target:?} is not accessible"))
+        }
+        e => Error::internal(&format!("openat2({target:?}, RESOLVE_IN_ROOT)"), e),
+    })
+}
+
+fn mount_id(fd: BorrowedFd<'_>) -> Result<(u64, bool)> {
+    let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE))
+        .map_err(|e| kernel("statx(STATX_MNT_ID_UNIQUE)", e))?;
+    if st.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            "this kernel does not report unique mount ids (STATX_MNT_ID_UNIQUE, Linux 6.8+)",
+        ));
+    }
+    Ok((st.stx_mnt_id, st.stx_attributes.contains(rustix::fs::StatxAttributes::MOUNT_ROOT)))
+}
+
+fn detached(fs: &str, configure: impl FnOnce(&OwnedFd) -> Result<()>, attrs: MountAttrFlags) -> Result<OwnedFd> {
+    let fsfd = fsopen(fs, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| kernel(&format!("fsopen({fs})"), e))?;
+    configure(&fsfd)?;
+    fsconfig_create(&fsfd).map_err(|e| kernel(&format!("fsconfig({fs}, CMD_CREATE)"), e))?;
+    fsmount(&fsfd, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| kernel(&format!("fsmount({fs})"), e))
+}
+
+const NOSUID_NODEV_NOEXEC: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOSUID
+    .union(MountAttrFlags::MOUNT_ATTR_NODEV)
+    .union(MountAttrFlags::MOUNT_ATTR_NOEXEC);
+
+/// Attaches masks to the detached tree `mnt`.
+fn apply_masks(mnt: &OwnedFd, masks: &Masks) -> Result<()> {
+    for name in &masks.masked {
+        let st = match rustix::fs::statx(mnt, name.as_str(), AtFlags::SYMLINK_NOFOLLOW, StatxFlags::TYPE) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => continue, // the kernel lacks this entry
+            Err(e) => return Err(Error::internal(&format!("statx(mask {name})"), e)),
+        };
+        let cover = if FileType::from_raw_mode(st.stx_mode as u32) == FileType::Directory {
+            detached(
+                "tmpfs",
+                |fs| {
+                    fsconfig_set_string(fs, "mode", "0555").map_err(|e| kernel("fsconfig(tmpfs mode)", e))?;
+                    fsconfig_set_string(fs, "size", "4k").map_err(|e| kernel("fsconfig(tmpfs size)", e))?;
+                    fsconfig_set_string(fs, "nr_inodes", "1").map_err(|e| kernel("fsconfig(tmpfs nr_inodes)", e))
+                },
+                NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
+            )?
+        } else {
+            open_tree(CWD, "/dev/null", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
+                .map_err(|e| kernel("open_tree(/dev/null, CLONE)", e))?
+        };
+        move_mount(&cover, "", mnt, name.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+            .map_err(|e| kernel(&format!("move_mount(mask onto detached {name})"), e))?;
+    }
+    for name in &masks.read_only {
+        let sub = match open_tree(
+            mnt,
+            name.as_str(),
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => continue,
+            Err(e) => return Err(kernel(&format!("open_tree(detached {name}, CLONE)"), e)),
+        };
+        sys::mount_setattr_fd(&sub, sys::MOUNT_ATTR_RDONLY, true)
+            .map_err(|e| Error::internal(&format!("mount_setattr({name}, RDONLY)"), e))?;
+        move_mount(&sub, "", mnt, name.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+            .map_err(|e| kernel(&format!("move_mount(read-only {name} onto detached tree)"), e))?;
+    }
+    Ok(())
+}
+
+/// Moves the detached tree `mnt` onto `target` inside `proc`'s root, from a
+/// thread inside `proc`'s mount namespace. Returns the new mount's id.
+fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str) -> Result<u64> {
+    let mntns = p.open("ns/mnt", OFlags::RDONLY)?;
+    let root = p.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
+    let id = on_fresh_thread(|| {
+        setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
+        let t = resolve_target(root.as_fd(), target, ErrorKind::InvalidArgument)?;
+        move_mount(
+            &mnt,
+            "",
+            &t,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| kernel(&format!("move_mount(onto {target})"), e))?;
+        Ok(mount_id(mnt.as_fd())?.0)
+    })?;
+    p.ensure_alive()?;
+    Ok(id)
+}
+
+/// Mounts a new, masked proc for the PID namespace of `pid` (container view)
+/// at `target` in that process's mount namespace.
+pub fn mount_proc(
+    container: &Container,
+    strategy: PidStrategy,
+    pid: i64,
+    target: &str,
+    masks: &Masks,
+) -> Result<MountOutcome> {
+    check_target(target)?;
+    masks.validate()?;
+    let p = container.resolve(pid, strategy)?;
+    let pidns = p.open("ns/pid", OFlags::RDONLY)?;
+    let mnt = detached(
+        "proc",
+        |fs| {
+            fsconfig_set_fd(fs, "pidns", &pidns).map_err(|e| match e {
+                Errno::INVAL | Errno::OPNOTSUPP => Error::new(
+                    ErrorKind::FailedPrecondition,
+                    "this kernel's proc does not take a pidns option; use the fallback mount strategy",
+                ),
+                e => Error::internal("fsconfig(proc, pidns)", e),
+            })
+        },
+        NOSUID_NODEV_NOEXEC,
+    )?;
+    apply_masks(&mnt, masks)?;
+    Ok(MountOutcome { mount_id: place(&p, mnt, target)? })
+}
+
+/// Mounts a new, masked sysfs of the network namespace of `pid` at `target`.
+pub fn mount_sysfs(
+    container: &Container,
+    strategy: PidStrategy,
+    pid: i64,
+    target: &str,
+    opts: &SysfsOptions,
+) -> Result<MountOutcome> {
+    check_target(target)?;
+    opts.masks.validate()?;
+    let p = container.resolve(pid, strategy)?;
+    let netns = p.open("ns/net", OFlags::RDONLY)?;
+    let mut attrs = NOSUID_NODEV_NOEXEC;
+    if opts.read_only {
+        attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+    }
+    // sysfs binds to the network namespace of the task that creates it.
+    let mnt = on_fresh_thread(|| {
+        setns(netns.as_fd(), CloneFlags::CLONE_NEWNET, "net")?;
+        let mnt = detached("sysfs", |_| Ok(()), attrs)?;
+        apply_masks(&mnt, &opts.masks)?;
+        Ok(mnt)
+    })?;
+    Ok(MountOutcome { mount_id: place(&p, mnt, target)? })
+}
+
+/// Unmounts the mount at `target` in `pid`'s mount namespace if its unique id
+/// is one of `owned` (mounts iwsd made of this kind for this workspace).
+/// NOT_FOUND when nothing is mounted there, PERMISSION_DENIED when the mount
+/// there is not one of ours. Returns the id of the mount removed.
+pub fn umount(container: &Container, strategy: PidStrategy, pid: i64, target: &str, owned: &[u64]) -> Result<u64> {
+    check_target(target)?;
+    let p = container.resolve(pid, strategy)?;
+    let mntns = p.open("ns/mnt", OFlags::RDONLY)?;
+    let root = p.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
+    on_fresh_thread(|| {
+        setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
+        let t = resolve_target(root.as_fd(), target, ErrorKind::NotFound)?;
+        let (id, is_root) = mount_id(t.as_fd())?;
+        if !is_root {
+            return Err(Error::new(ErrorKind::NotFound, format!("nothing is mounted at {target:?}")));
+        }
+        if !owned.contains(&id) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("the mount at {target:?} was not made by iwsd for this workspace; only those can be unmounted"),
+            ));
+        }
+        // Unmount exactly the checked mount: "." from a cwd set to its root
+        // is not looked up by name again, so a swap cannot redirect it.
+        rustix::process::fchdir(&t).map_err(|e| Error::internal("fchdir(target)", e))?;
+        rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+            .map_err(|e| Error::internal(&format!("umount2({target:?}, MNT_DETACH)"), e))?;
+        Ok(id)
+    })
+}
+
+/// Whether this kernel can do what [`mount_proc`] needs: the new mount API,
+/// proc's `pidns` option, and attaching mounts to a detached tree. Probed by
+/// assembling a masked proc for our own PID namespace (nothing is attached to
+/// any namespace; the tree is dropped).
+pub fn probe_detached_proc() -> std::result::Result<(), String> {
+    let pidns = rustix::fs::open("/proc/self/ns/pid", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| format!("open(/proc/self/ns/pid): {e}"))?;
+    let mnt = detached(
+        "proc",
+        |fs| fsconfig_set_fd(fs, "pidns", &pidns).map_err(|e| Error::internal("fsconfig(proc, pidns)", e)),
+        NOSUID_NODEV_NOEXEC,
+    )
+    .map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
+    apply_masks(&mnt, &Masks { masked: vec!["kcore".into()], read_only: vec!["sys".into()] })
+        .map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
+    mount_id(mnt.as_fd()).map_err(|e| e.message().to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_must_be_absolute_without_dotdot() {
+        assert!(check_target("/proc").is_ok());
+        assert!(check_target("/").is_ok());
+        assert!(check_target("/a/./b").is_ok());
+        for bad in ["", "proc", "./proc", "/a/../b", "/..", "/a/..", "/a\0b"] {
+            let e = check_target(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+        }
+        assert!(check_target(&format!("/{}", "a".repeat(5000))).is_err());
+    }
+
+    #[test]
+    fn mask_entries_are_plain_relative_paths() {
+        assert!(Masks::proc_default().validate().is_ok());
+        assert!(Masks::sysfs_default().validate().is_ok());
+        for bad in ["", "/kcore", "../x", "a/../b", "a//b", "./x"] {
+            let m = Masks { masked: vec![bad.into()], read_only: vec![] };
+            assert!(m.validate().is_err(), "{bad:?}");
+        }
+    }
+}
