@@ -172,8 +172,8 @@ for (const strategy of STRATEGIES) {
 for (const strategy of STRATEGIES) {
   rootTest(`${strategy}: RPCs not implemented yet answer UNIMPLEMENTED and say so`, async (t) => {
     const { c, socket } = await setup(t, strategy);
-    for (const rpc of ['PrepareForUserNS', 'MountProc', 'UmountProc', 'MountSysfs', 'UmountSysfs', 'Teardown']) {
-      const r = await c.call(socket, rpc, rpc.includes('ount') ? { target: '/proc', pid: 1 } : {});
+    for (const rpc of ['PrepareForUserNS', 'Teardown']) {
+      const r = await c.call(socket, rpc, {});
       t.is(r.code, 'UNIMPLEMENTED', rpc);
       t.regex(r.details ?? '', /not implemented/, rpc);
     }

@@ -25,6 +25,15 @@ export const IdRangeSchema = z
     return { start, size };
   });
 
+/** A path inside proc/sysfs, relative, without '.' or '..' parts. */
+const MaskEntry = z
+  .string()
+  .regex(/^(?!\/)(?:(?!\.{1,2}(?:\/|$))[^/\0]+)(?:\/(?!\.{1,2}(?:\/|$))[^/\0]+)*$/, 'must be a relative path without "." or ".." parts');
+
+export const DEFAULT_PROC_MASKED = ['acpi', 'asound', 'interrupts', 'kcore', 'keys', 'latency_stats', 'sched_debug', 'scsi', 'timer_list', 'timer_stats'] as const;
+export const DEFAULT_PROC_READONLY = ['bus', 'fs', 'irq', 'sys', 'sysrq-trigger'] as const;
+export const DEFAULT_SYSFS_MASKED = ['firmware', 'devices/virtual/powercap'] as const;
+
 export const ConfigSchema = z
   .object({
     stateDir: z.string().min(1).default('/run/iwsd'),
@@ -35,6 +44,26 @@ export const ConfigSchema = z
         rootRange: IdRangeSchema.default({ start: 33333, size: 1 }),
         userRanges: z.array(IdRangeSchema).max(64).default([{ start: 100000, size: 70000 }]),
         allowHostRoot: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    proc: z
+      .object({
+        masked: z.array(MaskEntry).max(64).default([...DEFAULT_PROC_MASKED]),
+        readOnly: z.array(MaskEntry).max(64).default([...DEFAULT_PROC_READONLY]),
+      })
+      .strict()
+      .prefault({}),
+    sysfs: z
+      .object({
+        readOnly: z.boolean().default(true),
+        masked: z.array(MaskEntry).max(64).default([...DEFAULT_SYSFS_MASKED]),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        mountsPerWorkspace: z.number().int().positive().max(100_000).default(256),
       })
       .strict()
       .prefault({}),

@@ -117,11 +117,15 @@ export class Daemon {
         policy,
         dir,
         socketPath: workspaceSocket(this.config.stateDir, id),
+        mounts: new Map(),
       };
       const log = this.log.child({ workspace: id });
       const service = new WorkspaceService(workspace, {
         pidStrategy: this.pidStrategy,
         writeIdMappingLimiter: this.#limiter,
+        proc: this.config.proc,
+        sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },
+        mountsPerWorkspace: this.config.limits.mountsPerWorkspace,
       });
       server = new grpc.Server(WORKSPACE_SERVER_OPTIONS);
       server.addService(workspaceProto().iws.InWorkspaceService.service, handlersFor(service, log));

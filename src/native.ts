@@ -18,6 +18,11 @@ export type IdMapping = Binding.IdMapping;
 export type KernelFeatures = Binding.KernelFeatures;
 export type WriteIdMappingOptions = Binding.WriteIdMappingOptions;
 export type WriteIdMappingResult = Binding.WriteIdMappingResult;
+export type Masks = Binding.Masks;
+export type MountProcOptions = Binding.MountProcOptions;
+export type MountSysfsOptions = Binding.MountSysfsOptions;
+export type UmountOptions = Binding.UmountOptions;
+export type MountResult = Binding.MountResult;
 export type PidStrategy = 'auto' | 'ioctl' | 'scan';
 
 async function wrap<T>(p: () => Promise<T>): Promise<T> {
@@ -36,6 +41,21 @@ export function openContainer(hostPid: number): Promise<Container> {
 /** Validates and writes a uid/gid map for a process of the container. */
 export function writeIdMapping(container: Container, options: WriteIdMappingOptions): Promise<WriteIdMappingResult> {
   return wrap(() => binding.writeIdMapping(container, options));
+}
+
+/** Mounts a masked proc for a process of the container at a path inside its root. */
+export function mountProc(container: Container, options: MountProcOptions): Promise<MountResult> {
+  return wrap(() => binding.mountProc(container, options));
+}
+
+/** Mounts a masked sysfs of a process's network namespace at a path inside its root. */
+export function mountSysfs(container: Container, options: MountSysfsOptions): Promise<MountResult> {
+  return wrap(() => binding.mountSysfs(container, options));
+}
+
+/** Unmounts the mount at a path if its id is one of `options.owned`. */
+export function umount(container: Container, options: UmountOptions): Promise<MountResult> {
+  return wrap(() => binding.umount(container, options));
 }
 
 export function probeKernel(): Promise<KernelFeatures> {

@@ -9,13 +9,18 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { IwsError, toIwsError } from './errors.js';
 import type { Logger } from './log.js';
 import * as native from './native.js';
-import type { Workspace } from './workspace.js';
+import type { MountKind, Workspace } from './workspace.js';
+import type { MountProcRequest__Output } from './gen/iws/MountProcRequest.js';
+import type { UmountProcRequest__Output } from './gen/iws/UmountProcRequest.js';
 import type { InWorkspaceServiceHandlers } from './gen/iws/InWorkspaceService.js';
 import type { WriteIDMappingRequest__Output } from './gen/iws/WriteIDMappingRequest.js';
 import type { WriteIDMappingResponse } from './gen/iws/WriteIDMappingResponse.js';
 
 export interface ServiceDeps {
   pidStrategy: 'ioctl' | 'scan';
+  proc: native.Masks;
+  sysfs: { readOnly: boolean; masks: native.Masks };
+  mountsPerWorkspace: number;
   /** Shared across workspaces; keyed by workspace id. */
   writeIdMappingLimiter: RateLimiterMemory;
 }
@@ -56,6 +61,35 @@ export class WorkspaceService {
       pidStrategy: this.deps.pidStrategy,
     });
     return { message: res.message, errorCode: 0 };
+  }
+
+  async mount(kind: MountKind, req: MountProcRequest__Output): Promise<Record<string, never>> {
+    const { mounts } = this.workspace;
+    if (mounts.size >= this.deps.mountsPerWorkspace) {
+      throw new IwsError(
+        'RESOURCE_EXHAUSTED',
+        `this workspace already has ${mounts.size} mounts made by iwsd (limit ${this.deps.mountsPerWorkspace}); unmount some first`,
+      );
+    }
+    const common = { pid: req.pid, target: req.target, pidStrategy: this.deps.pidStrategy };
+    const { mountId } =
+      kind === 'proc'
+        ? await native.mountProc(this.workspace.container, { ...common, masks: this.deps.proc })
+        : await native.mountSysfs(this.workspace.container, { ...common, ...this.deps.sysfs });
+    mounts.set(mountId, { kind, target: req.target, pid: req.pid });
+    return {};
+  }
+
+  async umount(kind: MountKind, req: UmountProcRequest__Output): Promise<Record<string, never>> {
+    const owned = [...this.workspace.mounts].filter(([, m]) => m.kind === kind).map(([id]) => id);
+    const { mountId } = await native.umount(this.workspace.container, {
+      pid: req.pid,
+      target: req.target,
+      owned,
+      pidStrategy: this.deps.pidStrategy,
+    });
+    this.workspace.mounts.delete(mountId);
+    return {};
   }
 }
 
@@ -99,10 +133,10 @@ export function handlersFor(service: WorkspaceService, log: Logger): InWorkspace
   return {
     WriteIDMapping: unary('WriteIDMapping', log, (req) => service.writeIdMapping(req)),
     PrepareForUserNS: unary('PrepareForUserNS', log, async () => unimplemented('PrepareForUserNS', 'planned: idmapped/FUSE shift marks')),
-    MountProc: unary('MountProc', log, async () => unimplemented('MountProc', 'planned: masked proc on the fd-based mount API')),
-    UmountProc: unary('UmountProc', log, async () => unimplemented('UmountProc', 'planned: masked proc on the fd-based mount API')),
-    MountSysfs: unary('MountSysfs', log, async () => unimplemented('MountSysfs', 'planned: masked sysfs on the fd-based mount API')),
-    UmountSysfs: unary('UmountSysfs', log, async () => unimplemented('UmountSysfs', 'planned: masked sysfs on the fd-based mount API')),
+    MountProc: unary('MountProc', log, (req) => service.mount('proc', req)),
+    UmountProc: unary('UmountProc', log, (req) => service.umount('proc', req)),
+    MountSysfs: unary('MountSysfs', log, (req) => service.mount('sysfs', req)),
+    UmountSysfs: unary('UmountSysfs', log, (req) => service.umount('sysfs', req)),
     Teardown: unary('Teardown', log, async () => unimplemented('Teardown', 'planned with PrepareForUserNS')),
   } satisfies InWorkspaceServiceHandlers;
 }

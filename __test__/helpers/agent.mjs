@@ -4,6 +4,11 @@
 //   {"id":1,"op":"spawnUserns"}                 -> {"id":1,"pid":<pid in this namespace>}
 //   {"id":2,"op":"call","socket":S,"rpc":R,"request":{...}}
 //                                               -> {"id":2,"ok":true,"response":{...}} | {"id":2,"ok":false,"code":"NOT_FOUND","details":"..."}
+//   {"id":3,"op":"spawnChroot","root":DIR}      -> {"id":3,"pid":N}  (busybox sleep, chrooted to DIR)
+//   {"id":4,"op":"callMany","socket":S,"calls":[{rpc,request},...],"concurrency":C}
+//                                               -> {"id":4,"results":[{ok,code,details},...]}  (one connection)
+//   {"id":5,"op":"swap","dir":D,"link":L,"target":T} -> starts a process that swaps D between a
+//                                                  directory and a symlink to T until "unswap"
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -27,22 +32,82 @@ function spawnUserns() {
   });
 }
 
-function call(socket, rpc, request) {
+function callOn(client, rpc, request) {
   return new Promise((resolve) => {
-    const client = new Service(`unix:${socket}`, grpc.credentials.createInsecure());
-    client[rpc](request, { deadline: Date.now() + 10_000 }, (err, response) => {
-      client.close();
+    client[rpc](request, { deadline: Date.now() + 30_000 }, (err, response) => {
       if (err) resolve({ ok: false, code: grpc.status[err.code], details: err.details });
       else resolve({ ok: true, response });
     });
   });
 }
 
+async function call(socket, rpc, request) {
+  const client = new Service(`unix:${socket}`, grpc.credentials.createInsecure());
+  try {
+    return await callOn(client, rpc, request);
+  } finally {
+    client.close();
+  }
+}
+
+async function callMany(socket, calls, concurrency = 1) {
+  const client = new Service(`unix:${socket}`, grpc.credentials.createInsecure());
+  const results = new Array(calls.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < calls.length) {
+      const i = next++;
+      results[i] = await callOn(client, calls[i].rpc, calls[i].request);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    client.close();
+  }
+  return results;
+}
+
+function spawnChroot(root) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('unshare', [`--root=${root}`, '--', '/bin/busybox', 'sh', '-c', 'echo ready; exec /bin/busybox sleep 1000'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.push(child);
+    child.once('error', reject);
+    child.stdout.once('data', () => resolve(child.pid));
+  });
+}
+
+// Swaps `dir` between a real directory and a symlink to `target`, as fast as
+// it can, in a process of its own inside the container.
+const SWAPPER = `
+const fs = require('node:fs');
+const [dir, link, target] = process.argv.slice(1);
+const tmp = dir + '.tmp';
+try { fs.symlinkSync(target, link); } catch {}
+for (;;) {
+  try { fs.renameSync(dir, tmp); fs.renameSync(link, dir); fs.renameSync(dir, link); fs.renameSync(tmp, dir); } catch {}
+}`;
+let swapper;
+
 const rl = createInterface({ input: process.stdin });
 rl.on('line', async (line) => {
   const cmd = JSON.parse(line);
   try {
     if (cmd.op === 'spawnUserns') reply({ id: cmd.id, pid: await spawnUserns() });
+    else if (cmd.op === 'spawnChroot') reply({ id: cmd.id, pid: await spawnChroot(cmd.root) });
+    else if (cmd.op === 'callMany') reply({ id: cmd.id, results: await callMany(cmd.socket, cmd.calls, cmd.concurrency) });
+    else if (cmd.op === 'swap') {
+      swapper = spawn(process.execPath, ['-e', SWAPPER, cmd.dir, cmd.link, cmd.target], { stdio: 'inherit' });
+      children.push(swapper);
+      reply({ id: cmd.id, pid: swapper.pid });
+    } else if (cmd.op === 'unswap') {
+      const done = new Promise((r) => swapper.once('exit', r));
+      swapper.kill('SIGKILL');
+      await done;
+      reply({ id: cmd.id });
+    }
     else if (cmd.op === 'call') reply({ id: cmd.id, ...(await call(cmd.socket, cmd.rpc, cmd.request)) });
     else reply({ id: cmd.id, error: `unknown op ${cmd.op}` });
   } catch (err) {

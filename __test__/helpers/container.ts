@@ -1,10 +1,13 @@
 /**
  * A throwaway container for tests: a new PID namespace (util-linux `unshare`)
  * whose PID 1 is agent.mjs. Killing `unshare` (--kill-child) kills the
- * namespace and everything in it. Nothing is mounted.
+ * namespace and everything in it. With `mountNs`, mounts made inside live in
+ * the container's own mount namespace and vanish with it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -48,6 +51,11 @@ async function waitFor<T>(what: string, f: () => T | undefined, ms = 10_000): Pr
   }
 }
 
+export interface ContainerOptions {
+  /** Own mount (private) and network namespaces. */
+  mountNs?: boolean;
+}
+
 export class TestContainer {
   #proc: ChildProcess;
   #next = 1;
@@ -56,8 +64,11 @@ export class TestContainer {
   /** Host PID of the container's init (the agent). */
   initHostPid = 0;
 
-  private constructor() {
-    this.#proc = spawn('unshare', ['--pid', '--fork', '--kill-child', '--', process.execPath, AGENT], {
+  private constructor(opts: ContainerOptions) {
+    // --mount: its own mount namespace (private propagation, so nothing
+    // mounted inside can reach the host); --net: its own network namespace.
+    const ns = opts.mountNs ? ['--mount', '--propagation', 'private', '--net'] : [];
+    this.#proc = spawn('unshare', ['--pid', '--fork', '--kill-child', ...ns, '--', process.execPath, AGENT], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const rl = createInterface({ input: this.#proc.stdout! });
@@ -74,8 +85,8 @@ export class TestContainer {
     });
   }
 
-  static async start(): Promise<TestContainer> {
-    const c = new TestContainer();
+  static async start(opts: ContainerOptions = {}): Promise<TestContainer> {
+    const c = new TestContainer(opts);
     await c.#ready;
     const upid = c.#proc.pid!;
     c.initHostPid = await waitFor('container init', () => children(upid)[0]);
@@ -100,6 +111,25 @@ export class TestContainer {
     return (await this.#send({ op: 'call', socket, rpc, request })) as unknown as CallResult;
   }
 
+  /** Starts `busybox sleep` chrooted to `root`; returns its PID inside the container. */
+  async spawnChroot(root: string): Promise<number> {
+    return (await this.#send({ op: 'spawnChroot', root })).pid as number;
+  }
+
+  /** Makes many calls over one connection, `concurrency` at a time. */
+  async callMany(socket: string, calls: { rpc: string; request: Record<string, unknown> }[], concurrency = 1): Promise<CallResult[]> {
+    return (await this.#send({ op: 'callMany', socket, calls, concurrency })).results as CallResult[];
+  }
+
+  /** Starts a process in the container that swaps `dir` with a symlink to `target`. */
+  async startSwapper(dir: string, link: string, target: string): Promise<void> {
+    await this.#send({ op: 'swap', dir, link, target });
+  }
+
+  async stopSwapper(): Promise<void> {
+    await this.#send({ op: 'unswap' });
+  }
+
   /** The host PID of the process that is `pid` inside this container. */
   hostPidOf(pid: number): number {
     const queue = [this.initHostPid];
@@ -118,4 +148,49 @@ export class TestContainer {
     this.#proc.kill('SIGKILL');
     await exited;
   }
+}
+
+/** (mount point, fs type, mount options) of every mount `hostPid` sees, relative to its root. */
+export function mountsOf(hostPid: number): [string, string, string][] {
+  return readFileSync(`/proc/${hostPid}/mountinfo`, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const f = l.split(' ');
+      const sep = f.indexOf('-');
+      return [f[4]!, f[sep + 1]!, f[5]!];
+    });
+}
+
+export function hostMountinfo(): string {
+  return readFileSync('/proc/self/mountinfo', 'utf8');
+}
+
+/**
+ * A busybox-static rootfs in a temp dir, with traps for escape tests:
+ * `escape` (symlink to a host dir outside), `file`, `work/target`.
+ */
+export function makeRootfs(): { base: string; rootfs: string; outside: string; cleanup: () => void } {
+  const base = mkdtempSync(join(tmpdir(), 'iwsd-rootfs-'));
+  const rootfs = join(base, 'rootfs');
+  const outside = join(base, 'outside');
+  for (const d of ['bin', 'proc', 'sys', 'tmp', 'work/target', 'work/sub']) mkdirSync(join(rootfs, d), { recursive: true });
+  mkdirSync(outside);
+  copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
+  chmodSync(join(rootfs, 'bin/busybox'), 0o755);
+  for (const applet of ['sh', 'cat', 'wc', 'ls', 'tr', 'echo', 'mount', 'umount', 'mkdir', 'sleep']) {
+    symlinkSync('busybox', join(rootfs, 'bin', applet));
+  }
+  writeFileSync(join(rootfs, 'file'), 'x');
+  symlinkSync(outside, join(rootfs, 'escape'));
+  symlinkSync(outside, join(rootfs, 'work/sub/out'));
+  return { base, rootfs, outside, cleanup: () => rmSync(base, { recursive: true, force: true }) };
+}
+
+/** Runs a busybox shell command inside `hostPid`'s root and namespaces. */
+export function shInside(hostPid: number, script: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync('nsenter', ['--target', String(hostPid), '--mount', '--pid', '--net', '--root', '--wd=/', '--', '/bin/busybox', 'sh', '-c', script], {
+    encoding: 'utf8',
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

@@ -84,6 +84,11 @@ pub struct KernelFeatures {
     pub pidns_ioctl: bool,
     /// pidfd_open (Linux 5.3+).
     pub pidfd: bool,
+    /// A masked proc can be assembled detached (new mount API, proc pidns
+    /// option, mounts onto detached trees, unique mount ids).
+    pub detached_proc: bool,
+    /// Why not, when `detachedProc` is false.
+    pub detached_proc_error: Option<String>,
 }
 
 fn range(r: &IdRange) -> core::idmap::IdRange {
@@ -224,7 +229,12 @@ impl Task for ProbeTask {
     }
 
     fn resolve(&mut self, _env: Env, f: Self::Output) -> Result<Self::JsValue> {
-        Ok(KernelFeatures { pidns_ioctl: f.pidns_ioctl, pidfd: f.pidfd })
+        Ok(KernelFeatures {
+            pidns_ioctl: f.pidns_ioctl,
+            pidfd: f.pidfd,
+            detached_proc: f.detached_proc.is_ok(),
+            detached_proc_error: f.detached_proc.err(),
+        })
     }
 }
 
@@ -255,4 +265,116 @@ impl Task for StrategyTask {
 #[napi(ts_return_type = "Promise<string>")]
 pub fn resolve_pid_strategy(requested: String) -> AsyncTask<StrategyTask> {
     AsyncTask::new(StrategyTask(requested))
+}
+
+// ---- masked proc and sysfs ----------------------------------------------------------
+
+#[napi(object)]
+pub struct Masks {
+    /// Entries hidden (files: /dev/null bind; directories: empty read-only tmpfs).
+    pub masked: Vec<String>,
+    /// Entries made read-only.
+    pub read_only: Vec<String>,
+}
+
+#[napi(object)]
+pub struct MountProcOptions {
+    /// The requesting process, as a PID in the container's view.
+    pub pid: i64,
+    /// Absolute path in that process's mount namespace, inside its root.
+    pub target: String,
+    pub masks: Masks,
+    pub pid_strategy: String,
+}
+
+#[napi(object)]
+pub struct MountSysfsOptions {
+    pub pid: i64,
+    pub target: String,
+    pub read_only: bool,
+    pub masks: Masks,
+    pub pid_strategy: String,
+}
+
+#[napi(object)]
+pub struct UmountOptions {
+    pub pid: i64,
+    pub target: String,
+    /// Unique ids (decimal strings) of the mounts of this kind iwsd made for
+    /// this workspace; only these may be unmounted.
+    pub owned: Vec<String>,
+    pub pid_strategy: String,
+}
+
+#[napi(object)]
+pub struct MountResult {
+    /// Unique mount id (decimal string; u64 does not fit a JS number).
+    pub mount_id: String,
+}
+
+fn masks(m: Masks) -> core::mount::Masks {
+    core::mount::Masks { masked: m.masked, read_only: m.read_only }
+}
+
+pub enum MountOp {
+    Proc { pid: i64, target: String, masks: core::mount::Masks },
+    Sysfs { pid: i64, target: String, opts: core::mount::SysfsOptions },
+    Umount { pid: i64, target: String, owned: Vec<String> },
+}
+
+pub struct MountTask {
+    container: Arc<core::pidns::Container>,
+    op: MountOp,
+    strategy: String,
+}
+
+fn run_mount_op(c: &core::pidns::Container, op: &MountOp, strategy: &str) -> core::Result<u64> {
+    let s = self::strategy(strategy)?;
+    match op {
+        MountOp::Proc { pid, target, masks } => core::mount::mount_proc(c, s, *pid, target, masks).map(|o| o.mount_id),
+        MountOp::Sysfs { pid, target, opts } => core::mount::mount_sysfs(c, s, *pid, target, opts).map(|o| o.mount_id),
+        MountOp::Umount { pid, target, owned } => {
+            let ids: Vec<u64> = owned.iter().filter_map(|s| s.parse().ok()).collect();
+            core::mount::umount(c, s, *pid, target, &ids)
+        }
+    }
+}
+
+impl Task for MountTask {
+    type Output = core::Result<u64>;
+    type JsValue = MountResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(run_mount_op(&self.container, &self.op, &self.strategy))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |id| MountResult { mount_id: id.to_string() })
+    }
+}
+
+fn mount_task(container: &Container, op: MountOp, strategy: String) -> Result<AsyncTask<MountTask>> {
+    Ok(AsyncTask::new(MountTask { container: handle(container)?, op, strategy }))
+}
+
+/// Mounts a new masked proc for the PID namespace of `options.pid` at
+/// `options.target` inside that process's root and mount namespace.
+#[napi(ts_return_type = "Promise<MountResult>")]
+pub fn mount_proc(container: &Container, options: MountProcOptions) -> Result<AsyncTask<MountTask>> {
+    let op = MountOp::Proc { pid: options.pid, target: options.target, masks: masks(options.masks) };
+    mount_task(container, op, options.pid_strategy)
+}
+
+/// Mounts a new masked sysfs of the network namespace of `options.pid`.
+#[napi(ts_return_type = "Promise<MountResult>")]
+pub fn mount_sysfs(container: &Container, options: MountSysfsOptions) -> Result<AsyncTask<MountTask>> {
+    let opts = core::mount::SysfsOptions { read_only: options.read_only, masks: masks(options.masks) };
+    mount_task(container, MountOp::Sysfs { pid: options.pid, target: options.target, opts }, options.pid_strategy)
+}
+
+/// Unmounts the mount at `options.target` if it is one of `options.owned`.
+#[napi(ts_return_type = "Promise<MountResult>")]
+pub fn umount(container: &Container, options: UmountOptions) -> Result<AsyncTask<MountTask>> {
+    let op = MountOp::Umount { pid: options.pid, target: options.target, owned: options.owned };
+    mount_task(container, op, options.pid_strategy)
 }

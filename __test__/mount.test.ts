@@ -1,0 +1,193 @@
+/**
+ * MountProc / UmountProc / MountSysfs / UmountSysfs end to end, as root:
+ * the real daemon, a container with its own PID, mount and network
+ * namespaces, and a chrooted busybox process in it as the requester.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import test, { type ExecutionContext } from 'ava';
+
+import { TestContainer, hostMountinfo, makeRootfs, mountsOf, shInside } from './helpers/container.js';
+import { TestDaemon } from './helpers/daemon.js';
+import { isRoot, rootTest, rootTestSerial } from './helpers/root.js';
+
+let daemon: TestDaemon | undefined;
+let n = 0;
+
+test.before(async () => {
+  if (isRoot) daemon = await TestDaemon.start({ limits: { mountsPerWorkspace: 2000 } });
+});
+
+test.after.always(async () => {
+  await daemon?.stop();
+});
+
+/** A registered container with a chrooted requester. */
+async function setup(t: ExecutionContext) {
+  const hostBefore = hostMountinfo();
+  const fs = makeRootfs();
+  t.teardown(fs.cleanup);
+  const c = await TestContainer.start({ mountNs: true });
+  t.teardown(async () => {
+    await c.stop();
+    // Every test leaves the host's mount table byte-identical (a throwing
+    // teardown fails the test).
+    if (hostMountinfo() !== hostBefore) throw new Error("the host's mount table changed");
+  });
+  const id = `m-${process.pid}-${++n}`;
+  const socket = await daemon!.add(id, c.initHostPid);
+  const pid = await c.spawnChroot(fs.rootfs);
+  const host = c.hostPidOf(pid);
+  return { c, socket, pid, host, ...fs };
+}
+
+rootTest('MountProc: a masked proc of the container, nosuid,nodev,noexec, visible inside only', async (t) => {
+  const { c, socket, pid, host } = await setup(t);
+  const r = await c.call(socket, 'MountProc', { target: '/proc', pid });
+  t.true(r.ok, JSON.stringify(r));
+
+  const mounts = mountsOf(host);
+  const proc = mounts.find(([mp, type]) => mp === '/proc' && type === 'proc');
+  t.truthy(proc, JSON.stringify(mounts));
+  for (const o of ['nosuid', 'nodev', 'noexec']) t.true(proc![2].split(',').includes(o), `${o} in ${proc![2]}`);
+
+  // PID 1 is the container's init (the agent), and the requester is there.
+  t.is(shInside(host, 'cat /proc/1/cmdline | tr "\\0" " "').stdout.includes('agent.mjs'), true);
+  t.is(shInside(host, `cat /proc/${pid}/comm`).stdout.trim(), 'busybox');
+  for (const masked of ['kcore', 'keys', 'timer_list', 'interrupts', 'sched_debug']) {
+    if (readdirSync('/proc').includes(masked)) t.is(shInside(host, `cat /proc/${masked} | wc -c`).stdout.trim(), '0', masked);
+  }
+  const w = shInside(host, 'echo pwned > /proc/sys/kernel/hostname');
+  t.not(w.code, 0);
+  t.regex(w.stderr, /Read-only file system/);
+  if (readdirSync('/proc').includes('sysrq-trigger')) t.regex(shInside(host, 'echo b > /proc/sysrq-trigger').stderr, /Read-only/);
+});
+
+rootTest('MountSysfs: a read-only masked sysfs showing only the container network', async (t) => {
+  const { c, socket, pid, host } = await setup(t);
+  const r = await c.call(socket, 'MountSysfs', { target: '/sys', pid });
+  t.true(r.ok, JSON.stringify(r));
+  const sys = mountsOf(host).find(([mp, type]) => mp === '/sys' && type === 'sysfs');
+  t.truthy(sys);
+  for (const o of ['ro', 'nosuid', 'nodev', 'noexec']) t.true(sys![2].split(',').includes(o), `${o} in ${sys![2]}`);
+  t.is(shInside(host, 'ls /sys/class/net').stdout.trim(), 'lo');
+  const fw = shInside(host, 'ls -A /sys/firmware | wc -l');
+  t.is(fw.stdout.trim(), '0', JSON.stringify(fw));
+  const u = await c.call(socket, 'UmountSysfs', { target: '/sys', pid });
+  t.true(u.ok, JSON.stringify(u));
+  t.false(mountsOf(host).some(([mp]) => mp === '/sys'));
+});
+
+rootTest('escapes are INVALID_ARGUMENT and mount nothing', async (t) => {
+  const { c, socket, pid, host, outside } = await setup(t);
+  const before = mountsOf(c.initHostPid);
+  const cases: [string, RegExp][] = [
+    ['/escape', /symlink/],
+    ['/work/sub/out', /symlink/],
+    ['/work/../escape', /'\.\.'/],
+    ['/../../../../tmp', /'\.\.'/],
+    ['/file', /not a directory/],
+    ['/nope', /does not exist/],
+    ['proc', /relative/],
+    ['', /empty/],
+  ];
+  for (const [target, why] of cases) {
+    const r = await c.call(socket, 'MountProc', { target, pid });
+    t.is(r.code, 'INVALID_ARGUMENT', `${target}: ${JSON.stringify(r)}`);
+    t.regex(r.details ?? '', why, target);
+  }
+  t.true((await c.call(socket, 'MountProc', { target: '/proc', pid })).ok);
+  const withProc = mountsOf(c.initHostPid);
+  for (const target of ['/proc/self/root', '/proc/1/root', '/proc/self/cwd', `/proc/${pid}/root/work`]) {
+    const r = await c.call(socket, 'MountProc', { target, pid });
+    t.is(r.code, 'INVALID_ARGUMENT', `${target}: ${JSON.stringify(r)}`);
+  }
+  t.deepEqual(mountsOf(c.initHostPid), withProc, 'refused requests mounted nothing');
+  t.true(withProc.length > before.length);
+  t.deepEqual(readdirSync(outside), []);
+});
+
+rootTest('a PID outside the workspace is refused before anything is mounted', async (t) => {
+  const { c, socket } = await setup(t);
+  const before = mountsOf(c.initHostPid);
+  const r1 = await c.call(socket, 'MountProc', { target: '/proc', pid: daemon!.proc.pid });
+  t.is(r1.code, 'PERMISSION_DENIED', JSON.stringify(r1));
+  const r2 = await c.call(socket, 'MountSysfs', { target: '/sys', pid: 2147483000 });
+  t.is(r2.code, 'NOT_FOUND', JSON.stringify(r2));
+  t.deepEqual(mountsOf(c.initHostPid), before);
+});
+
+rootTest('UmountProc removes only mounts iwsd made for this workspace', async (t) => {
+  const { c, socket, pid, host } = await setup(t);
+  // The container's own /proc-like mount: a tmpfs the requester mounts itself.
+  t.is(shInside(host, '/bin/busybox mount -t tmpfs own /tmp').code, 0);
+  const theirs = await c.call(socket, 'UmountProc', { target: '/tmp', pid });
+  t.is(theirs.code, 'PERMISSION_DENIED', JSON.stringify(theirs));
+  t.true(mountsOf(host).some(([mp, type]) => mp === '/tmp' && type === 'tmpfs'), 'left mounted');
+  // A directory with nothing mounted on it.
+  const none = await c.call(socket, 'UmountProc', { target: '/work/target', pid });
+  t.is(none.code, 'NOT_FOUND', JSON.stringify(none));
+
+  t.true((await c.call(socket, 'MountProc', { target: '/proc', pid })).ok);
+  t.true((await c.call(socket, 'MountSysfs', { target: '/sys', pid })).ok);
+  // A proc mount is not a sysfs mount and vice versa.
+  t.is((await c.call(socket, 'UmountSysfs', { target: '/proc', pid })).code, 'PERMISSION_DENIED');
+  t.is((await c.call(socket, 'UmountProc', { target: '/sys', pid })).code, 'PERMISSION_DENIED');
+  // A mask inside our proc is not removable on its own.
+  t.is((await c.call(socket, 'UmountProc', { target: '/proc/sys', pid })).code, 'PERMISSION_DENIED');
+  // Another workspace registered on the same container does not own them.
+  const other = await daemon!.add(`m-other-${process.pid}-${++n}`, c.initHostPid);
+  t.is((await c.call(other, 'UmountProc', { target: '/proc', pid })).code, 'PERMISSION_DENIED');
+
+  t.true((await c.call(socket, 'UmountProc', { target: '/proc', pid })).ok);
+  t.true((await c.call(socket, 'UmountSysfs', { target: '/sys', pid })).ok);
+  t.false(mountsOf(host).some(([mp]) => mp.startsWith('/proc') || mp.startsWith('/sys')), JSON.stringify(mountsOf(host)));
+  // Once gone, it is gone.
+  t.is((await c.call(socket, 'UmountProc', { target: '/proc', pid })).code, 'NOT_FOUND');
+});
+
+function daemonCounts(pid: number): { fds: number; threads: number } {
+  const threads = Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+  return { fds: readdirSync(`/proc/${pid}/fd`).length, threads };
+}
+
+rootTestSerial('1,000 MountProc/UmountProc cycles leave fds, threads and the mount table as they were', async (t) => {
+  const { c, socket, pid, host } = await setup(t);
+  const cycle = [
+    { rpc: 'MountProc', request: { target: '/proc', pid } },
+    { rpc: 'UmountProc', request: { target: '/proc', pid } },
+  ];
+  // Warm up (connections, libuv pool threads), then let closed connections settle.
+  await c.callMany(socket, Array.from({ length: 10 }, () => cycle).flat());
+  await new Promise((r) => setTimeout(r, 500));
+  const mountsBefore = mountsOf(host);
+  const before = daemonCounts(daemon!.proc.pid!);
+  const results = await c.callMany(socket, Array.from({ length: 1000 }, () => cycle).flat());
+  t.deepEqual(results.filter((r) => !r.ok), [], 'every call succeeded');
+  await new Promise((r) => setTimeout(r, 500));
+  t.deepEqual(mountsOf(host), mountsBefore);
+  const after = daemonCounts(daemon!.proc.pid!);
+  // Serial: no other test talks to this daemon meanwhile.
+  t.deepEqual(after, before);
+});
+
+rootTest('race: a directory swapped with a symlink to a host path never redirects a mount', async (t) => {
+  const { c, socket, pid, rootfs, outside } = await setup(t);
+  const dir = join(rootfs, 'work/target');
+  await c.startSwapper(dir, join(rootfs, 'work/link'), outside);
+  const calls = Array.from({ length: 600 }, () => ({ rpc: 'MountProc', request: { target: '/work/target', pid } }));
+  const results = await c.callMany(socket, calls, 8);
+  await c.stopSwapper();
+  const outcomes = new Set(results.map((r) => (r.ok ? 'OK' : r.code)));
+  for (const o of outcomes) t.true(['OK', 'INVALID_ARGUMENT'].includes(o!), `unexpected outcome ${o}`);
+  const procMounts = mountsOf(c.initHostPid).filter(([, type]) => type === 'proc');
+  const ok = results.filter((r) => r.ok).length;
+  t.log(`${ok} of ${results.length} mounts succeeded, ${results.length - ok} refused under the race`);
+  // Every proc mount (in the container's full view) lies inside the rootfs.
+  for (const [mp] of procMounts.filter(([mp]) => mp !== '/proc')) {
+    t.true(mp.startsWith(`${rootfs}/`), `mount at ${mp} escaped the root`);
+    t.false(mp.startsWith(outside), `mount at ${mp} followed the symlink`);
+  }
+  t.deepEqual(readdirSync(outside), []);
+});
