@@ -85,9 +85,11 @@ const SWAPPER = `
 const fs = require('node:fs');
 const [dir, link, target] = process.argv.slice(1);
 const tmp = dir + '.tmp';
-try { fs.symlinkSync(target, link); } catch {}
+fs.symlinkSync(target, link);
+let announced = false;
 for (;;) {
-  try { fs.renameSync(dir, tmp); fs.renameSync(link, dir); fs.renameSync(dir, link); fs.renameSync(tmp, dir); } catch {}
+  fs.renameSync(dir, tmp); fs.renameSync(link, dir); fs.renameSync(dir, link); fs.renameSync(tmp, dir);
+  if (!announced) { announced = true; process.stdout.write('swapping\\n'); }
 }`;
 let swapper;
 
@@ -99,8 +101,13 @@ rl.on('line', async (line) => {
     else if (cmd.op === 'spawnChroot') reply({ id: cmd.id, pid: await spawnChroot(cmd.root) });
     else if (cmd.op === 'callMany') reply({ id: cmd.id, results: await callMany(cmd.socket, cmd.calls, cmd.concurrency) });
     else if (cmd.op === 'swap') {
-      swapper = spawn(process.execPath, ['-e', SWAPPER, cmd.dir, cmd.link, cmd.target], { stdio: 'inherit' });
+      swapper = spawn(process.execPath, ['-e', SWAPPER, cmd.dir, cmd.link, cmd.target], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(swapper);
+      // Answer only once it is really swapping.
+      await new Promise((resolve, reject) => {
+        swapper.stdout.once('data', resolve);
+        swapper.once('exit', (code) => reject(new Error(`swapper exited (${code})`)));
+      });
       reply({ id: cmd.id, pid: swapper.pid });
     } else if (cmd.op === 'unswap') {
       const done = new Promise((r) => swapper.once('exit', r));
