@@ -12,19 +12,27 @@ import { TestContainer, hostMountinfo, makeRootfs, mountsOf, shInside } from './
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest, rootTestSerial } from './helpers/root.js';
 
-let daemon: TestDaemon | undefined;
+// Every test runs against both assembly strategies: the fd-based one and the
+// fallback for older kernels, forced by configuration.
+const STRATEGIES = ['detached', 'fallback'] as const;
+type Strategy = (typeof STRATEGIES)[number];
+const daemons = new Map<Strategy, TestDaemon>();
 let n = 0;
 
 test.before(async () => {
-  if (isRoot) daemon = await TestDaemon.start({ limits: { mountsPerWorkspace: 2000 } });
+  if (!isRoot) return;
+  for (const mountStrategy of STRATEGIES) {
+    daemons.set(mountStrategy, await TestDaemon.start({ mountStrategy, limits: { mountsPerWorkspace: 2000 } }));
+  }
 });
 
 test.after.always(async () => {
-  await daemon?.stop();
+  for (const d of daemons.values()) await d.stop();
 });
 
 /** A registered container with a chrooted requester. */
-async function setup(t: ExecutionContext) {
+async function setup(t: ExecutionContext, strategy: Strategy) {
+  const daemon = daemons.get(strategy)!;
   const hostBefore = hostMountinfo();
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
@@ -36,162 +44,176 @@ async function setup(t: ExecutionContext) {
     if (hostMountinfo() !== hostBefore) throw new Error("the host's mount table changed");
   });
   const id = `m-${process.pid}-${++n}`;
-  const socket = await daemon!.add(id, c.initHostPid);
+  const socket = await daemon.add(id, c.initHostPid);
   const pid = await c.spawnChroot(fs.rootfs);
   const host = c.hostPidOf(pid);
-  return { c, socket, pid, host, ...fs };
+  return { c, socket, pid, host, daemon, ...fs };
 }
 
-rootTest('MountProc: a masked proc of the container, nosuid,nodev,noexec, visible inside only', async (t) => {
-  const { c, socket, pid, host } = await setup(t);
-  const r = await c.call(socket, 'MountProc', { target: '/proc', pid });
-  t.true(r.ok, JSON.stringify(r));
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: MountProc: a masked proc of the container, nosuid,nodev,noexec, visible inside only`, async (t) => {
+    const { c, socket, pid, host } = await setup(t, strategy);
+    const r = await c.call(socket, 'MountProc', { target: '/proc', pid });
+    t.true(r.ok, JSON.stringify(r));
 
-  const mounts = mountsOf(host);
-  const proc = mounts.find(([mp, type]) => mp === '/proc' && type === 'proc');
-  t.truthy(proc, JSON.stringify(mounts));
-  for (const o of ['nosuid', 'nodev', 'noexec']) t.true(proc![2].split(',').includes(o), `${o} in ${proc![2]}`);
+    const mounts = mountsOf(host);
+    const proc = mounts.find(([mp, type]) => mp === '/proc' && type === 'proc');
+    t.truthy(proc, JSON.stringify(mounts));
+    for (const o of ['nosuid', 'nodev', 'noexec']) t.true(proc![2].split(',').includes(o), `${o} in ${proc![2]}`);
 
-  // PID 1 is the container's init (the agent), and the requester is there.
-  t.is(shInside(host, 'cat /proc/1/cmdline | tr "\\0" " "').stdout.includes('agent.mjs'), true);
-  t.is(shInside(host, `cat /proc/${pid}/comm`).stdout.trim(), 'busybox');
-  for (const masked of ['kcore', 'keys', 'timer_list', 'interrupts', 'sched_debug']) {
-    if (readdirSync('/proc').includes(masked)) t.is(shInside(host, `cat /proc/${masked} | wc -c`).stdout.trim(), '0', masked);
-  }
-  const w = shInside(host, 'echo pwned > /proc/sys/kernel/hostname');
-  t.not(w.code, 0);
-  t.regex(w.stderr, /Read-only file system/);
-  if (readdirSync('/proc').includes('sysrq-trigger')) t.regex(shInside(host, 'echo b > /proc/sysrq-trigger').stderr, /Read-only/);
-});
+    // PID 1 is the container's init (the agent), and the requester is there.
+    t.is(shInside(host, 'cat /proc/1/cmdline | tr "\\0" " "').stdout.includes('agent.mjs'), true);
+    t.is(shInside(host, `cat /proc/${pid}/comm`).stdout.trim(), 'busybox');
+    for (const masked of ['kcore', 'keys', 'timer_list', 'interrupts', 'sched_debug']) {
+      if (readdirSync('/proc').includes(masked)) t.is(shInside(host, `cat /proc/${masked} | wc -c`).stdout.trim(), '0', masked);
+    }
+    const w = shInside(host, 'echo pwned > /proc/sys/kernel/hostname');
+    t.not(w.code, 0);
+    t.regex(w.stderr, /Read-only file system/);
+    if (readdirSync('/proc').includes('sysrq-trigger')) t.regex(shInside(host, 'echo b > /proc/sysrq-trigger').stderr, /Read-only/);
+  });
+}
 
-rootTest('MountSysfs: a read-only masked sysfs showing only the container network', async (t) => {
-  const { c, socket, pid, host } = await setup(t);
-  const r = await c.call(socket, 'MountSysfs', { target: '/sys', pid });
-  t.true(r.ok, JSON.stringify(r));
-  const sys = mountsOf(host).find(([mp, type]) => mp === '/sys' && type === 'sysfs');
-  t.truthy(sys);
-  for (const o of ['ro', 'nosuid', 'nodev', 'noexec']) t.true(sys![2].split(',').includes(o), `${o} in ${sys![2]}`);
-  t.is(shInside(host, 'ls /sys/class/net').stdout.trim(), 'lo');
-  const fw = shInside(host, 'ls -A /sys/firmware | wc -l');
-  t.is(fw.stdout.trim(), '0', JSON.stringify(fw));
-  const u = await c.call(socket, 'UmountSysfs', { target: '/sys', pid });
-  t.true(u.ok, JSON.stringify(u));
-  t.false(mountsOf(host).some(([mp]) => mp === '/sys'));
-});
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: MountSysfs: a read-only masked sysfs showing only the container network`, async (t) => {
+    const { c, socket, pid, host } = await setup(t, strategy);
+    const r = await c.call(socket, 'MountSysfs', { target: '/sys', pid });
+    t.true(r.ok, JSON.stringify(r));
+    const sys = mountsOf(host).find(([mp, type]) => mp === '/sys' && type === 'sysfs');
+    t.truthy(sys);
+    for (const o of ['ro', 'nosuid', 'nodev', 'noexec']) t.true(sys![2].split(',').includes(o), `${o} in ${sys![2]}`);
+    t.is(shInside(host, 'ls /sys/class/net').stdout.trim(), 'lo');
+    const fw = shInside(host, 'ls -A /sys/firmware | wc -l');
+    t.is(fw.stdout.trim(), '0', JSON.stringify(fw));
+    const u = await c.call(socket, 'UmountSysfs', { target: '/sys', pid });
+    t.true(u.ok, JSON.stringify(u));
+    t.false(mountsOf(host).some(([mp]) => mp === '/sys'));
+  });
+}
 
-rootTest('escapes are INVALID_ARGUMENT and mount nothing', async (t) => {
-  const { c, socket, pid, host, outside } = await setup(t);
-  const before = mountsOf(c.initHostPid);
-  const cases: [string, RegExp][] = [
-    ['/escape', /symlink/],
-    ['/work/sub/out', /symlink/],
-    ['/work/../escape', /'\.\.'/],
-    ['/../../../../tmp', /'\.\.'/],
-    ['/file', /not a directory/],
-    ['/nope', /does not exist/],
-    ['proc', /relative/],
-    ['', /empty/],
-  ];
-  for (const [target, why] of cases) {
-    const r = await c.call(socket, 'MountProc', { target, pid });
-    t.is(r.code, 'INVALID_ARGUMENT', `${target}: ${JSON.stringify(r)}`);
-    t.regex(r.details ?? '', why, target);
-  }
-  t.true((await c.call(socket, 'MountProc', { target: '/proc', pid })).ok);
-  const withProc = mountsOf(c.initHostPid);
-  for (const target of ['/proc/self/root', '/proc/1/root', '/proc/self/cwd', `/proc/${pid}/root/work`]) {
-    const r = await c.call(socket, 'MountProc', { target, pid });
-    t.is(r.code, 'INVALID_ARGUMENT', `${target}: ${JSON.stringify(r)}`);
-  }
-  t.deepEqual(mountsOf(c.initHostPid), withProc, 'refused requests mounted nothing');
-  t.true(withProc.length > before.length);
-  t.deepEqual(readdirSync(outside), []);
-});
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: escapes are INVALID_ARGUMENT and mount nothing`, async (t) => {
+    const { c, socket, pid, host, outside } = await setup(t, strategy);
+    const before = mountsOf(c.initHostPid);
+    const cases: [string, RegExp][] = [
+      ['/escape', /symlink/],
+      ['/work/sub/out', /symlink/],
+      ['/work/../escape', /'\.\.'/],
+      ['/../../../../tmp', /'\.\.'/],
+      ['/file', /not a directory/],
+      ['/nope', /does not exist/],
+      ['proc', /relative/],
+      ['', /empty/],
+    ];
+    for (const [target, why] of cases) {
+      const r = await c.call(socket, 'MountProc', { target, pid });
+      t.is(r.code, 'INVALID_ARGUMENT', `${target}: ${JSON.stringify(r)}`);
+      t.regex(r.details ?? '', why, target);
+    }
+    t.true((await c.call(socket, 'MountProc', { target: '/proc', pid })).ok);
+    const withProc = mountsOf(c.initHostPid);
+    for (const target of ['/proc/self/root', '/proc/1/root', '/proc/self/cwd', `/proc/${pid}/root/work`]) {
+      const r = await c.call(socket, 'MountProc', { target, pid });
+      t.is(r.code, 'INVALID_ARGUMENT', `${target}: ${JSON.stringify(r)}`);
+    }
+    t.deepEqual(mountsOf(c.initHostPid), withProc, 'refused requests mounted nothing');
+    t.true(withProc.length > before.length);
+    t.deepEqual(readdirSync(outside), []);
+  });
+}
 
-rootTest('a PID outside the workspace is refused before anything is mounted', async (t) => {
-  const { c, socket } = await setup(t);
-  const before = mountsOf(c.initHostPid);
-  const r1 = await c.call(socket, 'MountProc', { target: '/proc', pid: daemon!.proc.pid });
-  t.is(r1.code, 'PERMISSION_DENIED', JSON.stringify(r1));
-  const r2 = await c.call(socket, 'MountSysfs', { target: '/sys', pid: 2147483000 });
-  t.is(r2.code, 'NOT_FOUND', JSON.stringify(r2));
-  t.deepEqual(mountsOf(c.initHostPid), before);
-});
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: a PID outside the workspace is refused before anything is mounted`, async (t) => {
+    const { c, socket, daemon } = await setup(t, strategy);
+    const before = mountsOf(c.initHostPid);
+    const r1 = await c.call(socket, 'MountProc', { target: '/proc', pid: daemon.proc.pid });
+    t.is(r1.code, 'PERMISSION_DENIED', JSON.stringify(r1));
+    const r2 = await c.call(socket, 'MountSysfs', { target: '/sys', pid: 2147483000 });
+    t.is(r2.code, 'NOT_FOUND', JSON.stringify(r2));
+    t.deepEqual(mountsOf(c.initHostPid), before);
+  });
+}
 
-rootTest('UmountProc removes only mounts iwsd made for this workspace', async (t) => {
-  const { c, socket, pid, host } = await setup(t);
-  // The container's own /proc-like mount: a tmpfs the requester mounts itself.
-  t.is(shInside(host, '/bin/busybox mount -t tmpfs own /tmp').code, 0);
-  const theirs = await c.call(socket, 'UmountProc', { target: '/tmp', pid });
-  t.is(theirs.code, 'PERMISSION_DENIED', JSON.stringify(theirs));
-  t.true(mountsOf(host).some(([mp, type]) => mp === '/tmp' && type === 'tmpfs'), 'left mounted');
-  // A directory with nothing mounted on it.
-  const none = await c.call(socket, 'UmountProc', { target: '/work/target', pid });
-  t.is(none.code, 'NOT_FOUND', JSON.stringify(none));
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: UmountProc removes only mounts iwsd made for this workspace`, async (t) => {
+    const { c, socket, pid, host, daemon } = await setup(t, strategy);
+    // The container's own /proc-like mount: a tmpfs the requester mounts itself.
+    t.is(shInside(host, '/bin/busybox mount -t tmpfs own /tmp').code, 0);
+    const theirs = await c.call(socket, 'UmountProc', { target: '/tmp', pid });
+    t.is(theirs.code, 'PERMISSION_DENIED', JSON.stringify(theirs));
+    t.true(mountsOf(host).some(([mp, type]) => mp === '/tmp' && type === 'tmpfs'), 'left mounted');
+    // A directory with nothing mounted on it.
+    const none = await c.call(socket, 'UmountProc', { target: '/work/target', pid });
+    t.is(none.code, 'NOT_FOUND', JSON.stringify(none));
 
-  t.true((await c.call(socket, 'MountProc', { target: '/proc', pid })).ok);
-  t.true((await c.call(socket, 'MountSysfs', { target: '/sys', pid })).ok);
-  // A proc mount is not a sysfs mount and vice versa.
-  t.is((await c.call(socket, 'UmountSysfs', { target: '/proc', pid })).code, 'PERMISSION_DENIED');
-  t.is((await c.call(socket, 'UmountProc', { target: '/sys', pid })).code, 'PERMISSION_DENIED');
-  // A mask inside our proc is not removable on its own.
-  t.is((await c.call(socket, 'UmountProc', { target: '/proc/sys', pid })).code, 'PERMISSION_DENIED');
-  // Another workspace registered on the same container does not own them.
-  const other = await daemon!.add(`m-other-${process.pid}-${++n}`, c.initHostPid);
-  t.is((await c.call(other, 'UmountProc', { target: '/proc', pid })).code, 'PERMISSION_DENIED');
+    t.true((await c.call(socket, 'MountProc', { target: '/proc', pid })).ok);
+    t.true((await c.call(socket, 'MountSysfs', { target: '/sys', pid })).ok);
+    // A proc mount is not a sysfs mount and vice versa.
+    t.is((await c.call(socket, 'UmountSysfs', { target: '/proc', pid })).code, 'PERMISSION_DENIED');
+    t.is((await c.call(socket, 'UmountProc', { target: '/sys', pid })).code, 'PERMISSION_DENIED');
+    // A mask inside our proc is not removable on its own.
+    t.is((await c.call(socket, 'UmountProc', { target: '/proc/sys', pid })).code, 'PERMISSION_DENIED');
+    // Another workspace registered on the same container does not own them.
+    const other = await daemon.add(`m-other-${process.pid}-${++n}`, c.initHostPid);
+    t.is((await c.call(other, 'UmountProc', { target: '/proc', pid })).code, 'PERMISSION_DENIED');
 
-  t.true((await c.call(socket, 'UmountProc', { target: '/proc', pid })).ok);
-  t.true((await c.call(socket, 'UmountSysfs', { target: '/sys', pid })).ok);
-  t.false(mountsOf(host).some(([mp]) => mp.startsWith('/proc') || mp.startsWith('/sys')), JSON.stringify(mountsOf(host)));
-  // Once gone, it is gone.
-  t.is((await c.call(socket, 'UmountProc', { target: '/proc', pid })).code, 'NOT_FOUND');
-});
+    t.true((await c.call(socket, 'UmountProc', { target: '/proc', pid })).ok);
+    t.true((await c.call(socket, 'UmountSysfs', { target: '/sys', pid })).ok);
+    t.false(mountsOf(host).some(([mp]) => mp.startsWith('/proc') || mp.startsWith('/sys')), JSON.stringify(mountsOf(host)));
+    // Once gone, it is gone.
+    t.is((await c.call(socket, 'UmountProc', { target: '/proc', pid })).code, 'NOT_FOUND');
+  });
+}
 
 function daemonCounts(pid: number): { fds: number; threads: number } {
   const threads = Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
   return { fds: readdirSync(`/proc/${pid}/fd`).length, threads };
 }
 
-rootTestSerial('1,000 MountProc/UmountProc cycles leave fds, threads and the mount table as they were', async (t) => {
-  const { c, socket, pid, host } = await setup(t);
-  const cycle = [
-    { rpc: 'MountProc', request: { target: '/proc', pid } },
-    { rpc: 'UmountProc', request: { target: '/proc', pid } },
-  ];
-  // Warm up (connections, libuv pool threads), then let closed connections settle.
-  await c.callMany(socket, Array.from({ length: 10 }, () => cycle).flat());
-  await new Promise((r) => setTimeout(r, 500));
-  const mountsBefore = mountsOf(host);
-  const before = daemonCounts(daemon!.proc.pid!);
-  const results = await c.callMany(socket, Array.from({ length: 1000 }, () => cycle).flat());
-  t.deepEqual(results.filter((r) => !r.ok), [], 'every call succeeded');
-  await new Promise((r) => setTimeout(r, 500));
-  t.deepEqual(mountsOf(host), mountsBefore);
-  const after = daemonCounts(daemon!.proc.pid!);
-  // Serial: no other test talks to this daemon meanwhile.
-  t.deepEqual(after, before);
-});
+for (const strategy of STRATEGIES) {
+  rootTestSerial(`${strategy}: 1,000 MountProc/UmountProc cycles leave fds, threads and the mount table as they were`, async (t) => {
+    const { c, socket, pid, host, daemon } = await setup(t, strategy);
+    const cycle = [
+      { rpc: 'MountProc', request: { target: '/proc', pid } },
+      { rpc: 'UmountProc', request: { target: '/proc', pid } },
+    ];
+    // Warm up (connections, libuv pool threads), then let closed connections settle.
+    await c.callMany(socket, Array.from({ length: 10 }, () => cycle).flat());
+    await new Promise((r) => setTimeout(r, 500));
+    const mountsBefore = mountsOf(host);
+    const before = daemonCounts(daemon.proc.pid!);
+    const results = await c.callMany(socket, Array.from({ length: 1000 }, () => cycle).flat());
+    t.deepEqual(results.filter((r) => !r.ok), [], 'every call succeeded');
+    await new Promise((r) => setTimeout(r, 500));
+    t.deepEqual(mountsOf(host), mountsBefore);
+    const after = daemonCounts(daemon.proc.pid!);
+    // Serial: no other test talks to this daemon meanwhile.
+    t.deepEqual(after, before);
+  });
+}
 
-rootTest('race: a directory swapped with a symlink to a host path never redirects a mount', async (t) => {
-  const { c, socket, pid, rootfs, outside } = await setup(t);
-  // /work/a is swapped between a real directory and a symlink to a host
-  // directory outside the root; both contain "target". A mount must land in
-  // the real one or be refused, never follow the symlink.
-  mkdirSync(join(rootfs, 'work/a/target'), { recursive: true });
-  mkdirSync(join(outside, 'target'));
-  await c.startSwapper(join(rootfs, 'work/a'), join(rootfs, 'work/alink'), outside);
-  const calls = Array.from({ length: 600 }, () => ({ rpc: 'MountProc', request: { target: '/work/a/target', pid } }));
-  const results = await c.callMany(socket, calls, 8);
-  await c.stopSwapper();
-  const outcomes = new Set(results.map((r) => (r.ok ? 'OK' : r.code)));
-  for (const o of outcomes) t.true(['OK', 'INVALID_ARGUMENT'].includes(o!), `unexpected outcome ${o}`);
-  const ok = results.filter((r) => r.ok).length;
-  t.log(`${ok} of ${results.length} mounts succeeded, ${results.length - ok} refused under the race`);
-  t.true(ok > 0 && ok < results.length, 'the race was real: some calls won, some lost');
-  // In the container's full view (its init has the host's root), every proc
-  // mount iwsd made lies inside the rootfs, none under the outside dir.
-  const ours = mountsOf(c.initHostPid).filter(([mp, type]) => type === 'proc' && mp.startsWith('/tmp/'));
-  t.is(ours.filter(([mp]) => mp.endsWith('/target')).length, ok, 'one proc (plus its read-only submounts) per success');
-  for (const [mp] of ours) t.true(mp.startsWith(`${rootfs}/work/`) && !mp.startsWith(outside), `mount at ${mp} escaped the root`);
-  t.deepEqual(readdirSync(join(outside, 'target')), [], 'nothing appeared behind the symlink');
-});
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: race: a directory swapped with a symlink to a host path never redirects a mount`, async (t) => {
+    const { c, socket, pid, rootfs, outside } = await setup(t, strategy);
+    // /work/a is swapped between a real directory and a symlink to a host
+    // directory outside the root; both contain "target". A mount must land in
+    // the real one or be refused, never follow the symlink.
+    mkdirSync(join(rootfs, 'work/a/target'), { recursive: true });
+    mkdirSync(join(outside, 'target'));
+    await c.startSwapper(join(rootfs, 'work/a'), join(rootfs, 'work/alink'), outside);
+    const calls = Array.from({ length: 600 }, () => ({ rpc: 'MountProc', request: { target: '/work/a/target', pid } }));
+    const results = await c.callMany(socket, calls, 8);
+    await c.stopSwapper();
+    const outcomes = new Set(results.map((r) => (r.ok ? 'OK' : r.code)));
+    for (const o of outcomes) t.true(['OK', 'INVALID_ARGUMENT'].includes(o!), `unexpected outcome ${o}`);
+    const ok = results.filter((r) => r.ok).length;
+    t.log(`${ok} of ${results.length} mounts succeeded, ${results.length - ok} refused under the race`);
+    t.true(ok > 0 && ok < results.length, 'the race was real: some calls won, some lost');
+    // In the container's full view (its init has the host's root), every proc
+    // mount iwsd made lies inside the rootfs, none under the outside dir.
+    const ours = mountsOf(c.initHostPid).filter(([mp, type]) => type === 'proc' && mp.startsWith('/tmp/'));
+    t.is(ours.filter(([mp]) => mp.endsWith('/target')).length, ok, 'one proc (plus its read-only submounts) per success');
+    for (const [mp] of ours) t.true(mp.startsWith(`${rootfs}/work/`) && !mp.startsWith(outside), `mount at ${mp} escaped the root`);
+    t.deepEqual(readdirSync(join(outside, 'target')), [], 'nothing appeared behind the symlink');
+  });
+}

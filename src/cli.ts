@@ -29,11 +29,19 @@ function parsePid(value: string): number {
   return Number(value);
 }
 
-function configFor(opts: { stateDir?: string; config?: string; logLevel?: string; pidStrategy?: string }): Config {
+interface CommonOpts {
+  stateDir?: string;
+  config?: string;
+  logLevel?: string;
+  pidStrategy?: string;
+  mountStrategy?: string;
+}
+
+function configFor(opts: CommonOpts): Config {
   return loadConfig({
     file: opts.config,
     env: process.env,
-    flags: { stateDir: opts.stateDir, logLevel: opts.logLevel, pidStrategy: opts.pidStrategy },
+    flags: { stateDir: opts.stateDir, logLevel: opts.logLevel, pidStrategy: opts.pidStrategy, mountStrategy: opts.mountStrategy },
   });
 }
 
@@ -45,7 +53,7 @@ function fmtRange(r: { start?: number; size?: number } | null | undefined): stri
   return r ? `${r.start ?? 0}:${r.size ?? 0}` : '-';
 }
 
-async function serve(opts: { stateDir?: string; config?: string; logLevel?: string; pidStrategy?: string }): Promise<void> {
+async function serve(opts: CommonOpts): Promise<void> {
   const config = configFor(opts);
   const log = createLogger(config.logLevel);
   let daemon: Daemon;
@@ -93,6 +101,13 @@ export function buildProgram(): Command {
     .addOption(configOption())
     .addOption(new Option('--log-level <level>', 'log level (env IWSD_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(new Option('--pid-strategy <strategy>', 'PID translation: ioctl (Linux 6.11+), scan (fallback), or auto (env IWSD_PID_STRATEGY)').choices(['auto', 'ioctl', 'scan']))
+    .addOption(
+      new Option('--mount-strategy <strategy>', 'proc/sysfs assembly: detached (Linux 6.15+), fallback (older kernels), or auto (env IWSD_MOUNT_STRATEGY)').choices([
+        'auto',
+        'detached',
+        'fallback',
+      ]),
+    )
     .addHelpText(
       'after',
       '\nConfiguration precedence: built-in defaults < --config file < IWSD_* environment < flags.\nStops gracefully on SIGTERM or SIGINT. Logs are JSON lines on stdout.',

@@ -39,6 +39,7 @@ export const ConfigSchema = z
     stateDir: z.string().min(1).default('/run/iwsd'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     pidStrategy: z.enum(['auto', 'ioctl', 'scan']).default('auto'),
+    mountStrategy: z.enum(['auto', 'detached', 'fallback']).default('auto'),
     idPolicy: z
       .object({
         rootRange: IdRangeSchema.default({ start: 33333, size: 1 }),
@@ -119,6 +120,7 @@ export const ENV_VARS = {
   IWSD_STATE_DIR: 'stateDir',
   IWSD_LOG_LEVEL: 'logLevel',
   IWSD_PID_STRATEGY: 'pidStrategy',
+  IWSD_MOUNT_STRATEGY: 'mountStrategy',
 } as const;
 
 export function configFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {

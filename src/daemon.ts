@@ -62,6 +62,7 @@ export class Daemon {
     readonly config: Config,
     readonly log: Logger,
     readonly pidStrategy: 'ioctl' | 'scan',
+    readonly mountStrategy: 'detached' | 'fallback',
   ) {
     this.adminSocket = join(config.stateDir, 'admin.sock');
     const rl = config.rateLimits.writeIdMapping;
@@ -75,7 +76,8 @@ export class Daemon {
     }
     native.validateIdPolicy(config.idPolicy);
     const strategy = await native.resolvePidStrategy(config.pidStrategy);
-    const d = new Daemon(config, log, strategy);
+    const mountStrategy = await native.resolveMountStrategy(config.mountStrategy);
+    const d = new Daemon(config, log, strategy, mountStrategy);
     await mkdir(join(config.stateDir, 'workspaces'), { recursive: true, mode: 0o700 });
     await chmod(config.stateDir, 0o700);
     const server = new grpc.Server();
@@ -84,7 +86,7 @@ export class Daemon {
     d.#admin = server;
     const features = await native.probeKernel();
     log.info(
-      { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, kernel: features },
+      { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, mountStrategy, kernel: features },
       `iwsd serving admin socket ${d.adminSocket}`,
     );
     return d;
@@ -122,6 +124,7 @@ export class Daemon {
       const log = this.log.child({ workspace: id });
       const service = new WorkspaceService(workspace, {
         pidStrategy: this.pidStrategy,
+        mountStrategy: this.mountStrategy,
         writeIdMappingLimiter: this.#limiter,
         proc: this.config.proc,
         sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },

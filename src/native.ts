@@ -24,6 +24,7 @@ export type MountSysfsOptions = Binding.MountSysfsOptions;
 export type UmountOptions = Binding.UmountOptions;
 export type MountResult = Binding.MountResult;
 export type PidStrategy = 'auto' | 'ioctl' | 'scan';
+export type MountStrategy = 'auto' | 'detached' | 'fallback';
 
 async function wrap<T>(p: () => Promise<T>): Promise<T> {
   try {
@@ -65,6 +66,11 @@ export function probeKernel(): Promise<KernelFeatures> {
 /** The strategy `requested` resolves to on this kernel. */
 export function resolvePidStrategy(requested: PidStrategy): Promise<'ioctl' | 'scan'> {
   return wrap(() => binding.resolvePidStrategy(requested) as Promise<'ioctl' | 'scan'>);
+}
+
+/** The mount strategy `requested` resolves to on this kernel. */
+export function resolveMountStrategy(requested: MountStrategy): Promise<'detached' | 'fallback'> {
+  return wrap(() => binding.resolveMountStrategy(requested) as Promise<'detached' | 'fallback'>);
 }
 
 /** Throws IwsError(INVALID_ARGUMENT) when the policy is unsound. */

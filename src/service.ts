@@ -18,6 +18,7 @@ import type { WriteIDMappingResponse } from './gen/iws/WriteIDMappingResponse.js
 
 export interface ServiceDeps {
   pidStrategy: 'ioctl' | 'scan';
+  mountStrategy: 'detached' | 'fallback';
   proc: native.Masks;
   sysfs: { readOnly: boolean; masks: native.Masks };
   mountsPerWorkspace: number;
@@ -71,7 +72,12 @@ export class WorkspaceService {
         `this workspace already has ${mounts.size} mounts made by iwsd (limit ${this.deps.mountsPerWorkspace}); unmount some first`,
       );
     }
-    const common = { pid: req.pid, target: req.target, pidStrategy: this.deps.pidStrategy };
+    const common = {
+      pid: req.pid,
+      target: req.target,
+      pidStrategy: this.deps.pidStrategy,
+      mountStrategy: this.deps.mountStrategy,
+    };
     const { mountId } =
       kind === 'proc'
         ? await native.mountProc(this.workspace.container, { ...common, masks: this.deps.proc })

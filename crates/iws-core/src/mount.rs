@@ -39,6 +39,52 @@ use crate::sys;
 /// `STATX_MNT_ID_UNIQUE` (Linux 6.8): a 64-bit mount id never reused.
 const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 
+/// How mounts are assembled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountStrategy {
+    /// proc for a PID namespace via `fsconfig(pidns)`, masks attached to the
+    /// detached tree (this kernel: Linux 6.15+).
+    Detached,
+    /// For older kernels: proc created by a helper forked into the PID
+    /// namespace; masks applied in a thread-private staging mount namespace,
+    /// then the masked tree cloned detached. Placement is the same.
+    Fallback,
+}
+
+impl MountStrategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            MountStrategy::Detached => "detached",
+            MountStrategy::Fallback => "fallback",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Option<MountStrategy>> {
+        match s {
+            "auto" => Ok(None),
+            "detached" => Ok(Some(MountStrategy::Detached)),
+            "fallback" => Ok(Some(MountStrategy::Fallback)),
+            _ => Err(Error::invalid(format!("unknown mount strategy {s:?}; use auto, detached or fallback"))),
+        }
+    }
+}
+
+/// The requested strategy if this kernel supports it, else the best one.
+pub fn choose_strategy(requested: Option<MountStrategy>) -> Result<MountStrategy> {
+    match requested {
+        Some(MountStrategy::Detached) => match probe_detached_proc() {
+            Ok(()) => Ok(MountStrategy::Detached),
+            Err(why) => Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("mount strategy 'detached' is not supported by this kernel ({why}); use 'fallback' or 'auto'"),
+            )),
+        },
+        Some(s) => Ok(s),
+        None if probe_detached_proc().is_ok() => Ok(MountStrategy::Detached),
+        None => Ok(MountStrategy::Fallback),
+    }
+}
+
 /// Which kind of filesystem a tracked mount is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountKind {
@@ -197,10 +243,11 @@ fn mount_id(fd: BorrowedFd<'_>) -> Result<(u64, bool)> {
     let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE))
         .map_err(|e| kernel("statx(STATX_MNT_ID_UNIQUE)", e))?;
     if st.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
-        return Err(Error::new(
-            ErrorKind::FailedPrecondition,
-            "this kernel does not report unique mount ids (STATX_MNT_ID_UNIQUE, Linux 6.8+)",
-        ));
+        // Before Linux 6.8: the classic mount id, which the kernel may reuse
+        // after an unmount (documented in the README's kernel table).
+        if st.stx_mask & StatxFlags::MNT_ID.bits() == 0 {
+            return Err(Error::new(ErrorKind::FailedPrecondition, "this kernel does not report mount ids (statx, Linux 5.8+)"));
+        }
     }
     Ok((st.stx_mnt_id, st.stx_attributes.contains(rustix::fs::StatxAttributes::MOUNT_ROOT)))
 }
@@ -259,6 +306,76 @@ fn apply_masks(mnt: &OwnedFd, masks: &Masks) -> Result<()> {
     Ok(())
 }
 
+/// The fallback for [`apply_masks`] on kernels that cannot attach mounts to a
+/// detached tree: in a mount namespace private to a throwaway thread (made
+/// `rprivate` first, so nothing propagates anywhere), `mnt` is attached under
+/// a private tmpfs, masked by path, and cloned (recursively) into a new
+/// detached tree, which is returned. The private namespace dies with the thread.
+fn apply_masks_staged(mnt: OwnedFd, masks: &Masks) -> Result<OwnedFd> {
+    use nix::mount::{mount, MsFlags};
+    on_fresh_thread(move || {
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| Error::internal("unshare(CLONE_NEWNS)", e))?;
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+            .map_err(|e| Error::internal("mount(/, MS_REC|MS_PRIVATE) in staging ns", e))?;
+        let base = ["/tmp", "/mnt", "/run", "/dev"]
+            .into_iter()
+            .find(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir()))
+            .ok_or_else(|| Error::internal("staging", "no directory to stage under"))?;
+        mount(Some("none"), base, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("size=64k,mode=0700"))
+            .map_err(|e| Error::internal("mount(staging tmpfs)", e))?;
+        let dir = format!("{base}/m");
+        std::fs::create_dir(&dir).map_err(|e| Error::internal("mkdir(staging)", e))?;
+        move_mount(&mnt, "", CWD, dir.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+            .map_err(|e| kernel("move_mount(into staging)", e))?;
+        for name in &masks.masked {
+            let p = format!("{dir}/{name}");
+            let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+            if meta.is_dir() {
+                mount(
+                    Some("none"),
+                    p.as_str(),
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    Some("size=4k,nr_inodes=1,mode=0555"),
+                )
+            } else {
+                mount(Some("/dev/null"), p.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            }
+            .map_err(|e| Error::internal(&format!("mount(mask {name}) in staging"), e))?;
+        }
+        for name in &masks.read_only {
+            let p = format!("{dir}/{name}");
+            if std::fs::symlink_metadata(&p).is_err() {
+                continue;
+            }
+            mount(Some(p.as_str()), p.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                .and_then(|_| {
+                    mount(
+                        None::<&str>,
+                        p.as_str(),
+                        None::<&str>,
+                        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+                        None::<&str>,
+                    )
+                })
+                .map_err(|e| Error::internal(&format!("mount(read-only {name}) in staging"), e))?;
+        }
+        open_tree(
+            CWD,
+            dir.as_str(),
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+        )
+        .map_err(|e| kernel("open_tree(staging, CLONE|RECURSIVE)", e))
+    })
+}
+
+fn masked(mnt: OwnedFd, masks: &Masks, strategy: MountStrategy) -> Result<OwnedFd> {
+    match strategy {
+        MountStrategy::Detached => apply_masks(&mnt, masks).map(|_| mnt),
+        MountStrategy::Fallback => apply_masks_staged(mnt, masks),
+    }
+}
+
 /// Moves the detached tree `mnt` onto `target` inside `proc`'s root, from a
 /// thread inside `proc`'s mount namespace. Returns the new mount's id.
 fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str) -> Result<u64> {
@@ -286,6 +403,7 @@ fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str) -> Result<u64> {
 pub fn mount_proc(
     container: &Container,
     strategy: PidStrategy,
+    ms: MountStrategy,
     pid: i64,
     target: &str,
     masks: &Masks,
@@ -294,20 +412,25 @@ pub fn mount_proc(
     masks.validate()?;
     let p = container.resolve(pid, strategy)?;
     let pidns = p.open("ns/pid", OFlags::RDONLY)?;
-    let mnt = detached(
-        "proc",
-        |fs| {
-            fsconfig_set_fd(fs, "pidns", &pidns).map_err(|e| match e {
-                Errno::INVAL | Errno::OPNOTSUPP => Error::new(
-                    ErrorKind::FailedPrecondition,
-                    "this kernel's proc does not take a pidns option; use the fallback mount strategy",
-                ),
-                e => Error::internal("fsconfig(proc, pidns)", e),
-            })
-        },
-        NOSUID_NODEV_NOEXEC,
-    )?;
-    apply_masks(&mnt, masks)?;
+    let mnt = match ms {
+        MountStrategy::Detached => detached(
+            "proc",
+            |fs| {
+                fsconfig_set_fd(fs, "pidns", &pidns).map_err(|e| match e {
+                    Errno::INVAL | Errno::OPNOTSUPP => Error::new(
+                        ErrorKind::FailedPrecondition,
+                        "this kernel's proc does not take a pidns option; use the fallback mount strategy",
+                    ),
+                    e => Error::internal("fsconfig(proc, pidns)", e),
+                })
+            },
+            NOSUID_NODEV_NOEXEC,
+        )?,
+        MountStrategy::Fallback => on_fresh_thread(|| {
+            sys::proc_via_helper(&pidns, NOSUID_NODEV_NOEXEC).map_err(|e| Error::internal("proc helper in PID namespace", e))
+        })?,
+    };
+    let mnt = masked(mnt, masks, ms)?;
     Ok(MountOutcome { mount_id: place(&p, mnt, target)? })
 }
 
@@ -315,6 +438,7 @@ pub fn mount_proc(
 pub fn mount_sysfs(
     container: &Container,
     strategy: PidStrategy,
+    ms: MountStrategy,
     pid: i64,
     target: &str,
     opts: &SysfsOptions,
@@ -330,10 +454,9 @@ pub fn mount_sysfs(
     // sysfs binds to the network namespace of the task that creates it.
     let mnt = on_fresh_thread(|| {
         setns(netns.as_fd(), CloneFlags::CLONE_NEWNET, "net")?;
-        let mnt = detached("sysfs", |_| Ok(()), attrs)?;
-        apply_masks(&mnt, &opts.masks)?;
-        Ok(mnt)
+        detached("sysfs", |_| Ok(()), attrs)
     })?;
+    let mnt = masked(mnt, &opts.masks, ms)?;
     Ok(MountOutcome { mount_id: place(&p, mnt, target)? })
 }
 

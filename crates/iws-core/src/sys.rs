@@ -102,3 +102,83 @@ pub fn mount_setattr_fd(dfd: impl AsFd, attr_set: u64, recursive: bool) -> io::R
         Ok(())
     }
 }
+
+/// Creates a proc instance for the PID namespace `pidns` on kernels whose
+/// proc lacks the `pidns` mount option. Must run on a throwaway thread: it
+/// makes the calling thread's future children join `pidns`, forks a helper
+/// there that creates the (detached) mount, and receives the mount's fd over a
+/// socketpair. The helper is reaped before returning.
+pub fn proc_via_helper(pidns: impl AsFd, attrs: rustix::mount::MountAttrFlags) -> io::Result<OwnedFd> {
+    use rustix::net::{
+        recvmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags,
+        SocketType,
+    };
+    use std::io::IoSliceMut;
+    use std::mem::MaybeUninit;
+
+    nix::sched::setns(pidns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)?;
+    let (ours, theirs) = socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)?;
+    // SAFETY: the process is multi-threaded, so the child may only make
+    // async-signal-safe calls until it exits: `helper_child` makes raw
+    // syscalls on stack buffers (no allocation, no locks) and `_exit`s.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            let code = helper_child(&theirs, attrs);
+            // SAFETY: `_exit` ends the child without running destructors or
+            // atexit handlers that could touch the parent's inherited state.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(theirs);
+            let mut buf = [0u8; 4];
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut anc = RecvAncillaryBuffer::new(&mut space);
+            let res = recvmsg(&ours, &mut [IoSliceMut::new(&mut buf)], &mut anc, RecvFlags::CMSG_CLOEXEC);
+            let fd = anc.drain().find_map(|m| match m {
+                RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+                _ => None,
+            });
+            let _ = nix::sys::wait::waitpid(child, None);
+            res?;
+            match fd {
+                Some(fd) => Ok(fd),
+                None => {
+                    let errno = i32::from_ne_bytes(buf);
+                    Err(io::Error::from_raw_os_error(if errno > 0 { errno } else { libc::EIO }))
+                }
+            }
+        }
+    }
+}
+
+/// The forked helper: raw syscalls only (see `proc_via_helper`).
+fn helper_child(sock: &OwnedFd, attrs: rustix::mount::MountAttrFlags) -> i32 {
+    use rustix::mount::{fsconfig_create, fsmount, fsopen, FsMountFlags, FsOpenFlags};
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::io::IoSlice;
+    use std::mem::MaybeUninit;
+
+    let made = (|| {
+        let fs = fsopen(c"proc", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        fsconfig_create(&fs)?;
+        fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+    })();
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = SendAncillaryBuffer::new(&mut space);
+    match made {
+        Ok(mnt) => {
+            let fds = [mnt.as_fd()];
+            anc.push(SendAncillaryMessage::ScmRights(&fds));
+            let ok = sendmsg(sock, &[IoSlice::new(&[0u8; 4])], &mut anc, SendFlags::empty()).is_ok();
+            if ok {
+                0
+            } else {
+                1
+            }
+        }
+        Err(e) => {
+            let _ = sendmsg(sock, &[IoSlice::new(&e.raw_os_error().to_ne_bytes())], &mut anc, SendFlags::empty());
+            1
+        }
+    }
+}

@@ -285,6 +285,8 @@ pub struct MountProcOptions {
     pub target: String,
     pub masks: Masks,
     pub pid_strategy: String,
+    /// "auto", "detached" or "fallback".
+    pub mount_strategy: String,
 }
 
 #[napi(object)]
@@ -294,6 +296,8 @@ pub struct MountSysfsOptions {
     pub read_only: bool,
     pub masks: Masks,
     pub pid_strategy: String,
+    /// "auto", "detached" or "fallback".
+    pub mount_strategy: String,
 }
 
 #[napi(object)]
@@ -312,13 +316,17 @@ pub struct MountResult {
     pub mount_id: String,
 }
 
+fn mount_strategy(s: &str) -> core::Result<core::mount::MountStrategy> {
+    core::mount::choose_strategy(core::mount::MountStrategy::parse(s)?)
+}
+
 fn masks(m: Masks) -> core::mount::Masks {
     core::mount::Masks { masked: m.masked, read_only: m.read_only }
 }
 
 pub enum MountOp {
-    Proc { pid: i64, target: String, masks: core::mount::Masks },
-    Sysfs { pid: i64, target: String, opts: core::mount::SysfsOptions },
+    Proc { pid: i64, target: String, masks: core::mount::Masks, strategy: String },
+    Sysfs { pid: i64, target: String, opts: core::mount::SysfsOptions, strategy: String },
     Umount { pid: i64, target: String, owned: Vec<String> },
 }
 
@@ -331,8 +339,12 @@ pub struct MountTask {
 fn run_mount_op(c: &core::pidns::Container, op: &MountOp, strategy: &str) -> core::Result<u64> {
     let s = self::strategy(strategy)?;
     match op {
-        MountOp::Proc { pid, target, masks } => core::mount::mount_proc(c, s, *pid, target, masks).map(|o| o.mount_id),
-        MountOp::Sysfs { pid, target, opts } => core::mount::mount_sysfs(c, s, *pid, target, opts).map(|o| o.mount_id),
+        MountOp::Proc { pid, target, masks, strategy } => {
+            core::mount::mount_proc(c, s, mount_strategy(strategy)?, *pid, target, masks).map(|o| o.mount_id)
+        }
+        MountOp::Sysfs { pid, target, opts, strategy } => {
+            core::mount::mount_sysfs(c, s, mount_strategy(strategy)?, *pid, target, opts).map(|o| o.mount_id)
+        }
         MountOp::Umount { pid, target, owned } => {
             let ids: Vec<u64> = owned.iter().filter_map(|s| s.parse().ok()).collect();
             core::mount::umount(c, s, *pid, target, &ids)
@@ -361,7 +373,12 @@ fn mount_task(container: &Container, op: MountOp, strategy: String) -> Result<As
 /// `options.target` inside that process's root and mount namespace.
 #[napi(ts_return_type = "Promise<MountResult>")]
 pub fn mount_proc(container: &Container, options: MountProcOptions) -> Result<AsyncTask<MountTask>> {
-    let op = MountOp::Proc { pid: options.pid, target: options.target, masks: masks(options.masks) };
+    let op = MountOp::Proc {
+        pid: options.pid,
+        target: options.target,
+        masks: masks(options.masks),
+        strategy: options.mount_strategy,
+    };
     mount_task(container, op, options.pid_strategy)
 }
 
@@ -369,7 +386,8 @@ pub fn mount_proc(container: &Container, options: MountProcOptions) -> Result<As
 #[napi(ts_return_type = "Promise<MountResult>")]
 pub fn mount_sysfs(container: &Container, options: MountSysfsOptions) -> Result<AsyncTask<MountTask>> {
     let opts = core::mount::SysfsOptions { read_only: options.read_only, masks: masks(options.masks) };
-    mount_task(container, MountOp::Sysfs { pid: options.pid, target: options.target, opts }, options.pid_strategy)
+    let op = MountOp::Sysfs { pid: options.pid, target: options.target, opts, strategy: options.mount_strategy };
+    mount_task(container, op, options.pid_strategy)
 }
 
 /// Unmounts the mount at `options.target` if it is one of `options.owned`.
@@ -377,4 +395,27 @@ pub fn mount_sysfs(container: &Container, options: MountSysfsOptions) -> Result<
 pub fn umount(container: &Container, options: UmountOptions) -> Result<AsyncTask<MountTask>> {
     let op = MountOp::Umount { pid: options.pid, target: options.target, owned: options.owned };
     mount_task(container, op, options.pid_strategy)
+}
+
+pub struct MountStrategyTask(String);
+
+impl Task for MountStrategyTask {
+    type Output = core::Result<core::mount::MountStrategy>;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(mount_strategy(&self.0))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |s| s.name().to_string())
+    }
+}
+
+/// Resolves a configured mount strategy ("auto", "detached", "fallback") to
+/// the one used on this kernel; rejects (FAILED_PRECONDITION) a forced one the
+/// kernel lacks.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn resolve_mount_strategy(requested: String) -> AsyncTask<MountStrategyTask> {
+    AsyncTask::new(MountStrategyTask(requested))
 }
