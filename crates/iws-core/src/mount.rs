@@ -376,14 +376,91 @@ fn masked(mnt: OwnedFd, masks: &Masks, strategy: MountStrategy) -> Result<OwnedF
     }
 }
 
+/// The optional fields of mount `id`'s line in a mountinfo text.
+fn mountinfo_tags(mountinfo: &str, id: u64) -> Option<Vec<&str>> {
+    mountinfo.lines().find_map(|l| {
+        let mut f = l.split(' ');
+        if f.next()?.parse::<u64>().ok()? != id {
+            return None;
+        }
+        Some(l.split(' ').skip(6).take_while(|x| *x != "-").collect())
+    })
+}
+
+/// Whether attaching a mount under a given mount would propagate it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Nothing reaches the daemon's namespace.
+    Contained,
+    /// It would reach the daemon's namespace through this peer group.
+    Leaks(u64),
+    /// The mount is not in the container's mountinfo (fail closed).
+    Unknown,
+}
+
+/// Whether attaching under mount `id` (from `container` mountinfo) would
+/// propagate into the daemon's mount namespace (`daemon` mountinfo).
+/// Propagation reaches every peer of the target's group and every mount that
+/// is a slave of it, so both `shared:N` and `master:N` there count.
+pub fn propagation(container: &str, id: u64, daemon: &str) -> Propagation {
+    let Some(tags) = mountinfo_tags(container, id) else { return Propagation::Unknown };
+    let Some(group) = tags.into_iter().find_map(|t| t.strip_prefix("shared:")?.parse::<u64>().ok()) else {
+        return Propagation::Contained;
+    };
+    let (peer, slave) = (format!("shared:{group}"), format!("master:{group}"));
+    let hit = daemon
+        .lines()
+        .any(|l| l.split(' ').skip(6).take_while(|x| *x != "-").any(|t| t == peer || t == slave));
+    if hit {
+        Propagation::Leaks(group)
+    } else {
+        Propagation::Contained
+    }
+}
+
+fn read_to_string(fd: OwnedFd, what: &str) -> Result<String> {
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut s).map_err(|e| Error::internal(what, e))?;
+    Ok(s)
+}
+
 /// Moves the detached tree `mnt` onto `target` inside `proc`'s root, from a
 /// thread inside `proc`'s mount namespace. Returns the new mount's id.
 fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str) -> Result<u64> {
     let mntns = p.open("ns/mnt", OFlags::RDONLY)?;
     let root = p.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
+    // The host's procfs, to read the worker thread's own mountinfo once it is
+    // in the target's namespace (rooted at that namespace's root, so every
+    // mount is listed, unlike a chrooted process's view).
+    let host_proc = rustix::fs::open("/proc", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::internal("open(/proc)", e))?;
+    // The calling thread is in the daemon's mount namespace.
+    let ours = rustix::fs::open("/proc/thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo)", e))
+        .and_then(|fd| read_to_string(fd, "read(/proc/thread-self/mountinfo)"))?;
     let id = on_fresh_thread(|| {
         setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
         let t = resolve_target(root.as_fd(), target, ErrorKind::InvalidArgument)?;
+        // Never let a mount propagate back into the daemon's namespace.
+        let st = rustix::fs::statx(&t, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
+            .map_err(|e| kernel("statx(STATX_MNT_ID)", e))?;
+        let theirs = rustix::fs::openat(&host_proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))
+            .and_then(|fd| read_to_string(fd, "read(mountinfo in target ns)"))?;
+        match propagation(&theirs, st.stx_mnt_id, &ours) {
+            Propagation::Contained => {}
+            Propagation::Leaks(group) => {
+                return Err(Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "the mount holding {target:?} shares propagation (peer group {group}) with the host; a mount there would appear on the host. Give the container private or slave mount propagation"
+                    ),
+                ))
+            }
+            Propagation::Unknown => {
+                return Err(Error::internal("mountinfo", format!("mount {} of {target:?} not listed", st.stx_mnt_id)))
+            }
+        }
         move_mount(
             &mnt,
             "",
@@ -524,6 +601,27 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
         }
         assert!(check_target(&format!("/{}", "a".repeat(5000))).is_err());
+    }
+
+    #[test]
+    fn propagation_into_the_daemon_namespace_is_detected() {
+        let container = "\
+100 90 0:30 / / rw,relatime shared:7 - ext4 /dev/x rw
+101 100 0:31 / /work rw master:3 - tmpfs t rw
+102 100 0:32 / /own rw shared:9 master:3 - tmpfs t rw
+103 100 0:33 / /priv rw - tmpfs t rw
+";
+        let daemon_peer = "1 0 0:30 / / rw shared:7 - ext4 /dev/x rw\n";
+        let daemon_slave = "1 0 0:30 / / rw master:9 - ext4 /dev/x rw\n";
+        let daemon_none = "1 0 0:30 / / rw shared:3 - ext4 /dev/x rw\n";
+        assert_eq!(propagation(container, 100, daemon_peer), Propagation::Leaks(7));
+        assert_eq!(propagation(container, 100, daemon_none), Propagation::Contained);
+        // Slave mounts receive, they do not send: attaching under 101 is safe.
+        assert_eq!(propagation(container, 101, daemon_none), Propagation::Contained);
+        // A shared group whose slave lives in the daemon's namespace leaks.
+        assert_eq!(propagation(container, 102, daemon_slave), Propagation::Leaks(9));
+        assert_eq!(propagation(container, 103, daemon_peer), Propagation::Contained);
+        assert_eq!(propagation(container, 999, daemon_peer), Propagation::Unknown);
     }
 
     #[test]

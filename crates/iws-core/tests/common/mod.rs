@@ -152,8 +152,14 @@ pub struct RootfsContainer {
 
 impl RootfsContainer {
     pub fn start() -> RootfsContainer {
+        Self::start_in(&std::env::temp_dir(), "private")
+    }
+
+    /// A container whose rootfs lives under `parent`, with the given mount
+    /// propagation (`unshare --propagation`).
+    pub fn start_in(parent: &std::path::Path, propagation: &str) -> RootfsContainer {
         use std::os::unix::fs::symlink;
-        let base = std::env::temp_dir().join(format!(
+        let base = parent.join(format!(
             "iwsd-rs-{}-{}",
             std::process::id(),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
@@ -170,7 +176,7 @@ impl RootfsContainer {
         symlink("/work/target", rootfs.join("work/inner-link")).unwrap();
         symlink(&outside, rootfs.join("work/sub/out")).unwrap();
         let unshare = Command::new("unshare")
-            .args(["--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "--net"])
+            .args(["--pid", "--fork", "--kill-child", "--mount", "--propagation", propagation, "--net"])
             .arg(format!("--root={}", rootfs.display()))
             // The container's own mount, for "not ours" tests.
             .args(["--", "/bin/busybox", "sh", "-c", "/bin/busybox mount -t tmpfs tmpfs /tmp && exec /bin/busybox sleep 1000"])
