@@ -142,6 +142,16 @@ for (const strategy of STRATEGIES) {
     const theirs = await c.call(socket, 'UmountProc', { target: '/tmp', pid });
     t.is(theirs.code, 'PERMISSION_DENIED', JSON.stringify(theirs));
     t.true(mountsOf(host).some(([mp, type]) => mp === '/tmp' && type === 'tmpfs'), 'left mounted');
+    // The container's original /proc (its init sees the host's proc there)
+    // and a proc the requester mounted itself are not ours either.
+    const orig = await c.call(socket, 'UmountProc', { target: '/proc', pid: 1 });
+    t.is(orig.code, 'PERMISSION_DENIED', JSON.stringify(orig));
+    t.true(mountsOf(c.initHostPid).some(([mp, type]) => mp === '/proc' && type === 'proc'), 'left mounted');
+    t.is(shInside(host, '/bin/busybox mount -t proc proc /proc').code, 0);
+    const own = await c.call(socket, 'UmountProc', { target: '/proc', pid });
+    t.is(own.code, 'PERMISSION_DENIED', JSON.stringify(own));
+    t.true(mountsOf(host).some(([mp, type]) => mp === '/proc' && type === 'proc'), 'left mounted');
+    t.is(shInside(host, '/bin/busybox umount /proc').code, 0);
     // A directory with nothing mounted on it.
     const none = await c.call(socket, 'UmountProc', { target: '/work/target', pid });
     t.is(none.code, 'NOT_FOUND', JSON.stringify(none));

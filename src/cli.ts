@@ -102,7 +102,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log level (env IWSD_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(new Option('--pid-strategy <strategy>', 'PID translation: ioctl (Linux 6.11+), scan (fallback), or auto (env IWSD_PID_STRATEGY)').choices(['auto', 'ioctl', 'scan']))
     .addOption(
-      new Option('--mount-strategy <strategy>', 'proc/sysfs assembly: detached (Linux 6.15+), fallback (older kernels), or auto (env IWSD_MOUNT_STRATEGY)').choices([
+      new Option('--mount-strategy <strategy>', 'proc/sysfs assembly: detached (recent kernels), fallback (older kernels), or auto (env IWSD_MOUNT_STRATEGY)').choices([
         'auto',
         'detached',
         'fallback',

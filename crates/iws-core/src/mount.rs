@@ -43,7 +43,7 @@ const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountStrategy {
     /// proc for a PID namespace via `fsconfig(pidns)`, masks attached to the
-    /// detached tree (this kernel: Linux 6.15+).
+    /// detached tree (recent kernels; verified on 6.18, probed at start).
     Detached,
     /// For older kernels: proc created by a helper forked into the PID
     /// namespace; masks applied in a thread-private staging mount namespace,
