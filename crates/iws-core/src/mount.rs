@@ -186,7 +186,7 @@ pub fn check_target(target: &str) -> Result<&str> {
     Ok(target)
 }
 
-fn kernel(op: &str, e: Errno) -> Error {
+pub(crate) fn kernel(op: &str, e: Errno) -> Error {
     match e {
         Errno::NOSYS | Errno::OPNOTSUPP => Error::new(
             ErrorKind::FailedPrecondition,
@@ -198,7 +198,7 @@ fn kernel(op: &str, e: Errno) -> Error {
 
 /// Runs `f` on a thread created for it, after `unshare(CLONE_FS)` so that
 /// namespace changes stay private to that thread; the thread exits after.
-fn on_fresh_thread<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+pub(crate) fn on_fresh_thread<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     std::thread::scope(|s| {
         let h = std::thread::Builder::new()
             .name("iws-ns".into())
@@ -211,7 +211,7 @@ fn on_fresh_thread<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     })
 }
 
-fn setns(fd: BorrowedFd<'_>, flag: CloneFlags, what: &str) -> Result<()> {
+pub(crate) fn setns(fd: BorrowedFd<'_>, flag: CloneFlags, what: &str) -> Result<()> {
     nix::sched::setns(fd, flag).map_err(|e| Error::internal(&format!("setns({what})"), e))
 }
 
@@ -239,7 +239,7 @@ fn resolve_target(root: BorrowedFd<'_>, target: &str, missing: ErrorKind) -> Res
     })
 }
 
-fn mount_id(fd: BorrowedFd<'_>) -> Result<(u64, bool)> {
+pub(crate) fn mount_id(fd: BorrowedFd<'_>) -> Result<(u64, bool)> {
     let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE))
         .map_err(|e| kernel("statx(STATX_MNT_ID_UNIQUE)", e))?;
     if st.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
@@ -424,43 +424,61 @@ fn read_to_string(fd: OwnedFd, what: &str) -> Result<String> {
     Ok(s)
 }
 
+/// What the propagation check needs from the daemon's side, gathered on the
+/// calling thread (which is in the daemon's mount namespace) before a worker
+/// thread enters the target's namespace.
+pub(crate) struct PropagationGuard {
+    host_proc: OwnedFd,
+    ours: String,
+}
+
+impl PropagationGuard {
+    pub(crate) fn new() -> Result<PropagationGuard> {
+        // The host's procfs lets the worker read its own mountinfo once it is
+        // in the target's namespace (rooted at that namespace's root, so every
+        // mount is listed, unlike a chrooted process's view).
+        let host_proc = rustix::fs::open("/proc", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::internal("open(/proc)", e))?;
+        let ours = rustix::fs::open("/proc/thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo)", e))
+            .and_then(|fd| read_to_string(fd, "read(/proc/thread-self/mountinfo)"))?;
+        Ok(PropagationGuard { host_proc, ours })
+    }
+
+    /// On a worker thread inside the target's namespace: refuses a target
+    /// whose mount would propagate a new mount into the daemon's namespace.
+    pub(crate) fn check(&self, t: BorrowedFd<'_>, target: &str) -> Result<()> {
+        let st = rustix::fs::statx(t, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
+            .map_err(|e| kernel("statx(STATX_MNT_ID)", e))?;
+        let theirs = rustix::fs::openat(&self.host_proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))
+            .and_then(|fd| read_to_string(fd, "read(mountinfo in target ns)"))?;
+        match propagation(&theirs, st.stx_mnt_id, &self.ours) {
+            Propagation::Contained => Ok(()),
+            Propagation::Leaks(group) => Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "the mount holding {target:?} shares propagation (peer group {group}) with the host; a mount there would appear on the host. Give the container private or slave mount propagation"
+                ),
+            )),
+            Propagation::Unknown => {
+                Err(Error::internal("mountinfo", format!("mount {} of {target:?} not listed", st.stx_mnt_id)))
+            }
+        }
+    }
+}
+
 /// Moves the detached tree `mnt` onto `target` inside `proc`'s root, from a
 /// thread inside `proc`'s mount namespace. Returns the new mount's id.
 fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str) -> Result<u64> {
     let mntns = p.open("ns/mnt", OFlags::RDONLY)?;
     let root = p.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
-    // The host's procfs, to read the worker thread's own mountinfo once it is
-    // in the target's namespace (rooted at that namespace's root, so every
-    // mount is listed, unlike a chrooted process's view).
-    let host_proc = rustix::fs::open("/proc", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::internal("open(/proc)", e))?;
-    // The calling thread is in the daemon's mount namespace.
-    let ours = rustix::fs::open("/proc/thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo)", e))
-        .and_then(|fd| read_to_string(fd, "read(/proc/thread-self/mountinfo)"))?;
+    let guard = PropagationGuard::new()?;
     let id = on_fresh_thread(|| {
         setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
         let t = resolve_target(root.as_fd(), target, ErrorKind::InvalidArgument)?;
         // Never let a mount propagate back into the daemon's namespace.
-        let st = rustix::fs::statx(&t, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
-            .map_err(|e| kernel("statx(STATX_MNT_ID)", e))?;
-        let theirs = rustix::fs::openat(&host_proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))
-            .and_then(|fd| read_to_string(fd, "read(mountinfo in target ns)"))?;
-        match propagation(&theirs, st.stx_mnt_id, &ours) {
-            Propagation::Contained => {}
-            Propagation::Leaks(group) => {
-                return Err(Error::new(
-                    ErrorKind::FailedPrecondition,
-                    format!(
-                        "the mount holding {target:?} shares propagation (peer group {group}) with the host; a mount there would appear on the host. Give the container private or slave mount propagation"
-                    ),
-                ))
-            }
-            Propagation::Unknown => {
-                return Err(Error::internal("mountinfo", format!("mount {} of {target:?} not listed", st.stx_mnt_id)))
-            }
-        }
+        guard.check(t.as_fd(), target)?;
         move_mount(
             &mnt,
             "",

@@ -3,7 +3,7 @@
 //! nothing but the call; policy lives in the callers.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -77,11 +77,9 @@ struct MountAttr {
 }
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
-/// `mount_setattr(dfd, "", AT_EMPTY_PATH | (AT_RECURSIVE), {attr_set})`:
-/// sets mount attributes on the mount (tree) `dfd` refers to.
-pub fn mount_setattr_fd(dfd: impl AsFd, attr_set: u64, recursive: bool) -> io::Result<()> {
-    let attr = MountAttr { attr_set, ..Default::default() };
+fn mount_setattr(dfd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> io::Result<()> {
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: the path is a valid NUL-terminated empty string, `attr` is a
     // properly sized and aligned `struct mount_attr` that outlives the call,
@@ -89,10 +87,10 @@ pub fn mount_setattr_fd(dfd: impl AsFd, attr_set: u64, recursive: bool) -> io::R
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            dfd.as_fd().as_raw_fd(),
+            dfd.as_raw_fd(),
             c"".as_ptr(),
             flags as libc::c_uint,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -100,6 +98,65 @@ pub fn mount_setattr_fd(dfd: impl AsFd, attr_set: u64, recursive: bool) -> io::R
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// `mount_setattr(dfd, "", AT_EMPTY_PATH | (AT_RECURSIVE), {attr_set})`.
+pub fn mount_setattr_fd(dfd: impl AsFd, attr_set: u64, recursive: bool) -> io::Result<()> {
+    mount_setattr(dfd.as_fd(), recursive, &MountAttr { attr_set, ..Default::default() })
+}
+
+/// Makes the mount `dfd` refers to shared (`MS_SHARED`), not recursively.
+pub fn mount_make_shared(dfd: impl AsFd) -> io::Result<()> {
+    mount_setattr(dfd.as_fd(), false, &MountAttr { propagation: libc::MS_SHARED, ..Default::default() })
+}
+
+/// Turns the detached mount `dfd` into an idmapped mount using the id
+/// mapping of the user namespace `userns` (Linux 5.12+).
+pub fn mount_idmap(dfd: impl AsFd, userns: impl AsFd) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        userns_fd: userns.as_fd().as_raw_fd() as u64,
+        ..Default::default()
+    };
+    mount_setattr(dfd.as_fd(), false, &attr)
+}
+
+/// Forks a child that enters a new user namespace and waits. Returns its
+/// PID and the write end of a pipe: closing it (or dropping it) lets the
+/// child exit; reap it with `waitpid`. The caller writes its maps and opens
+/// its `ns/user`.
+pub fn spawn_userns_child() -> io::Result<(nix::unistd::Pid, OwnedFd)> {
+    let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let (hold_r, hold_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // SAFETY: in the (single-threaded) child only raw syscalls on stack
+    // buffers follow, then `_exit`; nothing allocates or takes locks.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            drop(hold_w);
+            // SAFETY: plain syscalls with valid arguments; see above.
+            unsafe {
+                let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
+                let b = [ok as u8];
+                libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
+                let mut x = [0u8; 1];
+                // Blocks until the parent closes its end.
+                libc::read(hold_r.as_raw_fd(), x.as_mut_ptr().cast(), 1);
+                libc::_exit(0)
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(ready_w);
+            drop(hold_r);
+            let mut b = [0u8; 1];
+            let n = rustix::io::read(&ready_r, &mut b)?;
+            if n != 1 || b[0] != 1 {
+                drop(hold_w);
+                let _ = nix::sys::wait::waitpid(child, None);
+                return Err(io::Error::other("child could not create a user namespace"));
+            }
+            Ok((child, hold_w))
+        }
     }
 }
 
