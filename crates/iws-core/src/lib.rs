@@ -7,6 +7,7 @@ pub mod idmap;
 pub mod mount;
 pub mod ops;
 pub mod pidns;
+pub mod shift;
 mod sys;
 
 pub use error::{Error, ErrorKind, Result};

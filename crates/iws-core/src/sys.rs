@@ -239,3 +239,23 @@ fn helper_child(sock: &OwnedFd, attrs: rustix::mount::MountAttrFlags) -> i32 {
         }
     }
 }
+
+/// Makes `cmd` start in a new, fully private mount namespace of its own, so
+/// whatever it mounts stays out of the daemon's (and the host's) mount table.
+pub fn in_private_mount_ns(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // raw syscalls (unshare, mount) with static arguments: no allocation.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -137,9 +137,9 @@ fn only_our_own_mounts_can_be_unmounted() {
         let e = mount::umount(&ws, s, 1, "/tmp", &[ours, theirs]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         assert!(c.mounts().iter().any(|m| m.0 == "/tmp" && m.1 == "tmpfs"), "left mounted");
-        // The container's root is a plain directory here, not a mount root.
+        // The container's root mount is not ours either.
         let e = mount::umount(&ws, s, 1, "/", &[ours, theirs]).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         // A directory with nothing mounted on it.
         let e = mount::umount(&ws, s, 1, "/work/sub", &[ours]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");

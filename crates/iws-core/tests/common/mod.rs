@@ -177,14 +177,30 @@ impl RootfsContainer {
         symlink(&outside, rootfs.join("work/sub/out")).unwrap();
         let unshare = Command::new("unshare")
             .args(["--pid", "--fork", "--kill-child", "--mount", "--propagation", propagation, "--net"])
-            .arg(format!("--root={}", rootfs.display()))
-            // The container's own mount, for "not ours" tests.
-            .args(["--", "/bin/busybox", "sh", "-c", "/bin/busybox mount -t tmpfs tmpfs /tmp && exec /bin/busybox sleep 1000"])
+            // As OCI runtimes do, the root is a mount of its own (a bind of
+            // the rootfs onto itself, then chroot); the container's own tmpfs
+            // at /tmp is there for "not ours" tests.
+            .args(["--", "sh", "-c"])
+            .arg(if propagation == "private" {
+                // pivot_root, not chroot: the kernel refuses new user
+                // namespaces to chrooted processes. (pivot_root needs a
+                // private parent, hence only with private propagation.)
+                format!(
+                    "mount --bind {r} {r} && cd {r} && mkdir -p .old && pivot_root . .old && exec /bin/busybox sh -c 'cd / && /bin/busybox umount -l /.old && /bin/busybox rmdir /.old && /bin/busybox mount -t tmpfs tmpfs /tmp && exec /bin/busybox sleep 1000'",
+                    r = rootfs.display()
+                )
+            } else {
+                format!(
+                    "mount --bind {r} {r} && exec unshare --root={r} -- /bin/busybox sh -c '/bin/busybox mount -t tmpfs tmpfs /tmp && exec /bin/busybox sleep 1000'",
+                    r = rootfs.display()
+                )
+            })
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn unshare (util-linux)");
         let upid = unshare.id() as i32;
         let mut c = RootfsContainer { unshare, init: 0, rootfs, outside, base };
+        // PID 1 of the container (sh, then unshare, then busybox: one process).
         c.init = wait_for("rootfs container init", || {
             let kid = *children(upid).first()?;
             let cmd = std::fs::read_to_string(format!("/proc/{kid}/cmdline")).ok()?;
@@ -204,6 +220,44 @@ impl RootfsContainer {
     pub fn sh(&self, script: &str) -> Result<String, String> {
         let out = Command::new("nsenter")
             .args(["--target", &self.init.to_string(), "--mount", "--pid", "--net", "--root", "--wd=/"])
+            .args(["--", "/bin/busybox", "sh", "-c", script])
+            .output()
+            .expect("nsenter");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Starts a process inside the container (its root, mount and PID
+    /// namespaces) in a new user namespace with no maps yet; returns its host
+    /// PID and its PID inside the container. It dies with the container.
+    pub fn spawn_userns(&self) -> (i32, i32) {
+        let child = Command::new("nsenter")
+            .args(["--target", &self.init.to_string(), "--mount", "--pid", "--root", "--wd=/"])
+            .args(["--", "/bin/busybox", "unshare", "-U", "/bin/busybox", "sleep", "1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("nsenter");
+        let own_userns = ns_ino(std::process::id() as i32, "user");
+        let nsenter = child.id() as i32;
+        // nsenter forks into the PID namespace; busybox unshare execs sleep.
+        let host = wait_for("user-namespaced process in the container", || {
+            let kid = *children(nsenter).first()?;
+            let in_new = std::fs::metadata(format!("/proc/{kid}/ns/user")).ok().map(|_| ns_ino(kid, "user"))? != own_userns;
+            let cmd = std::fs::read_to_string(format!("/proc/{kid}/cmdline")).ok()?;
+            (in_new && cmd.starts_with("/bin/busybox\0sleep")).then_some(kid)
+        });
+        std::mem::forget(child); // reaped by init's death (--kill-child) and our exit
+        (host, *nspid(host).last().unwrap())
+    }
+
+    /// Runs a busybox shell command as root of `host_pid`'s user namespace,
+    /// in its mount namespace and root.
+    pub fn sh_as(&self, host_pid: i32, script: &str) -> Result<String, String> {
+        let out = Command::new("nsenter")
+            .args(["--target", &host_pid.to_string(), "--user", "--mount", "--root", "--wd=/"])
             .args(["--", "/bin/busybox", "sh", "-c", script])
             .output()
             .expect("nsenter");

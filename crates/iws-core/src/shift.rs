@@ -1,0 +1,420 @@
+//! ID-shifted views of a container's root filesystem ("marks") for
+//! PrepareForUserNS, and their removal for Teardown.
+//!
+//! Threat model: the container's user controls the mark path (a symlink
+//! there must not send a mount elsewhere) and everything inside the
+//! container's root; the shift mapping comes from the workspace's policy,
+//! never from the request. Everything happens inside the container's mount
+//! namespace, from throwaway threads; nothing is mounted in the host's.
+//!
+//! Methods:
+//! * `Idmapped`: a non-recursive clone of the container's root mount with
+//!   `MOUNT_ATTR_IDMAP` from a user namespace holding the shift mapping.
+//! * `Fuse`: the host's fuse-overlayfs, started in a private mount namespace
+//!   of its own with the container's root as lower dir; its mount is cloned
+//!   from there and moved to the mark. iwsd supervises the process.
+//! * `Shiftfs`: only where the kernel lists shiftfs.
+
+#![deny(unsafe_code)]
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sched::CloneFlags;
+use rustix::fs::{mkdirat, openat2, Mode, OFlags, ResolveFlags, CWD};
+use rustix::io::Errno;
+use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::idmap::{self, IdMapping};
+use crate::mount::{check_target, kernel, mount_id, on_fresh_thread, setns, PropagationGuard};
+use crate::pidns::Container;
+use crate::sys;
+
+/// How the shift is established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShiftMethod {
+    Idmapped,
+    Fuse,
+    Shiftfs,
+}
+
+impl ShiftMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            ShiftMethod::Idmapped => "idmapped",
+            ShiftMethod::Fuse => "fuse",
+            ShiftMethod::Shiftfs => "shiftfs",
+        }
+    }
+}
+
+/// A mark that was mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub method: ShiftMethod,
+    /// Unique id of the mount at the mark path.
+    pub mount_id: u64,
+    /// PID of the supervised fuse-overlayfs (Fuse only).
+    pub fuse_pid: Option<i32>,
+}
+
+// ---- user namespaces for mappings --------------------------------------------
+
+/// User namespaces holding a mapping, shared by every workspace with the same
+/// shift mapping, reference-counted by [`Mark`]s that use them.
+static USERNS: Mutex<Option<HashMap<String, (Arc<OwnedFd>, usize)>>> = Mutex::new(None);
+
+/// Creates a user namespace whose uid and gid maps are `map`: a child forked
+/// into a new user namespace waits while we write its maps and open its
+/// `ns/user`, then exits and is reaped. The fd keeps the namespace alive.
+pub fn create_userns(map: &[IdMapping]) -> Result<OwnedFd> {
+    let text = idmap::format_map(map);
+    let (child, hold) = sys::spawn_userns_child().map_err(|e| Error::internal("fork(user namespace child)", e))?;
+    let result = (|| {
+        let dir = format!("/proc/{}", child.as_raw());
+        for f in ["uid_map", "gid_map"] {
+            let fd = rustix::fs::open(format!("{dir}/{f}").as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| Error::internal(&format!("open({f} of userns child)"), e))?;
+            rustix::io::write(&fd, text.as_bytes()).map_err(|e| Error::internal(&format!("write({f} of userns child)"), e))?;
+        }
+        rustix::fs::open(format!("{dir}/ns/user").as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::internal("open(ns/user of userns child)", e))
+    })();
+    drop(hold);
+    let _ = nix::sys::wait::waitpid(child, None);
+    result
+}
+
+fn userns_acquire(map: &[IdMapping]) -> Result<Arc<OwnedFd>> {
+    let key = idmap::format_map(map);
+    let mut guard = USERNS.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = guard.get_or_insert_with(HashMap::new);
+    if let Some((fd, n)) = cache.get_mut(&key) {
+        *n += 1;
+        return Ok(fd.clone());
+    }
+    let fd = Arc::new(create_userns(map)?);
+    cache.insert(key, (fd.clone(), 1));
+    Ok(fd)
+}
+
+/// Releases one reference to the cached user namespace of `map`.
+pub fn userns_release(map: &[IdMapping]) {
+    let key = idmap::format_map(map);
+    let mut guard = USERNS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(cache) = guard.as_mut() {
+        if let Some((_, n)) = cache.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                cache.remove(&key);
+            }
+        }
+    }
+}
+
+/// How many user namespaces are cached (for tests and metrics).
+pub fn userns_cached() -> usize {
+    USERNS.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.len())
+}
+
+// ---- marks ---------------------------------------------------------------------
+
+/// Resolves `path` inside `root`, creating missing directories (0755) one
+/// component at a time, refusing symlinks anywhere.
+fn ensure_dir(root: BorrowedFd<'_>, path: &str) -> Result<OwnedFd> {
+    check_target(path)?;
+    let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut cur = openat2(root, ".", flags, Mode::empty(), how).map_err(|e| Error::internal("openat2(root)", e))?;
+    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        let next = match openat2(&cur, comp, flags, Mode::empty(), how) {
+            Err(Errno::NOENT) => {
+                match mkdirat(&cur, comp, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(Error::internal(&format!("mkdirat({comp})"), e)),
+                }
+                openat2(&cur, comp, flags, Mode::empty(), how)
+            }
+            r => r,
+        };
+        cur = next.map_err(|e| match e {
+            Errno::LOOP => Error::invalid(format!("mark path {path:?} is or passes through a symlink ({comp:?})")),
+            Errno::NOTDIR => Error::invalid(format!("mark path {path:?}: {comp:?} is not a directory")),
+            e => Error::internal(&format!("openat2(mark {comp})"), e),
+        })?;
+    }
+    Ok(cur)
+}
+
+/// Refuses a container that shares the daemon's mount namespace: making its
+/// root shared or mounting a mark there would change the host's mount table.
+fn ensure_own_mount_ns(mntns: &OwnedFd) -> Result<()> {
+    let theirs = rustix::fs::fstat(mntns).map_err(|e| Error::internal("fstat(ns/mnt)", e))?;
+    let ours = rustix::fs::stat("/proc/thread-self/ns/mnt").map_err(|e| Error::internal("stat(ns/mnt)", e))?;
+    if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino) {
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            "the container shares the host's mount namespace; PrepareForUserNS needs a container with its own",
+        ));
+    }
+    Ok(())
+}
+
+/// Makes the container's root mount (`root`, in the calling thread's mount
+/// namespace) shared: the container's, never the host's.
+fn make_root_shared(root: &OwnedFd) -> Result<()> {
+    sys::mount_make_shared(root).map_err(|e| match e.raw_os_error() {
+        Some(libc::EINVAL) => Error::new(
+            ErrorKind::FailedPrecondition,
+            "the container's root is not a mount root (pivot_root into a mount, as OCI runtimes do)",
+        ),
+        _ => Error::internal("mount_setattr(root, MS_SHARED)", e),
+    })
+}
+
+/// Makes the container's root mount shared and mounts an idmapped clone of
+/// it at `mark_path`, both inside the container's mount namespace.
+fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Result<u64> {
+    let init = container.init();
+    let mntns = init.open("ns/mnt", OFlags::RDONLY)?;
+    ensure_own_mount_ns(&mntns)?;
+    let root = init.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
+    let guard = PropagationGuard::new()?;
+    on_fresh_thread(|| {
+        setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
+        make_root_shared(&root)?;
+        let mark = ensure_dir(root.as_fd(), mark_path)?;
+        guard.check(mark.as_fd(), mark_path)?;
+        let tree = open_tree(&root, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
+            .map_err(|e| kernel("open_tree(container root, CLONE)", e))?;
+        sys::mount_idmap(&tree, userns).map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::EPERM) | Some(libc::EOPNOTSUPP) => Error::new(
+                ErrorKind::FailedPrecondition,
+                "the container root's filesystem does not support idmapped mounts",
+            )
+            .with_detail(format!("mount_setattr(MOUNT_ATTR_IDMAP): {e}")),
+            _ => Error::internal("mount_setattr(MOUNT_ATTR_IDMAP)", e),
+        })?;
+        move_mount(&tree, "", &mark, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
+            .map_err(|e| kernel(&format!("move_mount(onto {mark_path})"), e))?;
+        Ok(mount_id(tree.as_fd())?.0)
+    })
+}
+
+/// Options of the FUSE method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuseOptions {
+    /// The host's fuse-overlayfs binary (absolute path).
+    pub binary: String,
+    /// Host directories for the overlay's upper and work dirs and a staging
+    /// mount point, private to iwsd (not visible in the container).
+    pub upper: String,
+    pub work: String,
+    pub staging: String,
+}
+
+/// Supervised fuse-overlayfs processes, by PID.
+static FUSE: Mutex<Option<HashMap<i32, Child>>> = Mutex::new(None);
+
+fn fuse_mapping(map: &[IdMapping]) -> String {
+    map.iter().map(|m| format!("{}:{}:{}", m.container_id, m.host_id, m.size)).collect::<Vec<_>>().join(":")
+}
+
+/// Starts fuse-overlayfs in a private mount namespace, waits for its mount,
+/// clones it into the container's mount namespace at `mark_path`.
+fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: &FuseOptions) -> Result<Mark> {
+    let init = container.init();
+    let mntns = init.open("ns/mnt", OFlags::RDONLY)?;
+    ensure_own_mount_ns(&mntns)?;
+    let root = init.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
+    let guard = PropagationGuard::new()?;
+    for d in [&opts.upper, &opts.work, &opts.staging] {
+        std::fs::create_dir_all(d).map_err(|e| Error::internal(&format!("mkdir {d}"), e))?;
+    }
+    let map = fuse_mapping(shift);
+    let mut cmd = Command::new(&opts.binary);
+    cmd.arg("-f")
+        .arg("-o")
+        .arg(format!(
+            "lowerdir=/proc/{}/root,upperdir={},workdir={},uidmapping={map},gidmapping={map},allow_other",
+            init.host_pid(),
+            opts.upper,
+            opts.work
+        ))
+        .arg(&opts.staging)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    sys::in_private_mount_ns(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::new(
+            ErrorKind::FailedPrecondition,
+            format!("{} is not installed on the host; install fuse-overlayfs or use another shift method", opts.binary),
+        ),
+        _ => Error::internal(&format!("spawn {}", opts.binary), e),
+    })?;
+    let pid = child.id() as i32;
+    let stop = |mut child: Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    // Wait until the FUSE mount exists in the helper's namespace.
+    let mountinfo = format!("/proc/{pid}/mountinfo");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            return Err(Error::internal("fuse-overlayfs", format!("exited with {status}: {}", err.trim())));
+        }
+        let listed = std::fs::read_to_string(&mountinfo).unwrap_or_default();
+        if listed.lines().any(|l| l.split(' ').nth(4) == Some(opts.staging.as_str()) && l.contains(" - fuse")) {
+            break;
+        }
+        if Instant::now() > deadline {
+            stop(child);
+            return Err(Error::internal("fuse-overlayfs", "mount did not appear within 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let helper_ns = rustix::fs::open(format!("/proc/{pid}/ns/mnt").as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::internal("open(fuse helper ns/mnt)", e));
+    let placed = helper_ns.and_then(|helper_ns| {
+        on_fresh_thread(|| {
+            setns(helper_ns.as_fd(), CloneFlags::CLONE_NEWNS, "fuse helper mnt")?;
+            let tree = open_tree(CWD, opts.staging.as_str(), OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
+                .map_err(|e| kernel("open_tree(fuse mount, CLONE)", e))?;
+            setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
+            make_root_shared(&root)?;
+            let mark = ensure_dir(root.as_fd(), mark_path)?;
+            guard.check(mark.as_fd(), mark_path)?;
+            move_mount(&tree, "", &mark, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
+                .map_err(|e| kernel(&format!("move_mount(fuse onto {mark_path})"), e))?;
+            Ok(mount_id(tree.as_fd())?.0)
+        })
+    });
+    match placed {
+        Ok(id) => {
+            FUSE.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(pid, child);
+            Ok(Mark { method: ShiftMethod::Fuse, mount_id: id, fuse_pid: Some(pid) })
+        }
+        Err(e) => {
+            stop(child);
+            Err(e)
+        }
+    }
+}
+
+/// Stops a supervised fuse-overlayfs (SIGTERM, then SIGKILL after 2 s) and
+/// reaps it. Ok(false) if iwsd does not supervise that PID (any more).
+pub fn stop_fuse(pid: i32) -> Result<bool> {
+    let child = FUSE.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&pid));
+    let Some(mut child) = child else { return Ok(false) };
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return Ok(true),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// PIDs of the fuse-overlayfs processes iwsd supervises.
+pub fn fuse_pids() -> Vec<i32> {
+    FUSE.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(vec![], |m| m.keys().copied().collect())
+}
+
+/// Whether the kernel lists shiftfs in /proc/filesystems.
+pub fn shiftfs_available() -> bool {
+    std::fs::read_to_string("/proc/filesystems").is_ok_and(|s| s.lines().any(|l| l.split_whitespace().last() == Some("shiftfs")))
+}
+
+/// Which methods `auto` tries, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodChoice {
+    Auto,
+    Only(ShiftMethod),
+}
+
+/// PrepareForUserNS's kernel work: makes the container's root shared and
+/// mounts the mark with the chosen method. `auto` tries an idmapped mount for
+/// real and falls back to FUSE when the kernel or filesystem refuses it. On
+/// failure nothing stays mounted.
+pub fn prepare_mark(
+    container: &Container,
+    mark_path: &str,
+    shift: &[IdMapping],
+    choice: MethodChoice,
+    fuse: &FuseOptions,
+) -> Result<Mark> {
+    check_target(mark_path)?;
+    if shift.is_empty() {
+        return Err(Error::invalid("the shift mapping is empty"));
+    }
+    let idmapped = || -> Result<Mark> {
+        let userns = userns_acquire(shift)?;
+        match mark_idmapped(container, mark_path, &userns) {
+            Ok(id) => Ok(Mark { method: ShiftMethod::Idmapped, mount_id: id, fuse_pid: None }),
+            Err(e) => {
+                userns_release(shift);
+                Err(e)
+            }
+        }
+    };
+    match choice {
+        MethodChoice::Only(ShiftMethod::Idmapped) => idmapped(),
+        MethodChoice::Only(ShiftMethod::Fuse) => mark_fuse(container, mark_path, shift, fuse),
+        MethodChoice::Only(ShiftMethod::Shiftfs) => {
+            if !shiftfs_available() {
+                return Err(Error::new(
+                    ErrorKind::FailedPrecondition,
+                    "shiftfs is not available: this kernel does not list it in /proc/filesystems; use idmapped or fuse",
+                ));
+            }
+            Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                "shiftfs marks are not supported by this iwsd build; use idmapped (Linux 5.12+) or fuse",
+            ))
+        }
+        MethodChoice::Auto => match idmapped() {
+            Err(e) if e.kind() == ErrorKind::FailedPrecondition && e.message().contains("idmapped") => {
+                mark_fuse(container, mark_path, shift, fuse)
+            }
+            r => r,
+        },
+    }
+}
+
+/// Teardown's kernel work: unmounts the mark (only the mount with `mark`'s
+/// id), stops its FUSE helper and releases its user namespace. Returns
+/// whether everything was cleaned, with the reasons for anything that was not.
+pub fn remove_mark(container: &Container, strategy: crate::pidns::PidStrategy, mark_path: &str, mark: &Mark, shift: &[IdMapping]) -> (bool, Vec<String>) {
+    let mut problems = vec![];
+    match crate::mount::umount(container, strategy, 1, mark_path, &[mark.mount_id]) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => problems.push(format!("unmount mark: {e}{}", e.detail().map(|d| format!(" ({d})")).unwrap_or_default())),
+    }
+    if let Some(pid) = mark.fuse_pid {
+        match stop_fuse(pid) {
+            Ok(_) => {}
+            Err(e) => problems.push(format!("stop fuse-overlayfs {pid}: {e}")),
+        }
+    }
+    if mark.method == ShiftMethod::Idmapped {
+        userns_release(shift);
+    }
+    (problems.is_empty(), problems)
+}

@@ -1,0 +1,136 @@
+//! Root-only: ID-shifted marks of a container's root (idmapped and FUSE),
+//! seen from the host and from a user namespace with the shift mapping.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+
+use common::{host_mountinfo, root_or_skip, RootfsContainer};
+use iws_core::idmap::{IdMapping, IdPolicy};
+use iws_core::ops::{write_id_mapping, IdKind};
+use iws_core::pidns::{self, PidStrategy};
+use iws_core::shift::{self, FuseOptions, MethodChoice, ShiftMethod};
+use iws_core::ErrorKind;
+
+const MARK: &str = "/.workspace/mark";
+
+/// The user-namespace cache and the FUSE registry are process-wide: these
+/// tests assert on them, so they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn shift_map() -> Vec<IdMapping> {
+    vec![
+        IdMapping { container_id: 0, host_id: 33333, size: 1 },
+        IdMapping { container_id: 1, host_id: 100000, size: 65534 },
+    ]
+}
+
+fn fuse_opts(c: &RootfsContainer) -> FuseOptions {
+    let d = c.rootfs.parent().unwrap().join("fuse");
+    FuseOptions {
+        binary: "/usr/bin/fuse-overlayfs".into(),
+        upper: d.join("upper").display().to_string(),
+        work: d.join("work").display().to_string(),
+        staging: d.join("mnt").display().to_string(),
+    }
+}
+
+fn check_shifted_view(c: &RootfsContainer, method: ShiftMethod) {
+    // From the host: on-disk uid 0 shows as 33333 through the mark.
+    let through = std::fs::metadata(c.inside(&format!("{MARK}/bin/busybox"))).unwrap();
+    assert_eq!(through.uid(), 33333, "{method:?}");
+    assert_eq!(std::fs::metadata(c.rootfs.join("bin/busybox")).unwrap().uid(), 0);
+    // From a user namespace with the shift mapping: uid 0, and a file it
+    // creates through the mark is owned by uid 0 on disk.
+    let (host, inside) = c.spawn_userns();
+    let ws = pidns::Container::open(c.init as i64).unwrap();
+    for kind in [IdKind::Uid, IdKind::Gid] {
+        write_id_mapping(&ws, PidStrategy::Ioctl, inside as i64, kind, &shift_map(), &IdPolicy::default()).unwrap();
+    }
+    let _ = host;
+    assert_eq!(c.sh_as(host, &format!("stat -c %u {MARK}/bin/busybox")).unwrap().trim(), "0", "{method:?}");
+    c.sh_as(host, &format!("echo hi > {MARK}/created")).unwrap();
+    let on_disk = match method {
+        ShiftMethod::Fuse => std::path::PathBuf::from(fuse_opts(c).upper).join("created"),
+        _ => c.rootfs.join("created"),
+    };
+    assert_eq!(std::fs::metadata(&on_disk).unwrap().uid(), 0, "{method:?}: {}", on_disk.display());
+}
+
+#[test]
+fn idmapped_and_fuse_marks_shift_ownership_and_clean_up() {
+    if !root_or_skip("idmapped_and_fuse_marks_shift_ownership_and_clean_up") {
+        return;
+    }
+    let _serial = serial();
+    for method in [ShiftMethod::Idmapped, ShiftMethod::Fuse] {
+        let host_before = host_mountinfo();
+        let c = RootfsContainer::start();
+        let ws = pidns::Container::open(c.init as i64).unwrap();
+        let mark = shift::prepare_mark(&ws, MARK, &shift_map(), MethodChoice::Only(method), &fuse_opts(&c)).unwrap();
+        assert_eq!(mark.method, method);
+        assert_eq!(mark.fuse_pid.is_some(), method == ShiftMethod::Fuse);
+        // The container's root is shared now; the mark is in its namespace only.
+        let root = c.mounts().into_iter().find(|m| m.0 == "/").unwrap();
+        let root_line = std::fs::read_to_string(format!("/proc/{}/mountinfo", c.init)).unwrap();
+        assert!(root_line.lines().any(|l| l.split(' ').nth(4) == Some("/") && l.contains(" shared:")), "{root:?}\n{root_line}");
+        assert!(c.mounts().iter().any(|m| m.0 == MARK), "{:?}", c.mounts());
+        check_shifted_view(&c, method);
+        if method == ShiftMethod::Idmapped {
+            assert_eq!(shift::userns_cached(), 1);
+        }
+        let (ok, problems) = shift::remove_mark(&ws, PidStrategy::Ioctl, MARK, &mark, &shift_map());
+        assert!(ok, "{problems:?}");
+        assert!(!c.mounts().iter().any(|m| m.0 == MARK));
+        assert_eq!(shift::userns_cached(), 0);
+        if let Some(pid) = mark.fuse_pid {
+            assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "fuse-overlayfs {pid} still runs");
+            assert!(shift::fuse_pids().is_empty());
+        }
+        drop(c);
+        assert_eq!(host_mountinfo(), host_before, "{method:?}: the host's mount table changed");
+    }
+}
+
+#[test]
+fn auto_picks_idmapped_here_and_shiftfs_is_a_precondition() {
+    if !root_or_skip("auto_picks_idmapped_here_and_shiftfs_is_a_precondition") {
+        return;
+    }
+    let _serial = serial();
+    let c = RootfsContainer::start();
+    let ws = pidns::Container::open(c.init as i64).unwrap();
+    if !shift::shiftfs_available() {
+        let e = shift::prepare_mark(&ws, MARK, &shift_map(), MethodChoice::Only(ShiftMethod::Shiftfs), &fuse_opts(&c)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
+        assert!(e.message().contains("shiftfs is not available"), "{e}");
+    }
+    let mark = shift::prepare_mark(&ws, MARK, &shift_map(), MethodChoice::Auto, &fuse_opts(&c)).unwrap();
+    assert_eq!(mark.method, ShiftMethod::Idmapped, "ext4 supports idmapped mounts");
+    assert!(shift::remove_mark(&ws, PidStrategy::Ioctl, MARK, &mark, &shift_map()).0);
+}
+
+#[test]
+fn a_symlinked_mark_path_is_refused() {
+    if !root_or_skip("a_symlinked_mark_path_is_refused") {
+        return;
+    }
+    let _serial = serial();
+    let c = RootfsContainer::start();
+    std::os::unix::fs::symlink(&c.outside, c.rootfs.join(".workspace")).unwrap();
+    let ws = pidns::Container::open(c.init as i64).unwrap();
+    let before = c.mounts();
+    for method in [ShiftMethod::Idmapped, ShiftMethod::Fuse] {
+        let e = shift::prepare_mark(&ws, MARK, &shift_map(), MethodChoice::Only(method), &fuse_opts(&c)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{method:?}: {e}");
+        assert!(e.message().contains("symlink"), "{e}");
+    }
+    assert_eq!(c.mounts(), before);
+    assert_eq!(std::fs::read_dir(&c.outside).unwrap().count(), 0, "nothing created behind the symlink");
+    assert!(shift::fuse_pids().is_empty(), "a failed FUSE mark leaves no helper");
+    assert_eq!(shift::userns_cached(), 0);
+}
