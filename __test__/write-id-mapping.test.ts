@@ -3,6 +3,8 @@
  * CLI, a real container (new PID namespace), the client calling from inside
  * the container, maps landing in a real child user namespace.
  */
+import { readFileSync } from 'node:fs';
+
 import test from 'ava';
 
 import { TestContainer, readMap } from './helpers/container.js';
@@ -170,13 +172,16 @@ for (const strategy of STRATEGIES) {
 }
 
 for (const strategy of STRATEGIES) {
-  rootTest(`${strategy}: RPCs not implemented yet answer UNIMPLEMENTED and say so`, async (t) => {
+  rootTest(`${strategy}: PrepareForUserNS refuses a container in the host's mount namespace, and the shot is used`, async (t) => {
     const { c, socket } = await setup(t, strategy);
-    for (const rpc of ['PrepareForUserNS', 'Teardown']) {
-      const r = await c.call(socket, rpc, {});
-      t.is(r.code, 'UNIMPLEMENTED', rpc);
-      t.regex(r.details ?? '', /not implemented/, rpc);
-    }
+    const before = readFileSync('/proc/self/mountinfo', 'utf8');
+    const r = await c.call(socket, 'PrepareForUserNS', {});
+    t.is(r.code, 'FAILED_PRECONDITION', JSON.stringify(r));
+    t.regex(r.details ?? '', /host's mount namespace/);
+    t.is((await c.call(socket, 'PrepareForUserNS', {})).code, 'RESOURCE_EXHAUSTED');
+    t.is(readFileSync('/proc/self/mountinfo', 'utf8'), before);
+    const td = await c.call(socket, 'Teardown', {});
+    t.true(td.ok && td.response?.success === true, JSON.stringify(td));
   });
 }
 

@@ -14,6 +14,11 @@ function toMsg(w: WorkspaceInfo): WorkspaceMsg {
     rootRange: w.rootRange,
     userRanges: w.userRanges,
     alive: w.alive,
+    shiftMapping: w.shiftMapping,
+    markPath: w.markPath,
+    fullWorkspaceBackup: w.fullWorkspaceBackup,
+    prepared: w.prepared,
+    tornDown: w.tornDown,
   };
 }
 
@@ -40,6 +45,9 @@ export function adminHandlers(d: Daemon): AdminHandlers {
           hostPid: req.pid,
           rootRange: req.rootRange ?? undefined,
           userRanges: req.userRanges,
+          shiftMapping: req.shiftMapping,
+          markPath: req.markPath,
+          fullWorkspaceBackup: req._fullWorkspaceBackup ? req.fullWorkspaceBackup : undefined,
         }),
       ),
     ),

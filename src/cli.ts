@@ -22,6 +22,12 @@ function collectRange(value: string, prev: { start: number; size: number }[] = [
   return [...prev, parseRange(value)];
 }
 
+function collectMapping(value: string, prev: { containerId: number; hostId: number; size: number }[] = []) {
+  const m = /^(\d{1,10}):(\d{1,10}):(\d{1,10})$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`${JSON.stringify(value)} must be CONTAINER:HOST:SIZE, e.g. 0:33333:1`);
+  return [...prev, { containerId: Number(m[1]), hostId: Number(m[2]), size: Number(m[3]) }];
+}
+
 function parsePid(value: string): number {
   if (!/^\d{1,10}$/.test(value) || Number(value) < 1 || Number(value) > 2147483647) {
     throw new InvalidArgumentError(`${JSON.stringify(value)} is not a PID (a positive integer)`);
@@ -122,13 +128,35 @@ export function buildProgram(): Command {
     .requiredOption('--pid <hostpid>', "host PID of the container's init process", parsePid)
     .option('--root-range <start:size>', 'host ids container id 0 may map to (default from config: 33333:1)', parseRange)
     .option('--user-range <start:size>', 'host ids other container ids may map to; repeatable (default 100000:70000)', collectRange)
+    .option('--shift-map <c:h:s>', 'the ID shift of the PrepareForUserNS mark, as CONTAINER:HOST:SIZE; repeatable (default 0:<root start>:1 and 1:<user start>:65534)', collectMapping)
+    .option('--mark-path <path>', 'where PrepareForUserNS mounts the mark inside the container (default /.workspace/mark)')
+    .option('--full-workspace-backup', 'report full_workspace_backup=true from PrepareForUserNS')
     .option('--json', 'print the registered workspace as JSON')
     .addOption(stateDirOption())
     .addOption(configOption())
-    .action(async (opts: { id: string; pid: number; rootRange?: { start: number; size: number }; userRange?: { start: number; size: number }[]; json?: boolean; stateDir?: string; config?: string }) => {
+    .action(async (opts: {
+      id: string;
+      pid: number;
+      rootRange?: { start: number; size: number };
+      userRange?: { start: number; size: number }[];
+      shiftMap?: { containerId: number; hostId: number; size: number }[];
+      markPath?: string;
+      fullWorkspaceBackup?: boolean;
+      json?: boolean;
+      stateDir?: string;
+      config?: string;
+    }) => {
       const client = connectAdmin(configFor(opts).stateDir);
       try {
-        const req = { id: opts.id, pid: opts.pid, rootRange: opts.rootRange, userRanges: opts.userRange ?? [] };
+        const req = {
+          id: opts.id,
+          pid: opts.pid,
+          rootRange: opts.rootRange,
+          userRanges: opts.userRange ?? [],
+          shiftMapping: opts.shiftMap ?? [],
+          markPath: opts.markPath ?? '',
+          ...(opts.fullWorkspaceBackup ? { fullWorkspaceBackup: true } : {}),
+        };
         const w = await call<WorkspaceMsg>((o, cb) => client.AddWorkspace(req, o, cb));
         process.stdout.write(opts.json ? `${JSON.stringify(w)}\n` : `${w.socketPath}\n`);
       } finally {

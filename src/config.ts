@@ -62,6 +62,16 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    shift: z
+      .object({
+        /** auto: idmapped when the kernel and the container root's filesystem allow it (tried for real), else fuse. */
+        method: z.enum(['auto', 'idmapped', 'fuse', 'shiftfs']).default('auto'),
+        markPath: z.string().regex(/^\//, 'must be an absolute path').default('/.workspace/mark'),
+        fuseOverlayfs: z.string().regex(/^\//, 'must be an absolute path').default('/usr/bin/fuse-overlayfs'),
+        fullWorkspaceBackup: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
     limits: z
       .object({
         mountsPerWorkspace: z.number().int().positive().max(100_000).default(256),

@@ -17,13 +17,17 @@ import { adminHandlers } from './admin.js';
 import { adminProto, workspaceProto } from './proto.js';
 import { createWriteIdMappingLimiter, handlersFor, WorkspaceService } from './service.js';
 import { bindUnix, shutdown, unlinkQuiet } from './sockets.js';
-import { workspaceDir, workspaceSocket, type Workspace } from './workspace.js';
+import { StateStore, type WorkspaceState } from './state.js';
+import { defaultShift, workspaceDir, workspaceSocket, type Workspace } from './workspace.js';
 
 export interface AddWorkspaceOptions {
   id: string;
   hostPid: number;
   rootRange?: native.IdRange | undefined;
   userRanges?: native.IdRange[] | undefined;
+  shiftMapping?: native.IdMapping[] | undefined;
+  markPath?: string | undefined;
+  fullWorkspaceBackup?: boolean | undefined;
 }
 
 export interface WorkspaceInfo {
@@ -33,6 +37,11 @@ export interface WorkspaceInfo {
   rootRange: native.IdRange;
   userRanges: native.IdRange[];
   alive: boolean;
+  shiftMapping: native.IdMapping[];
+  markPath: string;
+  fullWorkspaceBackup: boolean;
+  prepared: boolean;
+  tornDown: boolean;
 }
 
 /**
@@ -56,6 +65,7 @@ export class Daemon {
   #pending = new Set<string>();
   #admin: grpc.Server | undefined;
   #limiter: RateLimiterMemory;
+  #store: StateStore;
   #closed = false;
 
   private constructor(
@@ -67,6 +77,33 @@ export class Daemon {
     this.adminSocket = join(config.stateDir, 'admin.sock');
     const rl = config.rateLimits.writeIdMapping;
     this.#limiter = createWriteIdMappingLimiter(rl.points, rl.durationSeconds);
+    this.#store = new StateStore(config.stateDir);
+  }
+
+  /** A workspace's FUSE dirs: host-only, never inside the bind-mounted workspace dir. */
+  fuseOptions(id: string): native.FuseOptions {
+    const d = join(this.config.stateDir, 'fuse', id);
+    return { binary: this.config.shift.fuseOverlayfs, upper: join(d, 'upper'), work: join(d, 'work'), staging: join(d, 'mnt') };
+  }
+
+  /**
+   * The persisted state of a workspace if it belongs to this very container
+   * (same init PID and start time, e.g. after a daemon restart), else fresh.
+   * A corrupt state file is quarantined and reported.
+   */
+  async #stateFor(id: string, container: native.Container): Promise<WorkspaceState> {
+    const identity = { hostPid: container.hostPid ?? 0, startTime: container.startTime ?? 0 };
+    let stored: WorkspaceState | undefined;
+    try {
+      stored = await this.#store.load(id);
+    } catch (err) {
+      const q = await this.#store.quarantine(id);
+      this.log.error({ workspace: id, error: (err as Error).message, quarantined: q }, `corrupt state of workspace ${id} moved to ${q}`);
+    }
+    if (stored && stored.container.hostPid === identity.hostPid && stored.container.startTime === identity.startTime) {
+      return stored;
+    }
+    return { version: 1, id, container: identity, prepared: false, tornDown: false, mark: null };
   }
 
   /** Creates the state dir, probes the kernel and serves the admin socket. */
@@ -112,6 +149,8 @@ export class Daemon {
     try {
       container = await native.openContainer(opts.hostPid);
       await mkdir(dir, { recursive: true, mode: 0o755 });
+      const state = await this.#stateFor(id, container);
+      await this.#store.save(state);
       const workspace: Workspace = {
         id,
         hostPid: opts.hostPid,
@@ -120,9 +159,17 @@ export class Daemon {
         dir,
         socketPath: workspaceSocket(this.config.stateDir, id),
         mounts: new Map(),
+        shift: opts.shiftMapping?.length ? opts.shiftMapping : defaultShift(policy),
+        markPath: opts.markPath || this.config.shift.markPath,
+        fullWorkspaceBackup: opts.fullWorkspaceBackup ?? this.config.shift.fullWorkspaceBackup,
+        state,
       };
       const log = this.log.child({ workspace: id });
       const service = new WorkspaceService(workspace, {
+        log,
+        store: this.#store,
+        shiftMethod: this.config.shift.method,
+        fuseOptions: (wid) => this.fuseOptions(wid),
         pidStrategy: this.pidStrategy,
         mountStrategy: this.mountStrategy,
         writeIdMappingLimiter: this.#limiter,
@@ -157,6 +204,8 @@ export class Daemon {
     await shutdown(entry.server);
     entry.workspace.container.close();
     await rm(entry.workspace.dir, { recursive: true, force: true });
+    await rm(join(this.config.stateDir, 'fuse', id), { recursive: true, force: true });
+    await this.#store.remove(id);
     await this.#limiter.delete(id);
     this.log.info({ workspace: id }, `workspace ${id} removed`);
   }
@@ -173,6 +222,11 @@ export class Daemon {
       rootRange: w.policy.rootRange,
       userRanges: w.policy.userRanges,
       alive: w.container.isAlive(),
+      shiftMapping: w.shift,
+      markPath: w.markPath,
+      fullWorkspaceBackup: w.fullWorkspaceBackup,
+      prepared: w.state.prepared,
+      tornDown: w.state.tornDown,
     };
   }
 

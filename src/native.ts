@@ -23,6 +23,11 @@ export type MountProcOptions = Binding.MountProcOptions;
 export type MountSysfsOptions = Binding.MountSysfsOptions;
 export type UmountOptions = Binding.UmountOptions;
 export type MountResult = Binding.MountResult;
+export type FuseOptions = Binding.FuseOptions;
+export type MarkInfo = Binding.MarkInfo;
+export type PrepareMarkOptions = Binding.PrepareMarkOptions;
+export type RemoveMarkOptions = Binding.RemoveMarkOptions;
+export type RemoveMarkResult = Binding.RemoveMarkResult;
 export type PidStrategy = 'auto' | 'ioctl' | 'scan';
 export type MountStrategy = 'auto' | 'detached' | 'fallback';
 
@@ -57,6 +62,21 @@ export function mountSysfs(container: Container, options: MountSysfsOptions): Pr
 /** Unmounts the mount at a path if its id is one of `options.owned`. */
 export function umount(container: Container, options: UmountOptions): Promise<MountResult> {
   return wrap(() => binding.umount(container, options));
+}
+
+/** Makes the container's root shared and mounts its ID-shifted mark. */
+export function prepareShiftMark(container: Container, options: PrepareMarkOptions): Promise<MarkInfo> {
+  return wrap(() => binding.prepareShiftMark(container, options));
+}
+
+/** Unmounts a mark, stops its FUSE helper, releases its user namespace. */
+export function removeShiftMark(container: Container, options: RemoveMarkOptions): Promise<RemoveMarkResult> {
+  return wrap(() => binding.removeShiftMark(container, options));
+}
+
+/** PIDs of the fuse-overlayfs helpers this process supervises. */
+export function supervisedFusePids(): number[] {
+  return binding.supervisedFusePids();
 }
 
 export function probeKernel(): Promise<KernelFeatures> {

@@ -9,7 +9,11 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { IwsError, toIwsError } from './errors.js';
 import type { Logger } from './log.js';
 import * as native from './native.js';
+import type { StateStore } from './state.js';
 import type { MountKind, Workspace } from './workspace.js';
+import type { FSShiftMethod } from './gen/iws/FSShiftMethod.js';
+import type { PrepareForUserNSResponse } from './gen/iws/PrepareForUserNSResponse.js';
+import type { TeardownResponse } from './gen/iws/TeardownResponse.js';
 import type { MountProcRequest__Output } from './gen/iws/MountProcRequest.js';
 import type { UmountProcRequest__Output } from './gen/iws/UmountProcRequest.js';
 import type { InWorkspaceServiceHandlers } from './gen/iws/InWorkspaceService.js';
@@ -17,6 +21,11 @@ import type { WriteIDMappingRequest__Output } from './gen/iws/WriteIDMappingRequ
 import type { WriteIDMappingResponse } from './gen/iws/WriteIDMappingResponse.js';
 
 export interface ServiceDeps {
+  log: Logger;
+  store: StateStore;
+  /** The configured shift method and where a workspace's FUSE dirs live. */
+  shiftMethod: 'auto' | 'idmapped' | 'fuse' | 'shiftfs';
+  fuseOptions: (workspaceId: string) => native.FuseOptions;
   pidStrategy: 'ioctl' | 'scan';
   mountStrategy: 'detached' | 'fallback';
   proc: native.Masks;
@@ -86,6 +95,62 @@ export class WorkspaceService {
     return {};
   }
 
+  /**
+   * One-shot: makes the container's root shared and mounts the ID-shifted
+   * mark. The shot is used (and persisted) before any work, so a failed call
+   * still uses it.
+   */
+  async prepareForUserNS(): Promise<PrepareForUserNSResponse> {
+    const w = this.workspace;
+    if (w.state.prepared) {
+      throw new IwsError('RESOURCE_EXHAUSTED', 'PrepareForUserNS can be called once per workspace, and it has been');
+    }
+    w.state = { ...w.state, prepared: true };
+    await this.deps.store.save(w.state);
+    const mark = await native.prepareShiftMark(w.container, {
+      markPath: w.markPath,
+      shift: w.shift,
+      policy: w.policy,
+      method: this.deps.shiftMethod,
+      fuse: this.deps.fuseOptions(w.id),
+    });
+    w.state = {
+      ...w.state,
+      mark: { method: mark.method as 'idmapped' | 'fuse' | 'shiftfs', mountId: mark.mountId, fusePid: mark.fusePid ?? null, markPath: w.markPath, shift: w.shift },
+    };
+    await this.deps.store.save(w.state);
+    return { fsShift: SHIFT_METHODS[mark.method as 'idmapped' | 'fuse' | 'shiftfs'], fullWorkspaceBackup: w.fullWorkspaceBackup };
+  }
+
+  /**
+   * One-shot: unmounts the mark, stops a FUSE helper, releases the user
+   * namespace. `success` only when everything was cleaned.
+   */
+  async teardown(): Promise<TeardownResponse> {
+    const w = this.workspace;
+    if (w.state.tornDown) {
+      throw new IwsError('RESOURCE_EXHAUSTED', 'Teardown can be called once per workspace, and it has been');
+    }
+    w.state = { ...w.state, tornDown: true };
+    await this.deps.store.save(w.state);
+    const mark = w.state.mark;
+    if (!mark) return { success: true };
+    const r = await native.removeShiftMark(w.container, {
+      markPath: mark.markPath,
+      mark: { method: mark.method, mountId: mark.mountId, fusePid: mark.fusePid ?? undefined },
+      shift: mark.shift,
+      fuse: this.deps.fuseOptions(w.id),
+      pidStrategy: this.deps.pidStrategy,
+    });
+    if (r.success) {
+      w.state = { ...w.state, mark: null };
+      await this.deps.store.save(w.state);
+    } else {
+      this.deps.log.warn({ rpc: 'Teardown', problems: r.problems }, `Teardown incomplete: ${r.problems.join('; ')}`);
+    }
+    return { success: r.success };
+  }
+
   async umount(kind: MountKind, req: UmountProcRequest__Output): Promise<Record<string, never>> {
     const owned = [...this.workspace.mounts].filter(([, m]) => m.kind === kind).map(([id]) => id);
     const { mountId } = await native.umount(this.workspace.container, {
@@ -99,9 +164,11 @@ export class WorkspaceService {
   }
 }
 
-function unimplemented(rpc: string, issue: string): never {
-  throw new IwsError('UNIMPLEMENTED', `${rpc} is not implemented in this version of iwsd yet (${issue})`);
-}
+const SHIFT_METHODS: Record<'idmapped' | 'fuse' | 'shiftfs', FSShiftMethod> = {
+  idmapped: 'IDMAPPED',
+  fuse: 'FUSE',
+  shiftfs: 'SHIFTFS',
+};
 
 /**
  * The single error boundary: runs `fn`, logs one audit record, and answers
@@ -138,11 +205,11 @@ function unary<Req, Res>(
 export function handlersFor(service: WorkspaceService, log: Logger): InWorkspaceServiceHandlers {
   return {
     WriteIDMapping: unary('WriteIDMapping', log, (req) => service.writeIdMapping(req)),
-    PrepareForUserNS: unary('PrepareForUserNS', log, async () => unimplemented('PrepareForUserNS', 'planned: idmapped/FUSE shift marks')),
+    PrepareForUserNS: unary('PrepareForUserNS', log, () => service.prepareForUserNS()),
     MountProc: unary('MountProc', log, (req) => service.mount('proc', req)),
     UmountProc: unary('UmountProc', log, (req) => service.umount('proc', req)),
     MountSysfs: unary('MountSysfs', log, (req) => service.mount('sysfs', req)),
     UmountSysfs: unary('UmountSysfs', log, (req) => service.umount('sysfs', req)),
-    Teardown: unary('Teardown', log, async () => unimplemented('Teardown', 'planned with PrepareForUserNS')),
+    Teardown: unary('Teardown', log, () => service.teardown()),
   } satisfies InWorkspaceServiceHandlers;
 }

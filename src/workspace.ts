@@ -1,7 +1,8 @@
 /** A registered workspace: its pinned container, id policy and socket path. */
 import { join } from 'node:path';
 
-import type { Container, IdPolicy } from './native.js';
+import type { Container, IdMapping, IdPolicy } from './native.js';
+import type { WorkspaceState } from './state.js';
 
 export type MountKind = 'proc' | 'sysfs';
 
@@ -24,6 +25,23 @@ export interface Workspace {
   readonly socketPath: string;
   /** Mounts iwsd made for this workspace: only these can be unmounted. */
   readonly mounts: Map<string, MountRecord>;
+  /** The map a ring's user namespace gets; the mark's ID shift. */
+  readonly shift: IdMapping[];
+  readonly markPath: string;
+  readonly fullWorkspaceBackup: boolean;
+  /** Persisted one-shot state; replaced (never mutated) on every change. */
+  state: WorkspaceState;
+}
+
+/**
+ * The default shift mapping: container id 0 to the root range's start, and
+ * 1.. to the first user range's start (at most 65534 ids).
+ */
+export function defaultShift(policy: IdPolicy): IdMapping[] {
+  const user = policy.userRanges[0];
+  const shift: IdMapping[] = [{ containerId: 0, hostId: policy.rootRange.start, size: 1 }];
+  if (user) shift.push({ containerId: 1, hostId: user.start, size: Math.min(user.size, 65534) });
+  return shift;
 }
 
 export function workspaceDir(stateDir: string, id: string): string {

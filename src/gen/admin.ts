@@ -3,6 +3,7 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { AddWorkspaceRequest as _iwsd_admin_v1_AddWorkspaceRequest, AddWorkspaceRequest__Output as _iwsd_admin_v1_AddWorkspaceRequest__Output } from './iwsd/admin/v1/AddWorkspaceRequest';
 import type { AdminClient as _iwsd_admin_v1_AdminClient, AdminDefinition as _iwsd_admin_v1_AdminDefinition } from './iwsd/admin/v1/Admin';
+import type { IdMapping as _iwsd_admin_v1_IdMapping, IdMapping__Output as _iwsd_admin_v1_IdMapping__Output } from './iwsd/admin/v1/IdMapping';
 import type { IdRange as _iwsd_admin_v1_IdRange, IdRange__Output as _iwsd_admin_v1_IdRange__Output } from './iwsd/admin/v1/IdRange';
 import type { ListWorkspacesRequest as _iwsd_admin_v1_ListWorkspacesRequest, ListWorkspacesRequest__Output as _iwsd_admin_v1_ListWorkspacesRequest__Output } from './iwsd/admin/v1/ListWorkspacesRequest';
 import type { ListWorkspacesResponse as _iwsd_admin_v1_ListWorkspacesResponse, ListWorkspacesResponse__Output as _iwsd_admin_v1_ListWorkspacesResponse__Output } from './iwsd/admin/v1/ListWorkspacesResponse';
@@ -20,6 +21,7 @@ export interface ProtoGrpcType {
       v1: {
         AddWorkspaceRequest: MessageTypeDefinition<_iwsd_admin_v1_AddWorkspaceRequest, _iwsd_admin_v1_AddWorkspaceRequest__Output>
         Admin: SubtypeConstructor<typeof grpc.Client, _iwsd_admin_v1_AdminClient> & { service: _iwsd_admin_v1_AdminDefinition }
+        IdMapping: MessageTypeDefinition<_iwsd_admin_v1_IdMapping, _iwsd_admin_v1_IdMapping__Output>
         IdRange: MessageTypeDefinition<_iwsd_admin_v1_IdRange, _iwsd_admin_v1_IdRange__Output>
         ListWorkspacesRequest: MessageTypeDefinition<_iwsd_admin_v1_ListWorkspacesRequest, _iwsd_admin_v1_ListWorkspacesRequest__Output>
         ListWorkspacesResponse: MessageTypeDefinition<_iwsd_admin_v1_ListWorkspacesResponse, _iwsd_admin_v1_ListWorkspacesResponse__Output>

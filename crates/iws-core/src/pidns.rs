@@ -204,7 +204,7 @@ impl PinnedProcess {
         })
     }
 
-    fn read(&self, name: &str) -> Result<String> {
+    pub(crate) fn read(&self, name: &str) -> Result<String> {
         let fd = self.open(name, OFlags::RDONLY)?;
         read_fd_to_string(fd).map_err(|e| match errno_of(&e) {
             Some(libc::ESRCH) => Error::new(ErrorKind::NotFound, "the process exited during the operation"),
@@ -262,6 +262,19 @@ impl Container {
 
     pub fn host_pid(&self) -> i32 {
         self.init.host_pid()
+    }
+
+    /// The init's start time (clock ticks after boot, `/proc/<pid>/stat`
+    /// field 22): with the host PID, identifies the container across daemon
+    /// restarts even if the PID is reused.
+    pub fn start_time(&self) -> Result<u64> {
+        let stat = self.init.read("stat")?;
+        // The command name (field 2) may contain spaces and parentheses.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        rest.split_whitespace()
+            .nth(19)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::internal("parse /proc/<pid>/stat", "no start time"))
     }
 
     /// Whether the container's init still runs.

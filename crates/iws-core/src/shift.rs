@@ -313,9 +313,9 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
 
 /// Stops a supervised fuse-overlayfs (SIGTERM, then SIGKILL after 2 s) and
 /// reaps it. Ok(false) if iwsd does not supervise that PID (any more).
-pub fn stop_fuse(pid: i32) -> Result<bool> {
+pub fn stop_fuse(pid: i32, staging: &str) -> Result<bool> {
     let child = FUSE.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&pid));
-    let Some(mut child) = child else { return Ok(false) };
+    let Some(mut child) = child else { return stop_orphan_fuse(pid, staging) };
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
@@ -329,6 +329,32 @@ pub fn stop_fuse(pid: i32) -> Result<bool> {
             }
         }
     }
+}
+
+/// A helper started by an earlier daemon process (before a restart): stopped
+/// only if its command line proves it is ours (fuse-overlayfs serving our
+/// staging directory), watched through a pidfd until it is gone.
+fn stop_orphan_fuse(pid: i32, staging: &str) -> Result<bool> {
+    let Ok(p) = crate::pidns::PinnedProcess::pin(pid) else { return Ok(false) };
+    let Ok(fd) = p.open("cmdline", OFlags::RDONLY) else { return Ok(false) };
+    let mut cmd = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut cmd);
+    let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+    let ours = args.first().is_some_and(|a| a.ends_with(b"fuse-overlayfs")) && args.iter().any(|a| *a == staging.as_bytes());
+    if !ours {
+        return Ok(false);
+    }
+    let _ = rustix::process::pidfd_send_signal(p.pidfd(), rustix::process::Signal::TERM);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while p.ensure_alive().is_ok() {
+        if Instant::now() > deadline {
+            let _ = rustix::process::pidfd_send_signal(p.pidfd(), rustix::process::Signal::KILL);
+            std::thread::sleep(Duration::from_millis(50));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(true)
 }
 
 /// PIDs of the fuse-overlayfs processes iwsd supervises.
@@ -356,13 +382,16 @@ pub fn prepare_mark(
     container: &Container,
     mark_path: &str,
     shift: &[IdMapping],
+    policy: &idmap::IdPolicy,
     choice: MethodChoice,
     fuse: &FuseOptions,
 ) -> Result<Mark> {
     check_target(mark_path)?;
-    if shift.is_empty() {
-        return Err(Error::invalid("the shift mapping is empty"));
-    }
+    // The shift mapping hands the mark's view host ids: it obeys the same
+    // policy as any map a workspace writes.
+    let shift = idmap::validate(shift, policy)
+        .map_err(|e| Error::invalid(format!("shift mapping: {}", e.message())))?;
+    let shift = shift.lines();
     let idmapped = || -> Result<Mark> {
         let userns = userns_acquire(shift)?;
         match mark_idmapped(container, mark_path, &userns) {
@@ -400,7 +429,14 @@ pub fn prepare_mark(
 /// Teardown's kernel work: unmounts the mark (only the mount with `mark`'s
 /// id), stops its FUSE helper and releases its user namespace. Returns
 /// whether everything was cleaned, with the reasons for anything that was not.
-pub fn remove_mark(container: &Container, strategy: crate::pidns::PidStrategy, mark_path: &str, mark: &Mark, shift: &[IdMapping]) -> (bool, Vec<String>) {
+pub fn remove_mark(
+    container: &Container,
+    strategy: crate::pidns::PidStrategy,
+    mark_path: &str,
+    mark: &Mark,
+    shift: &[IdMapping],
+    fuse: &FuseOptions,
+) -> (bool, Vec<String>) {
     let mut problems = vec![];
     match crate::mount::umount(container, strategy, 1, mark_path, &[mark.mount_id]) {
         Ok(_) => {}
@@ -408,7 +444,7 @@ pub fn remove_mark(container: &Container, strategy: crate::pidns::PidStrategy, m
         Err(e) => problems.push(format!("unmount mark: {e}{}", e.detail().map(|d| format!(" ({d})")).unwrap_or_default())),
     }
     if let Some(pid) = mark.fuse_pid {
-        match stop_fuse(pid) {
+        match stop_fuse(pid, &fuse.staging) {
             Ok(_) => {}
             Err(e) => problems.push(format!("stop fuse-overlayfs {pid}: {e}")),
         }

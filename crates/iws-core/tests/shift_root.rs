@@ -71,7 +71,7 @@ fn idmapped_and_fuse_marks_shift_ownership_and_clean_up() {
         let host_before = host_mountinfo();
         let c = RootfsContainer::start();
         let ws = pidns::Container::open(c.init as i64).unwrap();
-        let mark = shift::prepare_mark(&ws, MARK, &shift_map(), MethodChoice::Only(method), &fuse_opts(&c)).unwrap();
+        let mark = shift::prepare_mark(&ws, MARK, &shift_map(), &IdPolicy::default(), MethodChoice::Only(method), &fuse_opts(&c)).unwrap();
         assert_eq!(mark.method, method);
         assert_eq!(mark.fuse_pid.is_some(), method == ShiftMethod::Fuse);
         // The container's root is shared now; the mark is in its namespace only.
@@ -83,7 +83,7 @@ fn idmapped_and_fuse_marks_shift_ownership_and_clean_up() {
         if method == ShiftMethod::Idmapped {
             assert_eq!(shift::userns_cached(), 1);
         }
-        let (ok, problems) = shift::remove_mark(&ws, PidStrategy::Ioctl, MARK, &mark, &shift_map());
+        let (ok, problems) = shift::remove_mark(&ws, PidStrategy::Ioctl, MARK, &mark, &shift_map(), &fuse_opts(&c));
         assert!(ok, "{problems:?}");
         assert!(!c.mounts().iter().any(|m| m.0 == MARK));
         assert_eq!(shift::userns_cached(), 0);
@@ -105,13 +105,13 @@ fn auto_picks_idmapped_here_and_shiftfs_is_a_precondition() {
     let c = RootfsContainer::start();
     let ws = pidns::Container::open(c.init as i64).unwrap();
     if !shift::shiftfs_available() {
-        let e = shift::prepare_mark(&ws, MARK, &shift_map(), MethodChoice::Only(ShiftMethod::Shiftfs), &fuse_opts(&c)).unwrap_err();
+        let e = shift::prepare_mark(&ws, MARK, &shift_map(), &IdPolicy::default(), MethodChoice::Only(ShiftMethod::Shiftfs), &fuse_opts(&c)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
         assert!(e.message().contains("shiftfs is not available"), "{e}");
     }
-    let mark = shift::prepare_mark(&ws, MARK, &shift_map(), MethodChoice::Auto, &fuse_opts(&c)).unwrap();
+    let mark = shift::prepare_mark(&ws, MARK, &shift_map(), &IdPolicy::default(), MethodChoice::Auto, &fuse_opts(&c)).unwrap();
     assert_eq!(mark.method, ShiftMethod::Idmapped, "ext4 supports idmapped mounts");
-    assert!(shift::remove_mark(&ws, PidStrategy::Ioctl, MARK, &mark, &shift_map()).0);
+    assert!(shift::remove_mark(&ws, PidStrategy::Ioctl, MARK, &mark, &shift_map(), &fuse_opts(&c)).0);
 }
 
 #[test]
@@ -125,7 +125,7 @@ fn a_symlinked_mark_path_is_refused() {
     let ws = pidns::Container::open(c.init as i64).unwrap();
     let before = c.mounts();
     for method in [ShiftMethod::Idmapped, ShiftMethod::Fuse] {
-        let e = shift::prepare_mark(&ws, MARK, &shift_map(), MethodChoice::Only(method), &fuse_opts(&c)).unwrap_err();
+        let e = shift::prepare_mark(&ws, MARK, &shift_map(), &IdPolicy::default(), MethodChoice::Only(method), &fuse_opts(&c)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{method:?}: {e}");
         assert!(e.message().contains("symlink"), "{e}");
     }

@@ -124,6 +124,13 @@ impl Container {
         self.inner.as_ref().map(|c| c.host_pid())
     }
 
+    /// The init's start time in clock ticks after boot: with `hostPid`, the
+    /// container's identity across daemon restarts. Null after close().
+    #[napi(getter)]
+    pub fn start_time(&self) -> Option<i64> {
+        self.inner.as_ref().and_then(|c| c.start_time().ok()).map(|t| t as i64)
+    }
+
     /// Whether the container's init still runs (false after close()).
     #[napi]
     pub fn is_alive(&self) -> bool {
@@ -200,11 +207,7 @@ pub fn write_id_mapping(container: &Container, options: WriteIdMappingOptions) -
         container: handle(container)?,
         pid: options.pid,
         kind: if options.gid { core::ops::IdKind::Gid } else { core::ops::IdKind::Uid },
-        lines: options
-            .mappings
-            .iter()
-            .map(|m| core::idmap::IdMapping { container_id: m.container_id, host_id: m.host_id, size: m.size })
-            .collect(),
+        lines: mappings(&options.mappings),
         policy: policy(&options.policy),
         strategy: options.pid_strategy,
     }))
@@ -418,4 +421,172 @@ impl Task for MountStrategyTask {
 #[napi(ts_return_type = "Promise<string>")]
 pub fn resolve_mount_strategy(requested: String) -> AsyncTask<MountStrategyTask> {
     AsyncTask::new(MountStrategyTask(requested))
+}
+
+// ---- PrepareForUserNS / Teardown marks ---------------------------------------------
+
+#[napi(object)]
+pub struct FuseOptions {
+    /// The host's fuse-overlayfs binary (absolute path).
+    pub binary: String,
+    /// Host directories private to iwsd: overlay upper and work dirs, and a
+    /// staging mount point in the helper's own mount namespace.
+    pub upper: String,
+    pub work: String,
+    pub staging: String,
+}
+
+#[napi(object)]
+pub struct PrepareMarkOptions {
+    /// Absolute path inside the container's root, e.g. "/.workspace/mark".
+    pub mark_path: String,
+    /// The workspace's shift mapping (validated against `policy`).
+    pub shift: Vec<IdMapping>,
+    pub policy: IdPolicy,
+    /// "auto", "idmapped", "fuse" or "shiftfs".
+    pub method: String,
+    pub fuse: FuseOptions,
+}
+
+#[napi(object)]
+pub struct MarkInfo {
+    /// "idmapped", "fuse" or "shiftfs".
+    pub method: String,
+    /// Unique id of the mount at the mark path (decimal string).
+    pub mount_id: String,
+    /// PID of the supervised fuse-overlayfs, for "fuse".
+    pub fuse_pid: Option<i32>,
+}
+
+#[napi(object)]
+pub struct RemoveMarkOptions {
+    pub mark_path: String,
+    pub mark: MarkInfo,
+    pub shift: Vec<IdMapping>,
+    pub fuse: FuseOptions,
+    pub pid_strategy: String,
+}
+
+#[napi(object)]
+pub struct RemoveMarkResult {
+    /// True only when everything was cleaned.
+    pub success: bool,
+    /// What could not be cleaned, for the log.
+    pub problems: Vec<String>,
+}
+
+fn mappings(v: &[IdMapping]) -> Vec<core::idmap::IdMapping> {
+    v.iter()
+        .map(|m| core::idmap::IdMapping { container_id: m.container_id, host_id: m.host_id, size: m.size })
+        .collect()
+}
+
+fn fuse_opts(f: &FuseOptions) -> core::shift::FuseOptions {
+    core::shift::FuseOptions { binary: f.binary.clone(), upper: f.upper.clone(), work: f.work.clone(), staging: f.staging.clone() }
+}
+
+fn method_choice(s: &str) -> core::Result<core::shift::MethodChoice> {
+    use core::shift::{MethodChoice, ShiftMethod};
+    Ok(match s {
+        "auto" => MethodChoice::Auto,
+        "idmapped" => MethodChoice::Only(ShiftMethod::Idmapped),
+        "fuse" => MethodChoice::Only(ShiftMethod::Fuse),
+        "shiftfs" => MethodChoice::Only(ShiftMethod::Shiftfs),
+        _ => return Err(core::Error::invalid(format!("unknown shift method {s:?}; use auto, idmapped, fuse or shiftfs"))),
+    })
+}
+
+fn mark_from(m: &MarkInfo) -> core::Result<core::shift::Mark> {
+    use core::shift::ShiftMethod;
+    let method = match m.method.as_str() {
+        "idmapped" => ShiftMethod::Idmapped,
+        "fuse" => ShiftMethod::Fuse,
+        "shiftfs" => ShiftMethod::Shiftfs,
+        other => return Err(core::Error::invalid(format!("unknown shift method {other:?}"))),
+    };
+    let mount_id = m.mount_id.parse().map_err(|_| core::Error::invalid("mount id is not a number"))?;
+    Ok(core::shift::Mark { method, mount_id, fuse_pid: m.fuse_pid })
+}
+
+pub struct PrepareMarkTask {
+    container: Arc<core::pidns::Container>,
+    mark_path: String,
+    shift: Vec<core::idmap::IdMapping>,
+    policy: core::idmap::IdPolicy,
+    method: String,
+    fuse: core::shift::FuseOptions,
+}
+
+impl Task for PrepareMarkTask {
+    type Output = core::Result<core::shift::Mark>;
+    type JsValue = MarkInfo;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(method_choice(&self.method).and_then(|choice| {
+            core::shift::prepare_mark(&self.container, &self.mark_path, &self.shift, &self.policy, choice, &self.fuse)
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |m| MarkInfo { method: m.method.name().into(), mount_id: m.mount_id.to_string(), fuse_pid: m.fuse_pid })
+    }
+}
+
+/// PrepareForUserNS's kernel work: makes the container's root mount shared
+/// and mounts an ID-shifted view of it at `options.markPath`.
+#[napi(ts_return_type = "Promise<MarkInfo>")]
+pub fn prepare_shift_mark(container: &Container, options: PrepareMarkOptions) -> Result<AsyncTask<PrepareMarkTask>> {
+    Ok(AsyncTask::new(PrepareMarkTask {
+        container: handle(container)?,
+        mark_path: options.mark_path,
+        shift: mappings(&options.shift),
+        policy: policy(&options.policy),
+        method: options.method,
+        fuse: fuse_opts(&options.fuse),
+    }))
+}
+
+pub struct RemoveMarkTask {
+    container: Arc<core::pidns::Container>,
+    mark_path: String,
+    mark: core::Result<core::shift::Mark>,
+    shift: Vec<core::idmap::IdMapping>,
+    fuse: core::shift::FuseOptions,
+    strategy: String,
+}
+
+impl Task for RemoveMarkTask {
+    type Output = core::Result<(bool, Vec<String>)>;
+    type JsValue = RemoveMarkResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(self.mark.clone().and_then(|mark| {
+            let s = strategy(&self.strategy)?;
+            Ok(core::shift::remove_mark(&self.container, s, &self.mark_path, &mark, &self.shift, &self.fuse))
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |(success, problems)| RemoveMarkResult { success, problems })
+    }
+}
+
+/// Teardown's kernel work: unmounts the mark (only the mount iwsd made),
+/// stops its FUSE helper, releases its cached user namespace.
+#[napi(ts_return_type = "Promise<RemoveMarkResult>")]
+pub fn remove_shift_mark(container: &Container, options: RemoveMarkOptions) -> Result<AsyncTask<RemoveMarkTask>> {
+    Ok(AsyncTask::new(RemoveMarkTask {
+        container: handle(container)?,
+        mark_path: options.mark_path,
+        mark: mark_from(&options.mark),
+        shift: mappings(&options.shift),
+        fuse: fuse_opts(&options.fuse),
+        strategy: options.pid_strategy,
+    }))
+}
+
+/// PIDs of the fuse-overlayfs helpers this process supervises.
+#[napi]
+pub fn supervised_fuse_pids() -> Vec<i32> {
+    core::shift::fuse_pids()
 }

@@ -7,6 +7,10 @@
 export const FSShiftMethod = {
   SHIFTFS: 'SHIFTFS',
   FUSE: 'FUSE',
+  /**
+   * An idmapped mount of the container's root (Linux 5.12+); added by iwsd.
+   */
+  IDMAPPED: 'IDMAPPED',
 } as const;
 
 /**
@@ -18,6 +22,11 @@ export type FSShiftMethod =
   | 0
   | 'FUSE'
   | 1
+  /**
+   * An idmapped mount of the container's root (Linux 5.12+); added by iwsd.
+   */
+  | 'IDMAPPED'
+  | 2
 
 /**
  * FSShiftMethod describes the means by which we establish the ID shift for

@@ -1,6 +1,7 @@
 // Original file: proto/admin.proto
 
 import type { IdRange as _iwsd_admin_v1_IdRange, IdRange__Output as _iwsd_admin_v1_IdRange__Output } from '../../../iwsd/admin/v1/IdRange';
+import type { IdMapping as _iwsd_admin_v1_IdMapping, IdMapping__Output as _iwsd_admin_v1_IdMapping__Output } from '../../../iwsd/admin/v1/IdMapping';
 import type { Long } from '@grpc/proto-loader';
 
 export interface AddWorkspaceRequest {
@@ -14,6 +15,20 @@ export interface AddWorkspaceRequest {
    */
   'rootRange'?: (_iwsd_admin_v1_IdRange | null);
   'userRanges'?: (_iwsd_admin_v1_IdRange)[];
+  /**
+   * The map a ring's user namespace will get; empty: derived from the ranges
+   * (0 -> root range start, 1.. -> user range start).
+   */
+  'shiftMapping'?: (_iwsd_admin_v1_IdMapping)[];
+  /**
+   * Where PrepareForUserNS mounts the mark; empty: the configured default.
+   */
+  'markPath'?: (string);
+  /**
+   * Reported by PrepareForUserNS; unset: the configured default.
+   */
+  'fullWorkspaceBackup'?: (boolean);
+  '_fullWorkspaceBackup'?: "fullWorkspaceBackup";
 }
 
 export interface AddWorkspaceRequest__Output {
@@ -27,4 +42,18 @@ export interface AddWorkspaceRequest__Output {
    */
   'rootRange': (_iwsd_admin_v1_IdRange__Output | null);
   'userRanges': (_iwsd_admin_v1_IdRange__Output)[];
+  /**
+   * The map a ring's user namespace will get; empty: derived from the ranges
+   * (0 -> root range start, 1.. -> user range start).
+   */
+  'shiftMapping': (_iwsd_admin_v1_IdMapping__Output)[];
+  /**
+   * Where PrepareForUserNS mounts the mark; empty: the configured default.
+   */
+  'markPath': (string);
+  /**
+   * Reported by PrepareForUserNS; unset: the configured default.
+   */
+  'fullWorkspaceBackup'?: (boolean);
+  '_fullWorkspaceBackup'?: "fullWorkspaceBackup";
 }

@@ -1,6 +1,7 @@
 // Original file: proto/admin.proto
 
 import type { IdRange as _iwsd_admin_v1_IdRange, IdRange__Output as _iwsd_admin_v1_IdRange__Output } from '../../../iwsd/admin/v1/IdRange';
+import type { IdMapping as _iwsd_admin_v1_IdMapping, IdMapping__Output as _iwsd_admin_v1_IdMapping__Output } from '../../../iwsd/admin/v1/IdMapping';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Workspace {
@@ -10,6 +11,14 @@ export interface Workspace {
   'rootRange'?: (_iwsd_admin_v1_IdRange | null);
   'userRanges'?: (_iwsd_admin_v1_IdRange)[];
   'alive'?: (boolean);
+  'shiftMapping'?: (_iwsd_admin_v1_IdMapping)[];
+  'markPath'?: (string);
+  'fullWorkspaceBackup'?: (boolean);
+  /**
+   * Whether the one-shot calls have been used.
+   */
+  'prepared'?: (boolean);
+  'tornDown'?: (boolean);
 }
 
 export interface Workspace__Output {
@@ -19,4 +28,12 @@ export interface Workspace__Output {
   'rootRange': (_iwsd_admin_v1_IdRange__Output | null);
   'userRanges': (_iwsd_admin_v1_IdRange__Output)[];
   'alive': (boolean);
+  'shiftMapping': (_iwsd_admin_v1_IdMapping__Output)[];
+  'markPath': (string);
+  'fullWorkspaceBackup': (boolean);
+  /**
+   * Whether the one-shot calls have been used.
+   */
+  'prepared': (boolean);
+  'tornDown': (boolean);
 }
