@@ -5,7 +5,7 @@
  * the container's own mount namespace and vanish with it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -54,23 +54,47 @@ async function waitFor<T>(what: string, f: () => T | undefined, ms = 10_000): Pr
 export interface ContainerOptions {
   /** Own mount (private) and network namespaces. */
   mountNs?: boolean;
+  /**
+   * Like an OCI runtime: own mount (private), network and PID namespaces,
+   * and a root that is a mount of its own (bind + pivot_root) at `rootfs`,
+   * with `busybox sleep` as init. The agent then joins the PID namespace
+   * (not the mount namespace) with nsenter.
+   */
+  rootfs?: string;
+}
+
+/** The pivot_root dance of an OCI runtime, in sh, then busybox sleep as init. */
+function pivotScript(rootfs: string): string {
+  return (
+    `mount --bind ${rootfs} ${rootfs} && cd ${rootfs} && mkdir -p .old && pivot_root . .old && ` +
+    `exec /bin/busybox sh -c 'cd / && /bin/busybox umount -l /.old && /bin/busybox rmdir /.old && exec /bin/busybox sleep 100000'`
+  );
 }
 
 export class TestContainer {
   #proc: ChildProcess;
+  #unshare: ChildProcess | undefined;
   #next = 1;
   #waiting = new Map<number, (msg: Record<string, unknown>) => void>();
   #ready: Promise<void>;
   /** Host PID of the container's init (the agent). */
   initHostPid = 0;
 
-  private constructor(opts: ContainerOptions) {
-    // --mount: its own mount namespace (private propagation, so nothing
-    // mounted inside can reach the host); --net: its own network namespace.
-    const ns = opts.mountNs ? ['--mount', '--propagation', 'private', '--net'] : [];
-    this.#proc = spawn('unshare', ['--pid', '--fork', '--kill-child', ...ns, '--', process.execPath, AGENT], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
+  private constructor(opts: ContainerOptions, init?: { unshare: ChildProcess; pid: number }) {
+    if (init) {
+      this.#unshare = init.unshare;
+      this.initHostPid = init.pid;
+      this.#proc = spawn('nsenter', ['--target', String(init.pid), '--pid', '--', process.execPath, AGENT], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+    } else {
+      // --mount: its own mount namespace (private propagation, so nothing
+      // mounted inside can reach the host); --net: its own network namespace.
+      const ns = opts.mountNs ? ['--mount', '--propagation', 'private', '--net'] : [];
+      this.#proc = spawn('unshare', ['--pid', '--fork', '--kill-child', ...ns, '--', process.execPath, AGENT], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+    }
     const rl = createInterface({ input: this.#proc.stdout! });
     this.#ready = new Promise((resolve, reject) => {
       this.#proc.once('error', reject);
@@ -86,6 +110,23 @@ export class TestContainer {
   }
 
   static async start(opts: ContainerOptions = {}): Promise<TestContainer> {
+    if (opts.rootfs) {
+      const unshare = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private', '--net', '--', 'sh', '-c', pivotScript(opts.rootfs)], {
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      const pid = await waitFor('pivoted container init', () => {
+        const kid = children(unshare.pid!)[0];
+        if (kid === undefined) return undefined;
+        try {
+          return readFileSync(`/proc/${kid}/cmdline`, 'utf8') === '/bin/busybox\x00sleep\x00100000\x00' ? kid : undefined;
+        } catch {
+          return undefined;
+        }
+      });
+      const c = new TestContainer(opts, { unshare, pid });
+      await c.#ready;
+      return c;
+    }
     const c = new TestContainer(opts);
     await c.#ready;
     const upid = c.#proc.pid!;
@@ -132,7 +173,7 @@ export class TestContainer {
 
   /** The host PID of the process that is `pid` inside this container. */
   hostPidOf(pid: number): number {
-    const queue = [this.initHostPid];
+    const queue = [this.initHostPid, this.#proc.pid!];
     while (queue.length) {
       const h = queue.shift()!;
       const ns = nspid(h);
@@ -143,10 +184,12 @@ export class TestContainer {
   }
 
   async stop(): Promise<void> {
-    if (this.#proc.exitCode !== null || this.#proc.signalCode !== null) return;
-    const exited = new Promise((r) => this.#proc.once('exit', r));
-    this.#proc.kill('SIGKILL');
-    await exited;
+    for (const p of [this.#unshare, this.#proc]) {
+      if (!p || p.exitCode !== null || p.signalCode !== null) continue;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGKILL');
+      await exited;
+    }
   }
 }
 
@@ -190,6 +233,35 @@ export function makeRootfs(): { base: string; rootfs: string; outside: string; c
 /** Runs a busybox shell command inside `hostPid`'s root and namespaces. */
 export function shInside(hostPid: number, script: string): { code: number; stdout: string; stderr: string } {
   const r = spawnSync('nsenter', ['--target', String(hostPid), '--mount', '--pid', '--net', '--root', '--wd=/', '--', '/bin/busybox', 'sh', '-c', script], {
+    encoding: 'utf8',
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Starts a process inside a pivoted container (its mount and PID namespaces
+ * and root) in a new user namespace without maps; returns its host PID.
+ */
+export async function spawnUsernsInside(initHostPid: number): Promise<{ host: number; stop: () => void }> {
+  const p = spawn('nsenter', ['--target', String(initHostPid), '--mount', '--pid', '--root', '--wd=/', '--', '/bin/busybox', 'unshare', '-U', '/bin/busybox', 'sleep', '100000'], {
+    stdio: 'ignore',
+  });
+  const selfUserns = readlinkSync('/proc/self/ns/user');
+  const host = await waitFor('user-namespaced process', () => {
+    const kid = children(p.pid!)[0];
+    if (kid === undefined) return undefined;
+    try {
+      return readlinkSync(`/proc/${kid}/ns/user`) !== selfUserns && readFileSync(`/proc/${kid}/cmdline`, 'utf8').startsWith('/bin/busybox\x00sleep') ? kid : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  return { host, stop: () => p.kill('SIGKILL') };
+}
+
+/** Runs a busybox shell command as root of `hostPid`'s user namespace, in its mount namespace and root. */
+export function shAsUserns(hostPid: number, script: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync('nsenter', ['--target', String(hostPid), '--user', '--mount', '--root', '--wd=/', '--', '/bin/busybox', 'sh', '-c', script], {
     encoding: 'utf8',
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };

@@ -29,14 +29,19 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Pr
 
 export class TestDaemon {
   logs: Record<string, unknown>[] = [];
-  #exit: Promise<number | null>;
+  #exit!: Promise<number | null>;
 
   private constructor(
     readonly stateDir: string,
-    readonly proc: ChildProcess,
+    public proc: ChildProcess,
+    readonly args: string[],
   ) {
+    this.#watch(proc);
+  }
+
+  #watch(proc: ChildProcess): void {
     const rl = createInterface({ input: proc.stdout! });
-    rl.on('line', (line) => {
+    rl.on('line', (line: string) => {
       try {
         this.logs.push(JSON.parse(line) as Record<string, unknown>);
       } catch {
@@ -46,21 +51,34 @@ export class TestDaemon {
     this.#exit = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
   }
 
+  async #ready(): Promise<void> {
+    const end = Date.now() + 15_000;
+    const seen = this.logs.length;
+    while (!this.logs.slice(seen).some((l) => typeof l.msg === 'string' && l.msg.startsWith('iwsd serving'))) {
+      if (this.proc.exitCode !== null) throw new Error(`iwsd serve exited with ${this.proc.exitCode}: ${JSON.stringify(this.logs)}`);
+      if (Date.now() > end) throw new Error('iwsd serve did not become ready');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** SIGTERM, wait, and start again on the same state dir and config. */
+  async restart(): Promise<void> {
+    this.proc.kill('SIGTERM');
+    await this.#exit;
+    this.proc = spawn(process.execPath, this.args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.#watch(this.proc);
+    await this.#ready();
+  }
+
   static async start(config: Record<string, unknown> = {}, extraArgs: string[] = []): Promise<TestDaemon> {
     const base = await mkdtemp(join(tmpdir(), 'iwsd-test-'));
     const stateDir = join(base, 'state');
     const cfg = join(base, 'config.json');
     await writeFile(cfg, JSON.stringify(config));
-    const proc = spawn(process.execPath, [IWSD, 'serve', '--state-dir', stateDir, '--config', cfg, ...extraArgs], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const d = new TestDaemon(stateDir, proc);
-    const end = Date.now() + 15_000;
-    while (!d.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('iwsd serving'))) {
-      if (proc.exitCode !== null) throw new Error(`iwsd serve exited with ${proc.exitCode}: ${JSON.stringify(d.logs)}`);
-      if (Date.now() > end) throw new Error('iwsd serve did not become ready');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const args = [IWSD, 'serve', '--state-dir', stateDir, '--config', cfg, ...extraArgs];
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const d = new TestDaemon(stateDir, proc, args);
+    await d.#ready();
     return d;
   }
 

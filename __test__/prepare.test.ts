@@ -1,0 +1,163 @@
+/**
+ * PrepareForUserNS and Teardown end to end, as root, with both shift methods
+ * (idmapped and fuse): a container with its own root (bind + pivot_root, as
+ * OCI runtimes do), mount, PID and network namespaces; the gRPC client runs
+ * in its PID namespace.
+ */
+import { readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+
+import test, { type ExecutionContext } from 'ava';
+
+import { TestContainer, hostMountinfo, makeRootfs, mountsOf, shAsUserns, spawnUsernsInside } from './helpers/container.js';
+import { TestDaemon } from './helpers/daemon.js';
+import { isRoot, rootTest } from './helpers/root.js';
+
+const METHODS = ['idmapped', 'fuse'] as const;
+type Method = (typeof METHODS)[number];
+const daemons = new Map<Method, TestDaemon>();
+let n = 0;
+
+test.before(async () => {
+  if (!isRoot) return;
+  for (const method of METHODS) daemons.set(method, await TestDaemon.start({ shift: { method } }));
+});
+
+test.after.always(async () => {
+  for (const d of daemons.values()) await d.stop();
+});
+
+const MARK = '/.workspace/mark';
+const SHIFT = [
+  { containerId: 0, hostId: 33333, size: 1 },
+  { containerId: 1, hostId: 100000, size: 65534 },
+];
+
+async function setup(
+  t: ExecutionContext,
+  method: Method,
+  prepareRootfs?: (rootfs: string, outside: string) => void,
+  daemon: TestDaemon = daemons.get(method)!,
+) {
+  const hostBefore = hostMountinfo();
+  const fs = makeRootfs();
+  t.teardown(fs.cleanup);
+  prepareRootfs?.(fs.rootfs, fs.outside);
+  const c = await TestContainer.start({ rootfs: fs.rootfs });
+  t.teardown(async () => {
+    await c.stop();
+    if (hostMountinfo() !== hostBefore) throw new Error("the host's mount table changed");
+  });
+  const id = `p-${process.pid}-${++n}`;
+  const socket = await daemon.add(id, c.initHostPid);
+  return { c, socket, id, daemon, ...fs };
+}
+
+/** fuse-overlayfs processes serving workspace `id` (its dirs are named after it). */
+function fusePids(id: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd.startsWith('/usr/bin/fuse-overlayfs\0') && cmd.includes(`/fuse/${id}/`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+function daemonFds(d: TestDaemon): number {
+  return readdirSync(`/proc/${d.proc.pid}/fd`).length;
+}
+
+for (const method of METHODS) {
+  rootTest(`${method}: PrepareForUserNS mounts a shifted mark; a user namespace with the shift mapping sees root`, async (t) => {
+    const { c, socket, id, daemon, rootfs } = await setup(t, method);
+    const r = await c.call(socket, 'PrepareForUserNS', {});
+    t.true(r.ok, JSON.stringify(r));
+    t.deepEqual(r.response, { fsShift: method.toUpperCase(), fullWorkspaceBackup: false });
+
+    // The container's root is shared now, inside its own namespace only.
+    const info = readFileSync(`/proc/${c.initHostPid}/mountinfo`, 'utf8').split('\n');
+    t.true(info.some((l) => l.split(' ')[4] === '/' && / shared:\d+/.test(l)), info.join('\n'));
+    t.true(mountsOf(c.initHostPid).some(([mp]) => mp === MARK));
+
+    // From the host, through the mark: on-disk uid 0 shows as 33333.
+    t.is(statSync(join(rootfs, 'bin/busybox')).uid, 0);
+    t.is(statSync(`/proc/${c.initHostPid}/root${MARK}/bin/busybox`).uid, 33333);
+
+    // In a user namespace whose map equals the shift mapping (written through
+    // WriteIDMapping, from inside the container): uid 0, and files it
+    // creates through the mark are owned by uid 0 on disk.
+    const u = await spawnUsernsInside(c.initHostPid);
+    t.teardown(u.stop);
+    const inside = Number(readFileSync(`/proc/${u.host}/status`, 'utf8').match(/^NSpid:.*\s(\d+)$/m)![1]);
+    for (const gid of [false, true]) {
+      const w = await c.call(socket, 'WriteIDMapping', { pid: inside, gid, mapping: SHIFT });
+      t.true(w.ok, JSON.stringify(w));
+    }
+    t.is(shAsUserns(u.host, `stat -c %u ${MARK}/bin/busybox`).stdout.trim(), '0');
+    const made = shAsUserns(u.host, `echo hi > ${MARK}/created`);
+    t.is(made.code, 0, made.stderr);
+    const onDisk = method === 'fuse' ? join(daemon.stateDir, 'fuse', id, 'upper', 'created') : join(rootfs, 'created');
+    t.is(statSync(onDisk).uid, 0, onDisk);
+    if (method === 'fuse') t.throws(() => statSync(join(rootfs, 'created')), undefined, 'fuse writes land in the upper dir');
+
+    t.true((await c.call(socket, 'Teardown', {})).response?.success === true);
+  });
+
+  rootTest(`${method}: Teardown removes the mark and its helper, and both calls are one-shot`, async (t) => {
+    const { c, socket, daemon } = await setup(t, method);
+    // Warm up connections, then measure.
+    await c.call(socket, 'Teardown', { }).then(() => undefined, () => undefined);
+    t.is((await c.call(socket, 'Teardown', {})).code, 'RESOURCE_EXHAUSTED', 'the warm-up already used Teardown');
+    const id2 = `p-${process.pid}-${++n}`;
+    const c2 = { socket: await daemon.add(id2, c.initHostPid) };
+    await new Promise((r) => setTimeout(r, 300));
+    const fdsBefore = daemonFds(daemon);
+    t.true((await c.call(c2.socket, 'PrepareForUserNS', {})).ok);
+    t.is((await c.call(c2.socket, 'PrepareForUserNS', {})).code, 'RESOURCE_EXHAUSTED');
+    t.is(fusePids(id2).length, method === 'fuse' ? 1 : 0);
+    const td = await c.call(c2.socket, 'Teardown', {});
+    t.true(td.ok && td.response?.success === true, JSON.stringify(td));
+    t.is((await c.call(c2.socket, 'Teardown', {})).code, 'RESOURCE_EXHAUSTED');
+    t.false(mountsOf(c.initHostPid).some(([mp]) => mp === MARK), 'mark gone');
+    t.deepEqual(fusePids(id2), [], 'no fuse-overlayfs left');
+    await new Promise((r) => setTimeout(r, 300));
+    t.true(daemonFds(daemon) <= fdsBefore, `daemon fds ${fdsBefore} -> ${daemonFds(daemon)}`);
+  });
+
+  rootTest(`${method}: a mark path through a symlink to a host directory is refused`, async (t) => {
+    const { c, socket, outside } = await setup(t, method, (rootfs, out) => symlinkSync(out, join(rootfs, '.workspace')));
+    const before = mountsOf(c.initHostPid);
+    const r = await c.call(socket, 'PrepareForUserNS', {});
+    t.is(r.code, 'INVALID_ARGUMENT', JSON.stringify(r));
+    t.regex(r.details ?? '', /symlink/);
+    t.deepEqual(mountsOf(c.initHostPid), before);
+    t.deepEqual(readdirSync(outside), []);
+    t.is((await c.call(socket, 'PrepareForUserNS', {})).code, 'RESOURCE_EXHAUSTED', 'a failed call used the shot');
+  });
+
+  rootTest(`${method}: one-shot state survives daemon restarts`, async (t) => {
+    // A daemon of its own: it restarts under this test.
+    const own = await TestDaemon.start({ shift: { method } });
+    t.teardown(() => own.stop().then(() => undefined));
+    const { c, id, daemon } = await setup(t, method, undefined, own);
+    let socket = join(daemon.stateDir, 'workspaces', id, 'daemon.sock');
+    t.true((await c.call(socket, 'PrepareForUserNS', {})).ok);
+    await daemon.restart();
+    socket = await daemon.add(id, c.initHostPid);
+    t.is((await c.call(socket, 'PrepareForUserNS', {})).code, 'RESOURCE_EXHAUSTED');
+    // Teardown after a restart still finds and removes the mark (and, for
+    // fuse, the helper the previous daemon process started).
+    const td = await c.call(socket, 'Teardown', {});
+    t.true(td.ok && td.response?.success === true, JSON.stringify(td));
+    t.false(mountsOf(c.initHostPid).some(([mp]) => mp === MARK));
+    t.deepEqual(fusePids(id), [], 'helper stopped');
+    await daemon.restart();
+    socket = await daemon.add(id, c.initHostPid);
+    t.is((await c.call(socket, 'Teardown', {})).code, 'RESOURCE_EXHAUSTED');
+  });
+}
