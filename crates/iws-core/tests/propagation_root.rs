@@ -27,6 +27,16 @@ fn mounts_never_propagate_into_the_daemon_namespace() {
         mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).unwrap();
         let base = std::env::temp_dir().join(format!("iwsd-prop-{}", std::process::id()));
         std::fs::create_dir_all(&base).unwrap();
+        // Removed also when an assertion fails (the mounts die with the
+        // thread's namespace).
+        struct RmOnDrop(std::path::PathBuf);
+        impl Drop for RmOnDrop {
+            fn drop(&mut self) {
+                let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _cleanup = RmOnDrop(base.clone());
         mount(Some("none"), &base, Some("tmpfs"), MsFlags::empty(), None::<&str>).unwrap();
         mount(None::<&str>, &base, None::<&str>, MsFlags::MS_SHARED, None::<&str>).unwrap();
 
@@ -51,8 +61,6 @@ fn mounts_never_propagate_into_the_daemon_namespace() {
             assert!(c.mounts().iter().any(|m| m.0 == "/proc" && m.1 == "proc"));
             assert_eq!(thread_mountinfo(), before, "{ms:?}: a slave's mount stays in the container");
         }
-        let _ = nix::mount::umount2(&base, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(&base);
     })
     .join()
     .unwrap();
