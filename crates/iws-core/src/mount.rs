@@ -252,7 +252,7 @@ pub(crate) fn mount_id(fd: BorrowedFd<'_>) -> Result<(u64, bool)> {
     Ok((st.stx_mnt_id, st.stx_attributes.contains(rustix::fs::StatxAttributes::MOUNT_ROOT)))
 }
 
-fn detached(fs: &str, configure: impl FnOnce(&OwnedFd) -> Result<()>, attrs: MountAttrFlags) -> Result<OwnedFd> {
+pub(crate) fn detached(fs: &str, configure: impl FnOnce(&OwnedFd) -> Result<()>, attrs: MountAttrFlags) -> Result<OwnedFd> {
     let fsfd = fsopen(fs, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| kernel(&format!("fsopen({fs})"), e))?;
     configure(&fsfd)?;
     fsconfig_create(&fsfd).map_err(|e| kernel(&format!("fsconfig({fs}, CMD_CREATE)"), e))?;

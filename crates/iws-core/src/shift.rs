@@ -30,7 +30,7 @@ use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::idmap::{self, IdMapping};
-use crate::mount::{check_target, kernel, mount_id, on_fresh_thread, setns, PropagationGuard};
+use crate::mount::{check_target, detached, kernel, mount_id, on_fresh_thread, setns, PropagationGuard};
 use crate::pidns::Container;
 use crate::sys;
 
@@ -202,6 +202,37 @@ fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Re
         move_mount(&tree, "", &mark, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
             .map_err(|e| kernel(&format!("move_mount(onto {mark_path})"), e))?;
         Ok(mount_id(tree.as_fd())?.0)
+    })
+}
+
+/// Mounts a shiftfs mark of the container's root at `mark_path` (kernels that
+/// carry shiftfs, e.g. Ubuntu's). Not exercised by the test suite: the
+/// reference kernel has no shiftfs.
+fn mark_shiftfs(container: &Container, mark_path: &str) -> Result<u64> {
+    let init = container.init();
+    let mntns = init.open("ns/mnt", OFlags::RDONLY)?;
+    ensure_own_mount_ns(&mntns)?;
+    let root = init.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
+    let guard = PropagationGuard::new()?;
+    on_fresh_thread(|| {
+        setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
+        make_root_shared(&root)?;
+        let mark = ensure_dir(root.as_fd(), mark_path)?;
+        guard.check(mark.as_fd(), mark_path)?;
+        // shiftfs looks its source path up from the caller's cwd: the
+        // container's root (this thread's cwd is private to it).
+        rustix::process::fchdir(&root).map_err(|e| Error::internal("fchdir(container root)", e))?;
+        let mnt = detached(
+            "shiftfs",
+            |fs| {
+                rustix::mount::fsconfig_set_string(fs, "source", ".").map_err(|e| kernel("fsconfig(shiftfs source)", e))?;
+                rustix::mount::fsconfig_set_flag(fs, "mark").map_err(|e| kernel("fsconfig(shiftfs mark)", e))
+            },
+            rustix::mount::MountAttrFlags::empty(),
+        )?;
+        move_mount(&mnt, "", &mark, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
+            .map_err(|e| kernel(&format!("move_mount(shiftfs onto {mark_path})"), e))?;
+        Ok(mount_id(mnt.as_fd())?.0)
     })
 }
 
@@ -412,10 +443,8 @@ pub fn prepare_mark(
                     "shiftfs is not available: this kernel does not list it in /proc/filesystems; use idmapped or fuse",
                 ));
             }
-            Err(Error::new(
-                ErrorKind::FailedPrecondition,
-                "shiftfs marks are not supported by this iwsd build; use idmapped (Linux 5.12+) or fuse",
-            ))
+            let id = mark_shiftfs(container, mark_path)?;
+            Ok(Mark { method: ShiftMethod::Shiftfs, mount_id: id, fuse_pid: None })
         }
         MethodChoice::Auto => match idmapped() {
             Err(e) if e.kind() == ErrorKind::FailedPrecondition && e.message().contains("idmapped") => {
