@@ -198,6 +198,12 @@ for (const strategy of STRATEGIES) {
       ['OK', 'INVALID_ARGUMENT'],
     );
     t.true(recs.every((r) => typeof r.durationMs === 'number'));
+    // Each record names the verified peer: a process inside the container.
+    for (const r of recs) {
+      const peer = r.peer as { pid: number; uid: number };
+      t.is(peer.uid, 0);
+      t.true(readFileSync(`/proc/${peer.pid}/status`, 'utf8').includes('NSpid:'), 'peer pid is a host pid');
+    }
     // The daemon runs the strategy it was configured with.
     t.true(daemon.logs.some((l) => l.pidStrategy === strategy));
   });
@@ -210,4 +216,41 @@ for (const strategy of STRATEGIES) {
     const r = await c.call(socket, 'WriteIDMapping', { pid: 1, gid: false, mapping });
     t.is(r.code, 'RESOURCE_EXHAUSTED', JSON.stringify({ code: r.code, details: r.details }));
   });
+}
+
+for (const strategy of STRATEGIES) {
+  rootTest(`${strategy}: connections from the host or another container are refused before any RPC`, async (t) => {
+    const { c, socket, daemon } = await setup(t, strategy);
+    const other = await TestContainer.start();
+    t.teardown(() => other.stop());
+    const pid = await c.spawnUserns();
+    const host = c.hostPidOf(pid);
+
+    // From the host (this test process).
+    const fromHost = await callFromHost(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
+    t.is(fromHost.code, 'UNAVAILABLE', JSON.stringify(fromHost));
+    // From another container.
+    const fromOther = await other.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
+    t.is(fromOther.code, 'UNAVAILABLE', JSON.stringify(fromOther));
+    t.deepEqual(readMap(host, 'uid_map'), [], 'nothing was written');
+    await new Promise((r) => setTimeout(r, 100));
+    t.true(daemon.logs.filter((l) => l.refused === 'PERMISSION_DENIED' && l.socket === socket).length >= 2);
+    // The workspace's own process is still served.
+    t.true((await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING })).ok);
+  });
+}
+
+async function callFromHost(socket: string, rpc: string, request: Record<string, unknown>) {
+  const grpc = await import('@grpc/grpc-js');
+  const { workspaceProto } = await import('../src/proto.js');
+  const client = new (workspaceProto().iws.InWorkspaceService)(`unix:${socket}`, grpc.credentials.createInsecure());
+  try {
+    return await new Promise<{ ok: boolean; code?: string }>((resolve) => {
+      (client as unknown as Record<string, (...a: unknown[]) => void>)[rpc]!(request, { deadline: Date.now() + 5000 }, (err: { code: number } | null) =>
+        resolve(err ? { ok: false, code: grpc.status[err.code] } : { ok: true }),
+      );
+    });
+  } finally {
+    client.close();
+  }
 }

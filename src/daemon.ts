@@ -15,7 +15,8 @@ import type { Logger } from './log.js';
 import * as native from './native.js';
 import { adminHandlers } from './admin.js';
 import { adminProto, workspaceProto } from './proto.js';
-import { createWriteIdMappingLimiter, handlersFor, WorkspaceService } from './service.js';
+import { GuardedSocket } from './guardedSocket.js';
+import { createWriteIdMappingLimiter, handlersFor, WorkspaceService, type PeerOf } from './service.js';
 import { bindUnix, shutdown, unlinkQuiet } from './sockets.js';
 import { StateStore, type WorkspaceState } from './state.js';
 import { defaultShift, workspaceDir, workspaceSocket, type Workspace } from './workspace.js';
@@ -57,6 +58,7 @@ export const WORKSPACE_SERVER_OPTIONS: grpc.ServerOptions = {
 interface Entry {
   workspace: Workspace;
   server: grpc.Server;
+  socket: GuardedSocket;
 }
 
 export class Daemon {
@@ -146,6 +148,7 @@ export class Daemon {
     const dir = workspaceDir(this.config.stateDir, id);
     let container: native.Container | undefined;
     let server: grpc.Server | undefined;
+    let guard: GuardedSocket | undefined;
     try {
       container = await native.openContainer(opts.hostPid);
       await mkdir(dir, { recursive: true, mode: 0o755 });
@@ -178,14 +181,24 @@ export class Daemon {
         mountsPerWorkspace: this.config.limits.mountsPerWorkspace,
       });
       server = new grpc.Server(WORKSPACE_SERVER_OPTIONS);
-      server.addService(workspaceProto().iws.InWorkspaceService.service, handlersFor(service, log));
+      const peerOf: PeerOf = (call) => guard?.peerOf(call);
+      server.addService(workspaceProto().iws.InWorkspaceService.service, handlersFor(service, log, peerOf));
       // The workspace's own users must be able to connect from inside the
-      // container; who may call is decided per connection, not by file mode.
-      await bindUnix(server, workspace.socketPath, 0o666);
-      this.#workspaces.set(id, { workspace, server });
+      // container: who may call is decided per connection (the peer must be
+      // inside the workspace), not by file mode.
+      const c = container;
+      guard = await GuardedSocket.listen({
+        path: workspace.socketPath,
+        mode: 0o666,
+        server,
+        check: (fd) => native.checkPeer(c, fd),
+        log,
+      });
+      this.#workspaces.set(id, { workspace, server, socket: guard });
       log.info({ hostPid: opts.hostPid, socket: workspace.socketPath, policy }, `workspace ${id} registered`);
       return this.#info(workspace);
     } catch (err) {
+      await guard?.close();
       container?.close();
       if (server) server.forceShutdown();
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -201,6 +214,7 @@ export class Daemon {
     const entry = this.#workspaces.get(id);
     if (!entry) throw new IwsError('NOT_FOUND', `no workspace ${id} is registered (see iwsd workspace ls)`);
     this.#workspaces.delete(id);
+    await entry.socket.close();
     await shutdown(entry.server);
     entry.workspace.container.close();
     await rm(entry.workspace.dir, { recursive: true, force: true });
@@ -237,10 +251,10 @@ export class Daemon {
     const entries = [...this.#workspaces.values()];
     this.#workspaces.clear();
     await Promise.all(
-      entries.map(async ({ workspace, server }) => {
+      entries.map(async ({ workspace, server, socket }) => {
+        await socket.close();
         await shutdown(server);
         workspace.container.close();
-        await unlinkQuiet(workspace.socketPath);
       }),
     );
     if (this.#admin) {

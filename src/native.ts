@@ -28,6 +28,7 @@ export type MarkInfo = Binding.MarkInfo;
 export type PrepareMarkOptions = Binding.PrepareMarkOptions;
 export type RemoveMarkOptions = Binding.RemoveMarkOptions;
 export type RemoveMarkResult = Binding.RemoveMarkResult;
+export type Peer = Binding.Peer;
 export type PidStrategy = 'auto' | 'ioctl' | 'scan';
 export type MountStrategy = 'auto' | 'detached' | 'fallback';
 
@@ -77,6 +78,11 @@ export function removeShiftMark(container: Container, options: RemoveMarkOptions
 /** PIDs of the fuse-overlayfs helpers this process supervises. */
 export function supervisedFusePids(): number[] {
   return binding.supervisedFusePids();
+}
+
+/** Checks the process connected on unix socket `fd` is inside the container. */
+export function checkPeer(container: Container, fd: number): Promise<Peer> {
+  return wrap(() => binding.checkPeer(container, fd));
 }
 
 export function probeKernel(): Promise<KernelFeatures> {

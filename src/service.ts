@@ -175,24 +175,30 @@ const SHIFT_METHODS: Record<'idmapped' | 'fuse' | 'shiftfs', FSShiftMethod> = {
  * either the result or a gRPC status derived from the error's code. INTERNAL
  * errors carry a generic message; their detail goes to the log only.
  */
+/** Who is calling: the verified peer of the call's connection. */
+export type PeerOf = (call: { getPeer(): string }) => native.Peer | undefined;
+
 function unary<Req, Res>(
   rpc: string,
   log: Logger,
+  peerOf: PeerOf,
   fn: (req: Req) => Promise<Res>,
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const started = process.hrtime.bigint();
     const req = call.request;
+    const p = peerOf(call);
+    const peer = p ? { pid: p.pid, uid: p.uid } : undefined;
     fn(req).then(
       (res) => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        log.info({ rpc, request: req, result: 'OK', durationMs: ms }, `${rpc} ok`);
+        log.info({ rpc, peer, request: req, result: 'OK', durationMs: ms }, `${rpc} ok`);
         callback(null, res);
       },
       (thrown: unknown) => {
         const err = toIwsError(thrown);
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        const rec = { rpc, request: req, result: err.code, error: err.message, detail: err.detail, durationMs: ms };
+        const rec = { rpc, peer, request: req, result: err.code, error: err.message, detail: err.detail, durationMs: ms };
         if (err.code === 'INTERNAL') log.error({ ...rec, cause: err.cause }, `${rpc} failed: ${err.detail ?? err.message}`);
         else log.info(rec, `${rpc} refused: ${err.code}`);
         callback({ code: err.grpcStatus, details: err.message }, null);
@@ -202,14 +208,14 @@ function unary<Req, Res>(
 }
 
 /** gRPC handlers for one workspace's socket. */
-export function handlersFor(service: WorkspaceService, log: Logger): InWorkspaceServiceHandlers {
+export function handlersFor(service: WorkspaceService, log: Logger, peerOf: PeerOf): InWorkspaceServiceHandlers {
   return {
-    WriteIDMapping: unary('WriteIDMapping', log, (req) => service.writeIdMapping(req)),
-    PrepareForUserNS: unary('PrepareForUserNS', log, () => service.prepareForUserNS()),
-    MountProc: unary('MountProc', log, (req) => service.mount('proc', req)),
-    UmountProc: unary('UmountProc', log, (req) => service.umount('proc', req)),
-    MountSysfs: unary('MountSysfs', log, (req) => service.mount('sysfs', req)),
-    UmountSysfs: unary('UmountSysfs', log, (req) => service.umount('sysfs', req)),
-    Teardown: unary('Teardown', log, () => service.teardown()),
+    WriteIDMapping: unary('WriteIDMapping', log, peerOf, (req) => service.writeIdMapping(req)),
+    PrepareForUserNS: unary('PrepareForUserNS', log, peerOf, () => service.prepareForUserNS()),
+    MountProc: unary('MountProc', log, peerOf, (req) => service.mount('proc', req)),
+    UmountProc: unary('UmountProc', log, peerOf, (req) => service.umount('proc', req)),
+    MountSysfs: unary('MountSysfs', log, peerOf, (req) => service.mount('sysfs', req)),
+    UmountSysfs: unary('UmountSysfs', log, peerOf, (req) => service.umount('sysfs', req)),
+    Teardown: unary('Teardown', log, peerOf, () => service.teardown()),
   } satisfies InWorkspaceServiceHandlers;
 }

@@ -218,6 +218,35 @@ impl PinnedProcess {
     }
 }
 
+/// The process at the other end of a connection (host view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The PID (in our namespace) a pidfd refers to, from `/proc/self/fdinfo`.
+fn pidfd_pid(pidfd: &OwnedFd) -> Result<i32> {
+    use std::os::fd::AsRawFd;
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))
+        .map_err(|e| Error::internal("read(fdinfo of pidfd)", e))?;
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .ok_or_else(|| Error::internal("parse fdinfo of pidfd", "no Pid"))?;
+    if pid <= 0 {
+        return Err(Error::new(ErrorKind::PermissionDenied, "the connecting process exited or is outside the daemon's view"));
+    }
+    Ok(pid)
+}
+
+/// Duplicates a socket fd owned by the caller (see `sys::dup_raw`).
+pub fn dup_socket(fd: i32) -> Result<OwnedFd> {
+    sys::dup_raw(fd).map_err(|e| Error::invalid(format!("not an open fd ({e})")))
+}
+
 /// A registered container: the init process pinned, and its PID namespace
 /// held open from registration on.
 #[derive(Debug)]
@@ -315,6 +344,37 @@ impl Container {
         }
         p.ensure_alive()?;
         Ok(p)
+    }
+
+    /// Checks the process at the other end of connected unix socket `sock`:
+    /// Ok when its PID namespace is the container's or below it,
+    /// PERMISSION_DENIED otherwise. Uses the peer's pidfd from connect time
+    /// (`SO_PEERPIDFD`, Linux 6.5+) so a reused PID cannot pass; falls back
+    /// to `SO_PEERCRED`'s PID.
+    pub fn check_peer(&self, sock: BorrowedFd<'_>) -> Result<Peer> {
+        let cred = rustix::net::sockopt::socket_peercred(sock).map_err(|e| Error::internal("getsockopt(SO_PEERCRED)", e))?;
+        let uid = cred.uid.as_raw();
+        let gid = cred.gid.as_raw();
+        let pinned = match sys::peer_pidfd(sock).map_err(|e| Error::internal("getsockopt(SO_PEERPIDFD)", e))? {
+            Some(pidfd) => {
+                let pid = pidfd_pid(&pidfd)?;
+                let p = PinnedProcess::pin(pid)?;
+                // The peer's own pidfd must still be alive: then the PID we
+                // pinned has not been reused since connect.
+                match sys::pidfd_alive(&pidfd) {
+                    Ok(true) => p,
+                    _ => return Err(Error::new(ErrorKind::PermissionDenied, "the connecting process exited")),
+                }
+            }
+            None => PinnedProcess::pin(cred.pid.as_raw_nonzero().get())?,
+        };
+        if !self.is_member(&pinned)? {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("connection from pid {} (uid {uid}) is not from inside this workspace", pinned.host_pid()),
+            ));
+        }
+        Ok(Peer { pid: pinned.host_pid(), uid, gid })
     }
 
     fn not_in_workspace(&self, pid: i32) -> Error {

@@ -259,3 +259,46 @@ pub fn in_private_mount_ns(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// `SO_PEERPIDFD` (Linux 6.5): a pidfd of the peer of a unix socket, taken
+/// at connect time, so PID reuse cannot impersonate it.
+const SO_PEERPIDFD: libc::c_int = 77;
+
+/// The peer's pidfd of connected unix socket `sock`, if the kernel has
+/// `SO_PEERPIDFD`; Ok(None) when it does not.
+pub fn peer_pidfd(sock: impl AsFd) -> io::Result<Option<OwnedFd>> {
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` and `len` are valid, properly sized out-parameters that
+    // outlive the call; the socket fd is valid for its duration.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&mut fd as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOPROTOOPT) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Duplicates a raw fd owned by someone else (Node's socket), so an
+/// operation running later owns a reference of its own.
+pub fn dup_raw(fd: i32) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: the fd is only borrowed for the duration of this call, while
+    // the caller (on the JS thread) keeps it open; `fcntl` validates it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    Ok(rustix::io::fcntl_dupfd_cloexec(borrowed, 0)?)
+}

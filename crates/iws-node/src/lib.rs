@@ -590,3 +590,43 @@ pub fn remove_shift_mark(container: &Container, options: RemoveMarkOptions) -> R
 pub fn supervised_fuse_pids() -> Vec<i32> {
     core::shift::fuse_pids()
 }
+
+// ---- peer credentials ------------------------------------------------------------
+
+#[napi(object)]
+pub struct Peer {
+    /// Host PID of the connecting process.
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub struct CheckPeerTask {
+    container: Arc<core::pidns::Container>,
+    sock: core::Result<std::os::fd::OwnedFd>,
+}
+
+impl Task for CheckPeerTask {
+    type Output = core::Result<core::pidns::Peer>;
+    type JsValue = Peer;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        use std::os::fd::AsFd;
+        Ok(match &self.sock {
+            Ok(fd) => self.container.check_peer(fd.as_fd()),
+            Err(e) => Err(e.clone()),
+        })
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |p| Peer { pid: p.pid, uid: p.uid, gid: p.gid })
+    }
+}
+
+/// Checks that the process connected on unix socket `fd` is inside the
+/// container (PERMISSION_DENIED otherwise). The fd is duplicated right away,
+/// so the check owns its own reference while it runs.
+#[napi(ts_return_type = "Promise<Peer>")]
+pub fn check_peer(container: &Container, fd: i32) -> Result<AsyncTask<CheckPeerTask>> {
+    Ok(AsyncTask::new(CheckPeerTask { container: handle(container)?, sock: core::pidns::dup_socket(fd) }))
+}
