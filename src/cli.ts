@@ -62,6 +62,19 @@ function fmtRange(r: { start?: number; size?: number } | null | undefined): stri
 async function serve(opts: CommonOpts): Promise<void> {
   const config = configFor(opts);
   const log = createLogger(config.logLevel);
+  // Signal handlers go in before anything starts, so a SIGTERM during
+  // start-up still shuts down gracefully (once start-up is done).
+  let signalled: NodeJS.Signals | undefined;
+  let wake: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = signal;
+    log.info({ signal }, `received ${signal}, shutting down`);
+    wake();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, log);
@@ -71,19 +84,14 @@ async function serve(opts: CommonOpts): Promise<void> {
     log.flush();
     throw e;
   }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      log.info({ signal }, `received ${signal}, shutting down`);
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      daemon.close().then(resolve, (err: unknown) => {
-        log.error({ err }, 'error during shutdown');
-        resolve();
-      });
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  await stopped;
+  try {
+    await daemon.close();
+  } catch (err) {
+    log.error({ err }, 'error during shutdown');
+  }
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
   log.flush();
 }
 

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { RateLimiterMemory } from 'rate-limiter-flexible';
 
 import { checkWorkspaceId, type Config } from './config.js';
-import { IwsError } from './errors.js';
+import { IwsError, toIwsError } from './errors.js';
 import type { Logger } from './log.js';
 import * as native from './native.js';
 import { adminHandlers } from './admin.js';
@@ -59,6 +59,8 @@ interface Entry {
   workspace: Workspace;
   server: grpc.Server;
   socket: GuardedSocket;
+  /** The exit watcher's token for this workspace's container. */
+  token: number;
 }
 
 export class Daemon {
@@ -68,6 +70,9 @@ export class Daemon {
   #admin: grpc.Server | undefined;
   #limiter: RateLimiterMemory;
   #store: StateStore;
+  #watcher: native.ExitWatcher;
+  #tokens = new Map<number, string>();
+  #nextToken = 0;
   #closed = false;
 
   private constructor(
@@ -80,6 +85,7 @@ export class Daemon {
     const rl = config.rateLimits.writeIdMapping;
     this.#limiter = createWriteIdMappingLimiter(rl.points, rl.durationSeconds);
     this.#store = new StateStore(config.stateDir);
+    this.#watcher = new native.ExitWatcher((token) => this.#onExit(token));
   }
 
   /** A workspace's FUSE dirs: host-only, never inside the bind-mounted workspace dir. */
@@ -89,23 +95,17 @@ export class Daemon {
   }
 
   /**
-   * The persisted state of a workspace if it belongs to this very container
-   * (same init PID and start time, e.g. after a daemon restart), else fresh.
-   * A corrupt state file is quarantined and reported.
+   * The stored state of workspace `id`, or undefined. A corrupt or
+   * unreadable file is quarantined and reported, never fatal.
    */
-  async #stateFor(id: string, container: native.Container): Promise<WorkspaceState> {
-    const identity = { hostPid: container.hostPid ?? 0, startTime: container.startTime ?? 0 };
-    let stored: WorkspaceState | undefined;
+  async #loadState(id: string): Promise<WorkspaceState | undefined> {
     try {
-      stored = await this.#store.load(id);
+      return await this.#store.load(id);
     } catch (err) {
-      const q = await this.#store.quarantine(id);
-      this.log.error({ workspace: id, error: (err as Error).message, quarantined: q }, `corrupt state of workspace ${id} moved to ${q}`);
+      const q = await this.#store.quarantine(id).catch(() => undefined);
+      this.log.error({ workspace: id, error: (err as Error).message, quarantined: q }, `corrupt state of workspace ${id} quarantined as ${q}`);
+      return undefined;
     }
-    if (stored && stored.container.hostPid === identity.hostPid && stored.container.startTime === identity.startTime) {
-      return stored;
-    }
-    return { version: 1, id, container: identity, prepared: false, tornDown: false, mark: null };
   }
 
   /** Creates the state dir, probes the kernel and serves the admin socket. */
@@ -124,15 +124,16 @@ export class Daemon {
     await bindUnix(server, d.adminSocket, 0o600);
     d.#admin = server;
     const features = await native.probeKernel();
+    await d.#recover();
     log.info(
-      { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, mountStrategy, kernel: features },
+      { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, mountStrategy, kernel: features, workspaces: d.#workspaces.size },
       `iwsd serving admin socket ${d.adminSocket}`,
     );
     return d;
   }
 
   /** Registers a running container and starts its workspace socket. */
-  async addWorkspace(opts: AddWorkspaceOptions): Promise<WorkspaceInfo> {
+  async addWorkspace(opts: AddWorkspaceOptions, restore?: WorkspaceState): Promise<WorkspaceInfo> {
     if (this.#closed) throw new IwsError('UNAVAILABLE', 'iwsd is shutting down');
     const id = checkWorkspaceId(opts.id);
     if (this.#workspaces.has(id) || this.#pending.has(id)) {
@@ -151,20 +152,45 @@ export class Daemon {
     let guard: GuardedSocket | undefined;
     try {
       container = await native.openContainer(opts.hostPid);
+      const identity = { hostPid: container.hostPid ?? 0, startTime: container.startTime ?? 0 };
+      // State of this very container (same init PID and start time) carries
+      // over, e.g. when it is registered again after a daemon restart; a new
+      // container under an old id starts fresh.
+      const stored = restore ?? (await this.#loadState(id));
+      const same = stored && stored.container.hostPid === identity.hostPid && stored.container.startTime === identity.startTime;
+      if (restore && !same) throw new IwsError('NOT_FOUND', `the container of workspace ${id} is gone`);
+      const state: WorkspaceState = same
+        ? stored
+        : {
+            version: 1,
+            id,
+            container: identity,
+            registration: {
+              rootRange: policy.rootRange,
+              userRanges: policy.userRanges,
+              shift: opts.shiftMapping?.length ? opts.shiftMapping : defaultShift(policy),
+              markPath: opts.markPath || this.config.shift.markPath,
+              fullWorkspaceBackup: opts.fullWorkspaceBackup ?? this.config.shift.fullWorkspaceBackup,
+            },
+            prepared: false,
+            tornDown: false,
+            mark: null,
+            mounts: [],
+          };
       await mkdir(dir, { recursive: true, mode: 0o755 });
-      const state = await this.#stateFor(id, container);
       await this.#store.save(state);
+      const reg = state.registration;
       const workspace: Workspace = {
         id,
         hostPid: opts.hostPid,
         container,
-        policy,
+        policy: { rootRange: reg.rootRange, userRanges: reg.userRanges, allowHostRoot: policy.allowHostRoot },
         dir,
         socketPath: workspaceSocket(this.config.stateDir, id),
-        mounts: new Map(),
-        shift: opts.shiftMapping?.length ? opts.shiftMapping : defaultShift(policy),
-        markPath: opts.markPath || this.config.shift.markPath,
-        fullWorkspaceBackup: opts.fullWorkspaceBackup ?? this.config.shift.fullWorkspaceBackup,
+        mounts: new Map(state.mounts.map((m) => [m.mountId, { kind: m.kind, target: m.target, pid: m.pid }])),
+        shift: reg.shift,
+        markPath: reg.markPath,
+        fullWorkspaceBackup: reg.fullWorkspaceBackup,
         state,
       };
       const log = this.log.child({ workspace: id });
@@ -194,8 +220,11 @@ export class Daemon {
         check: (fd) => native.checkPeer(c, fd),
         log,
       });
-      this.#workspaces.set(id, { workspace, server, socket: guard });
-      log.info({ hostPid: opts.hostPid, socket: workspace.socketPath, policy }, `workspace ${id} registered`);
+      const token = ++this.#nextToken;
+      this.#tokens.set(token, id);
+      this.#watcher.watch(container, token);
+      this.#workspaces.set(id, { workspace, server, socket: guard, token });
+      log.info({ hostPid: opts.hostPid, socket: workspace.socketPath, policy, restored: Boolean(restore) }, `workspace ${id} ${restore ? 'restored' : 'registered'}`);
       return this.#info(workspace);
     } catch (err) {
       await guard?.close();
@@ -208,20 +237,78 @@ export class Daemon {
     }
   }
 
-  /** Stops a workspace's socket, releases its handles and removes its dir. */
+  /** Removes a workspace on the admin's request (see #dispose). */
   async removeWorkspace(id: string): Promise<void> {
     checkWorkspaceId(id);
+    if (!this.#workspaces.has(id)) throw new IwsError('NOT_FOUND', `no workspace ${id} is registered (see iwsd workspace ls)`);
+    await this.#dispose(id, 'removed');
+  }
+
+  /**
+   * Tears a workspace down: stops its socket, removes a mark that Teardown
+   * did not (stopping a FUSE helper, releasing the user namespace), releases
+   * its handles, archives its state and removes its directories.
+   */
+  async #dispose(id: string, reason: 'removed' | 'container exited'): Promise<void> {
     const entry = this.#workspaces.get(id);
-    if (!entry) throw new IwsError('NOT_FOUND', `no workspace ${id} is registered (see iwsd workspace ls)`);
+    if (!entry) return;
     this.#workspaces.delete(id);
+    this.#tokens.delete(entry.token);
+    this.#watcher.unwatch(entry.token);
+    const { workspace } = entry;
+    const log = this.log.child({ workspace: id });
     await entry.socket.close();
     await shutdown(entry.server);
-    entry.workspace.container.close();
-    await rm(entry.workspace.dir, { recursive: true, force: true });
+    const mark = workspace.state.mark;
+    if (mark) {
+      const r = await native
+        .removeShiftMark(workspace.container, {
+          markPath: mark.markPath,
+          mark: { method: mark.method, mountId: mark.mountId, fusePid: mark.fusePid ?? undefined },
+          shift: mark.shift,
+          fuse: this.fuseOptions(id),
+          pidStrategy: this.pidStrategy,
+        })
+        .catch((err: unknown) => ({ success: false, problems: [toIwsError(err).message] }));
+      if (!r.success) log.warn({ problems: r.problems }, `mark of workspace ${id} not fully removed: ${r.problems.join('; ')}`);
+    }
+    workspace.container.close();
+    await rm(workspace.dir, { recursive: true, force: true });
     await rm(join(this.config.stateDir, 'fuse', id), { recursive: true, force: true });
-    await this.#store.remove(id);
+    const archived = await this.#store.archive(id);
     await this.#limiter.delete(id);
-    this.log.info({ workspace: id }, `workspace ${id} removed`);
+    log.info({ reason, archived }, `workspace ${id} torn down (${reason})`);
+  }
+
+  /** The watcher saw a container's init exit. */
+  #onExit(token: number): void {
+    const id = this.#tokens.get(token);
+    if (!id) return;
+    this.#dispose(id, 'container exited').catch((err: unknown) => this.log.error({ workspace: id, err }, 'automatic teardown failed'));
+  }
+
+  /**
+   * After a (re)start: serves every workspace whose container still runs on
+   * its old socket path; cleans up after those whose container died
+   * meanwhile (FUSE helper stopped, state archived, directories removed).
+   */
+  async #recover(): Promise<void> {
+    for (const id of await this.#store.ids()) {
+      const state = await this.#loadState(id);
+      if (!state) continue;
+      try {
+        await this.addWorkspace({ id, hostPid: state.container.hostPid }, state);
+      } catch (err) {
+        const e = toIwsError(err);
+        if (state.mark?.fusePid) {
+          await native.stopFuseHelper(state.mark.fusePid, this.fuseOptions(id).staging).catch(() => false);
+        }
+        await rm(workspaceDir(this.config.stateDir, id), { recursive: true, force: true });
+        await rm(join(this.config.stateDir, 'fuse', id), { recursive: true, force: true });
+        const archived = await this.#store.archive(id);
+        this.log.info({ workspace: id, reason: e.message, archived }, `workspace ${id} not restored (${e.message}); cleaned up`);
+      }
+    }
   }
 
   list(): WorkspaceInfo[] {
@@ -257,6 +344,7 @@ export class Daemon {
         workspace.container.close();
       }),
     );
+    this.#watcher.close();
     if (this.#admin) {
       await shutdown(this.#admin);
       await unlinkQuiet(this.adminSocket);

@@ -12,6 +12,9 @@ const require = createRequire(import.meta.url);
 const binding = require('../native/index.cjs') as typeof Binding;
 
 export type Container = Binding.Container;
+/** One native thread watching every container's init; see crates/iws-core/src/watch.rs. */
+export const ExitWatcher = binding.ExitWatcher;
+export type ExitWatcher = Binding.ExitWatcher;
 export type IdPolicy = Binding.IdPolicy;
 export type IdRange = Binding.IdRange;
 export type IdMapping = Binding.IdMapping;
@@ -73,6 +76,11 @@ export function prepareShiftMark(container: Container, options: PrepareMarkOptio
 /** Unmounts a mark, stops its FUSE helper, releases its user namespace. */
 export function removeShiftMark(container: Container, options: RemoveMarkOptions): Promise<RemoveMarkResult> {
   return wrap(() => binding.removeShiftMark(container, options));
+}
+
+/** Stops a fuse-overlayfs helper of iwsd's (also one started by a previous daemon process). */
+export function stopFuseHelper(pid: number, staging: string): Promise<boolean> {
+  return wrap(() => binding.stopFuseHelper(pid, staging));
 }
 
 /** PIDs of the fuse-overlayfs helpers this process supervises. */

@@ -92,7 +92,15 @@ export class WorkspaceService {
         ? await native.mountProc(this.workspace.container, { ...common, masks: this.deps.proc })
         : await native.mountSysfs(this.workspace.container, { ...common, ...this.deps.sysfs });
     mounts.set(mountId, { kind, target: req.target, pid: req.pid });
+    await this.#persistMounts();
     return {};
+  }
+
+  /** Persists the mounts iwsd made, so they stay unmountable after a restart. */
+  async #persistMounts(): Promise<void> {
+    const w = this.workspace;
+    w.state = { ...w.state, mounts: [...w.mounts].map(([mountId, m]) => ({ mountId, ...m })) };
+    await this.deps.store.save(w.state);
   }
 
   /**
@@ -160,6 +168,7 @@ export class WorkspaceService {
       pidStrategy: this.deps.pidStrategy,
     });
     this.workspace.mounts.delete(mountId);
+    await this.#persistMounts();
     return {};
   }
 }

@@ -4,7 +4,7 @@
  * `<state-dir>/state/`, which is never bind-mounted into a container, written
  * atomically: temp file, fsync, rename, fsync of the directory.
  */
-import { open, readFile, rename, rm, mkdir } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { z } from 'zod';
@@ -12,12 +12,23 @@ import { z } from 'zod';
 import { IwsError } from './errors.js';
 
 const MappingSchema = z.object({ containerId: z.number().int(), hostId: z.number().int(), size: z.number().int() });
+const RangeSchema = z.object({ start: z.number().int(), size: z.number().int() });
 
 export const WorkspaceStateSchema = z.object({
   version: z.literal(1),
   id: z.string(),
   /** Identity of the container: its init's host PID and start time. */
   container: z.object({ hostPid: z.number().int(), startTime: z.number().int() }),
+  /** How it was registered: enough to serve it again after a restart. */
+  registration: z.object({
+    rootRange: RangeSchema,
+    userRanges: z.array(RangeSchema),
+    shift: z.array(MappingSchema),
+    markPath: z.string(),
+    fullWorkspaceBackup: z.boolean(),
+  }),
+  /** proc/sysfs mounts iwsd made (by unique mount id), so they stay unmountable. */
+  mounts: z.array(z.object({ mountId: z.string(), kind: z.enum(['proc', 'sysfs']), target: z.string(), pid: z.number().int() })),
   prepared: z.boolean(),
   tornDown: z.boolean(),
   /** The mark PrepareForUserNS mounted, until Teardown removes it. */
@@ -36,6 +47,7 @@ export type WorkspaceState = z.infer<typeof WorkspaceStateSchema>;
 
 export class StateStore {
   readonly dir: string;
+  #chains = new Map<string, Promise<void>>();
 
   constructor(stateDir: string) {
     this.dir = join(stateDir, 'state');
@@ -65,8 +77,24 @@ export class StateStore {
     return r.data;
   }
 
-  /** Writes the state atomically and durably. */
-  async save(state: WorkspaceState): Promise<void> {
+  /**
+   * Writes the state atomically and durably. Saves of one workspace run one
+   * after another (in call order), so the file always ends as the last state.
+   */
+  save(state: WorkspaceState): Promise<void> {
+    const prev = this.#chains.get(state.id) ?? Promise.resolve();
+    const next = prev.then(
+      () => this.#write(state),
+      () => this.#write(state),
+    );
+    this.#chains.set(state.id, next);
+    void next.finally(() => {
+      if (this.#chains.get(state.id) === next) this.#chains.delete(state.id);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  async #write(state: WorkspaceState): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const path = this.#path(state.id);
     const tmp = `${path}.tmp-${process.pid}`;
@@ -83,6 +111,33 @@ export class StateStore {
       await dir.sync();
     } finally {
       await dir.close();
+    }
+  }
+
+  /** Ids with a state file (leftover temp files from a crash are removed). */
+  async ids(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    for (const n of names.filter((n) => n.includes('.json.tmp-'))) await rm(join(this.dir, n), { force: true });
+    return names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length));
+  }
+
+  /** Moves a finished workspace's state to `<state-dir>/archive/`. */
+  async archive(id: string): Promise<string | undefined> {
+    const archive = join(this.dir, '..', 'archive');
+    await mkdir(archive, { recursive: true, mode: 0o700 });
+    const to = join(archive, `${id}.${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    try {
+      await rename(this.#path(id), to);
+      return to;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
     }
   }
 

@@ -8,6 +8,7 @@ pub mod mount;
 pub mod ops;
 pub mod pidns;
 pub mod shift;
+pub mod watch;
 mod sys;
 
 pub use error::{Error, ErrorKind, Result};

@@ -157,3 +157,35 @@ fn scan_picks_the_workspace_process_over_a_sibling_with_the_same_pid() {
     }
 }
 
+
+#[test]
+fn the_watcher_reports_each_container_exit_once() {
+    if !root_or_skip("the_watcher_reports_each_container_exit_once") {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut w = iws_core::watch::Watcher::start(move |token| tx.send(token).unwrap()).unwrap();
+    let a = Container::start();
+    let b = Container::start();
+    let c = Container::start();
+    let (wa, wb, wc) = (
+        pidns::Container::open(a.init as i64).unwrap(),
+        pidns::Container::open(b.init as i64).unwrap(),
+        pidns::Container::open(c.init as i64).unwrap(),
+    );
+    w.watch(1, &wa).unwrap();
+    w.watch(2, &wb).unwrap();
+    w.watch(3, &wc).unwrap();
+    w.unwatch(3);
+    assert_eq!(w.len(), 2);
+    let t0 = std::time::Instant::now();
+    drop(b);
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(1)).unwrap(), 2);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+    drop(c); // unwatched: no report
+    drop(a);
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(1)).unwrap(), 1);
+    assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err());
+    assert!(w.is_empty());
+    w.stop();
+}

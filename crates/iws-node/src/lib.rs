@@ -630,3 +630,77 @@ impl Task for CheckPeerTask {
 pub fn check_peer(container: &Container, fd: i32) -> Result<AsyncTask<CheckPeerTask>> {
     Ok(AsyncTask::new(CheckPeerTask { container: handle(container)?, sock: core::pidns::dup_socket(fd) }))
 }
+
+// ---- container exit watcher ----------------------------------------------------
+
+type ExitCallback = napi::threadsafe_function::ThreadsafeFunction<u32, Unknown<'static>, u32, Status, false, true>;
+
+/// One native thread watching every registered container's init (pidfds in
+/// one epoll set); calls `onExit(token)` on the JS thread once per exit.
+#[napi]
+pub struct ExitWatcher {
+    inner: Option<core::watch::Watcher>,
+}
+
+#[napi]
+impl ExitWatcher {
+    #[napi(constructor, ts_args_type = "onExit: (token: number) => void")]
+    pub fn new(on_exit: ExitCallback) -> Result<Self> {
+        let w = core::watch::Watcher::start(move |token| {
+            on_exit.call(token as u32, napi::threadsafe_function::ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        match w {
+            Ok(w) => Ok(ExitWatcher { inner: Some(w) }),
+            Err(e) => Err(Error::new(Status::GenericFailure, e.to_string())),
+        }
+    }
+
+    /// Reports `token` when the container's init exits.
+    #[napi]
+    pub fn watch(&self, env: Env, container: &Container, token: u32) -> Result<()> {
+        let c = handle(container)?;
+        let w = self.inner.as_ref().ok_or_else(|| Error::new(Status::InvalidArg, "watcher is closed"))?;
+        settle(&env, w.watch(token as u64, &c), |_| ())
+    }
+
+    #[napi]
+    pub fn unwatch(&self, token: u32) {
+        if let Some(w) = &self.inner {
+            w.unwatch(token as u64);
+        }
+    }
+
+    /// Stops the watcher thread. Idempotent.
+    #[napi]
+    pub fn close(&mut self) {
+        if let Some(mut w) = self.inner.take() {
+            w.stop();
+        }
+    }
+}
+
+pub struct StopFuseTask {
+    pid: i32,
+    staging: String,
+}
+
+impl Task for StopFuseTask {
+    type Output = core::Result<bool>;
+    type JsValue = bool;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(core::shift::stop_fuse(self.pid, &self.staging))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |b| b)
+    }
+}
+
+/// Stops a fuse-overlayfs helper of iwsd's (also one a previous daemon
+/// process started: it must be fuse-overlayfs serving `staging`).
+/// Resolves false when no such helper runs.
+#[napi(ts_return_type = "Promise<boolean>")]
+pub fn stop_fuse_helper(pid: i32, staging: String) -> AsyncTask<StopFuseTask> {
+    AsyncTask::new(StopFuseTask { pid, staging })
+}
