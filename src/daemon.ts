@@ -258,7 +258,9 @@ export class Daemon {
     const { workspace } = entry;
     const log = this.log.child({ workspace: id });
     await entry.socket.close();
-    await shutdown(entry.server);
+    // Nobody is left to serve when the container is gone.
+    if (reason === 'container exited') entry.server.forceShutdown();
+    else await shutdown(entry.server);
     const mark = workspace.state.mark;
     if (mark) {
       const r = await native
@@ -284,6 +286,7 @@ export class Daemon {
   #onExit(token: number): void {
     const id = this.#tokens.get(token);
     if (!id) return;
+    this.log.info({ workspace: id }, `container of workspace ${id} exited; tearing the workspace down`);
     this.#dispose(id, 'container exited').catch((err: unknown) => this.log.error({ workspace: id, err }, 'automatic teardown failed'));
   }
 

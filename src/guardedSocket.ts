@@ -89,8 +89,10 @@ export class GuardedSocket {
 
   /** Stops accepting, closes every connection, removes the socket file. */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.#net.close(() => resolve()));
+    // net.Server#close waits for open connections: end them first.
+    const closed = new Promise<void>((resolve) => this.#net.close(() => resolve()));
     for (const s of this.#sockets) s.destroy();
+    await closed;
     this.#injector.destroy();
     await unlinkQuiet(this.path);
   }

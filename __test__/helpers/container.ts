@@ -183,14 +183,27 @@ export class TestContainer {
     throw new Error(`no process ${pid} in the container`);
   }
 
+  /**
+   * Kills the container: SIGKILL to its init ends the PID namespace and
+   * everything in it. `unshare` and `nsenter` stay alive to reap their
+   * children (so nothing waits on the host's init to do it), then exit.
+   */
   async stop(): Promise<void> {
+    try {
+      if (this.initHostPid) process.kill(this.initHostPid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
     for (const p of [this.#unshare, this.#proc]) {
       if (!p || p.exitCode !== null || p.signalCode !== null) continue;
       const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGKILL');
+      const timer = setTimeout(() => p.kill('SIGKILL'), 3000);
+      if (!this.initHostPid) p.kill('SIGKILL');
       await exited;
+      clearTimeout(timer);
     }
   }
+
 }
 
 /** (mount point, fs type, mount options) of every mount `hostPid` sees, relative to its root. */

@@ -61,9 +61,9 @@ export class TestDaemon {
     }
   }
 
-  /** SIGTERM, wait, and start again on the same state dir and config. */
-  async restart(): Promise<void> {
-    this.proc.kill('SIGTERM');
+  /** SIGTERM (or `signal`), wait, and start again on the same state dir and config. */
+  async restart(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    this.proc.kill(signal);
     await this.#exit;
     this.proc = spawn(process.execPath, this.args, { stdio: ['ignore', 'pipe', 'inherit'] });
     this.#watch(this.proc);
@@ -97,6 +97,17 @@ export class TestDaemon {
     const socket = r.stdout.trim();
     if (!existsSync(socket)) throw new Error(`socket ${socket} missing`);
     return socket;
+  }
+
+  /** Waits until a log record matches, or throws after `ms`. */
+  async waitForLog(pred: (l: Record<string, unknown>) => boolean, ms = 5000): Promise<Record<string, unknown>> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const hit = this.logs.find(pred);
+      if (hit) return hit;
+      if (Date.now() > end) throw new Error('no matching log record');
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   /** SIGTERM and wait; returns the exit code. */
