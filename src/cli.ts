@@ -8,6 +8,7 @@ import { IdRangeSchema, loadConfig, type Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { IwsError, toIwsError } from './errors.js';
 import { createLogger } from './log.js';
+import { actionFor, ANNOTATIONS, parseState } from './ociHook.js';
 import type { Workspace as WorkspaceMsg } from './gen/iwsd/admin/v1/Workspace.js';
 
 const VERSION = '0.1.0';
@@ -206,6 +207,55 @@ export function buildProgram(): Command {
         }
         const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
         for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('oci-hook')
+    .description('register/unregister the container whose OCI state is on stdin (use as a runc/crun createRuntime, poststart or poststop hook, or from a CRI-O/podman hooks.d entry)')
+    .option('--event <name>', 'the hook this runs as (createRuntime, poststart, poststop); default: decided by the state\'s status')
+    .addOption(stateDirOption())
+    .addOption(configOption())
+    .addHelpText(
+      'after',
+      `\nWorkspace id: annotation ${ANNOTATIONS.workspaceId}, else the container id.\nPolicy overrides: ${ANNOTATIONS.rootRange}=START:SIZE, ${ANNOTATIONS.userRanges}=START:SIZE[,...],\n${ANNOTATIONS.shiftMapping}=C:H:S[,...], ${ANNOTATIONS.markPath}=PATH, ${ANNOTATIONS.fullWorkspaceBackup}=true.\nExamples: contrib/hooks.d/iwsd.json, contrib/runc-config-snippet.json.`,
+    )
+    .action(async (opts: { event?: string; stateDir?: string; config?: string }) => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      const act = actionFor(parseState(Buffer.concat(chunks).toString('utf8')), opts.event);
+      let client;
+      try {
+        client = connectAdmin(configFor(opts).stateDir);
+      } catch (err) {
+        // Unregistering needs no running daemon: a daemon that starts later
+        // cleans up after containers that died meanwhile.
+        if (act.action === 'rm' && err instanceof IwsError && err.code === 'UNAVAILABLE') {
+          process.stderr.write(`iwsd: daemon not running; workspace ${act.id} will be cleaned up when it starts\n`);
+          return;
+        }
+        throw err;
+      }
+      try {
+        if (act.action === 'add') {
+          const req = {
+            id: act.id,
+            pid: act.pid,
+            rootRange: act.rootRange,
+            userRanges: act.userRanges ?? [],
+            shiftMapping: act.shiftMapping ?? [],
+            markPath: act.markPath ?? '',
+            ...(act.fullWorkspaceBackup !== undefined ? { fullWorkspaceBackup: act.fullWorkspaceBackup } : {}),
+          };
+          await call((o, cb) => client.AddWorkspace(req, o, cb));
+        } else {
+          // Idempotent: the daemon may have torn it down when the container exited.
+          await call((o, cb) => client.RemoveWorkspace({ id: act.id }, o, cb)).catch((err: unknown) => {
+            if (!(err instanceof IwsError && err.code === 'NOT_FOUND')) throw err;
+          });
+        }
       } finally {
         client.close();
       }

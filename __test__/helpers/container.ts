@@ -80,7 +80,7 @@ export class TestContainer {
   /** Host PID of the container's init (the agent). */
   initHostPid = 0;
 
-  private constructor(opts: ContainerOptions, init?: { unshare: ChildProcess; pid: number }) {
+  private constructor(opts: ContainerOptions, init?: { unshare: ChildProcess | undefined; pid: number }) {
     if (init) {
       this.#unshare = init.unshare;
       this.initHostPid = init.pid;
@@ -107,6 +107,13 @@ export class TestContainer {
         cb?.(msg);
       });
     });
+  }
+
+  /** An agent inside the PID namespace of an existing container (e.g. runc's). */
+  static async attach(initHostPid: number): Promise<TestContainer> {
+    const c = new TestContainer({}, { unshare: undefined, pid: initHostPid });
+    await c.#ready;
+    return c;
   }
 
   static async start(opts: ContainerOptions = {}): Promise<TestContainer> {

@@ -1,0 +1,90 @@
+/**
+ * `iwsd oci-hook`: registers/unregisters a container with the running daemon
+ * from an OCI runtime hook. The runtime passes the container state on stdin
+ * (runc/crun `createRuntime`, `poststart`, `poststop`; CRI-O/podman hooks.d).
+ */
+import { z } from 'zod';
+
+import { IdRangeSchema } from './config.js';
+import { IwsError } from './errors.js';
+
+export const ANNOTATIONS = {
+  workspaceId: 'io.iwsd.workspace-id',
+  rootRange: 'io.iwsd.root-range',
+  userRanges: 'io.iwsd.user-ranges',
+  shiftMapping: 'io.iwsd.shift-mapping',
+  markPath: 'io.iwsd.mark-path',
+  fullWorkspaceBackup: 'io.iwsd.full-workspace-backup',
+} as const;
+
+const StateSchema = z.object({
+  ociVersion: z.string(),
+  id: z.string().min(1),
+  status: z.string(),
+  pid: z.number().int().optional(),
+  bundle: z.string().optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+
+export type OciState = z.infer<typeof StateSchema>;
+
+export interface HookAction {
+  action: 'add' | 'rm';
+  id: string;
+  pid?: number;
+  rootRange?: { start: number; size: number };
+  userRanges?: { start: number; size: number }[];
+  shiftMapping?: { containerId: number; hostId: number; size: number }[];
+  markPath?: string;
+  fullWorkspaceBackup?: boolean;
+}
+
+export function parseState(text: string): OciState {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new IwsError('INVALID_ARGUMENT', 'the OCI state on stdin is not JSON (run iwsd oci-hook as an OCI runtime hook)');
+  }
+  const r = StateSchema.safeParse(v);
+  if (!r.success) throw new IwsError('INVALID_ARGUMENT', `the OCI state on stdin is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+function range(name: string, v: string) {
+  const r = IdRangeSchema.safeParse(v.trim());
+  if (!r.success) throw new IwsError('INVALID_ARGUMENT', `annotation ${name}: ${JSON.stringify(v)} must be START:SIZE`);
+  return r.data;
+}
+
+/**
+ * What to do for a state: register while the container is being created or
+ * runs, unregister once it stopped. `event` (the hook's name) overrides the
+ * status when given.
+ */
+export function actionFor(state: OciState, event?: string): HookAction {
+  const a = state.annotations ?? {};
+  const id = a[ANNOTATIONS.workspaceId] ?? state.id;
+  const kind = event ?? state.status;
+  if (['stopped', 'poststop'].includes(kind)) return { action: 'rm', id };
+  if (!['creating', 'created', 'running', 'createRuntime', 'createContainer', 'prestart', 'poststart'].includes(kind)) {
+    throw new IwsError('INVALID_ARGUMENT', `don't know what to do for container status/event ${JSON.stringify(kind)}`);
+  }
+  if (!state.pid || state.pid < 1) throw new IwsError('INVALID_ARGUMENT', `the OCI state of ${state.id} has no pid`);
+  const out: HookAction = { action: 'add', id, pid: state.pid };
+  const root = a[ANNOTATIONS.rootRange];
+  const users = a[ANNOTATIONS.userRanges];
+  const shift = a[ANNOTATIONS.shiftMapping];
+  if (root) out.rootRange = range(ANNOTATIONS.rootRange, root);
+  if (users) out.userRanges = users.split(',').map((x) => range(ANNOTATIONS.userRanges, x));
+  if (shift) {
+    out.shiftMapping = shift.split(',').map((x) => {
+      const m = /^(\d{1,10}):(\d{1,10}):(\d{1,10})$/.exec(x.trim());
+      if (!m) throw new IwsError('INVALID_ARGUMENT', `annotation ${ANNOTATIONS.shiftMapping}: ${JSON.stringify(x)} must be CONTAINER:HOST:SIZE`);
+      return { containerId: Number(m[1]), hostId: Number(m[2]), size: Number(m[3]) };
+    });
+  }
+  if (a[ANNOTATIONS.markPath]) out.markPath = a[ANNOTATIONS.markPath];
+  if (a[ANNOTATIONS.fullWorkspaceBackup]) out.fullWorkspaceBackup = a[ANNOTATIONS.fullWorkspaceBackup] === 'true';
+  return out;
+}
