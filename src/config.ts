@@ -72,6 +72,17 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(false),
+        host: z
+          .string()
+          .regex(/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/, 'must be a loopback address (127.0.0.0/8, ::1 or localhost)')
+          .default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(9464),
+      })
+      .strict()
+      .prefault({}),
     limits: z
       .object({
         mountsPerWorkspace: z.number().int().positive().max(100_000).default(256),

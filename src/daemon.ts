@@ -16,6 +16,8 @@ import * as native from './native.js';
 import { adminHandlers } from './admin.js';
 import { adminProto, workspaceProto } from './proto.js';
 import { GuardedSocket } from './guardedSocket.js';
+import { addStandardServices, Metrics, serveMetrics } from './observability.js';
+import type { Server as HttpServer } from 'node:http';
 import { createWriteIdMappingLimiter, handlersFor, WorkspaceService, type PeerOf } from './service.js';
 import { bindUnix, shutdown, unlinkQuiet } from './sockets.js';
 import { StateStore, type WorkspaceState } from './state.js';
@@ -74,6 +76,8 @@ export class Daemon {
   #tokens = new Map<number, string>();
   #nextToken = 0;
   #closed = false;
+  readonly metrics: Metrics;
+  #metricsServer: HttpServer | undefined;
 
   private constructor(
     readonly config: Config,
@@ -86,6 +90,17 @@ export class Daemon {
     this.#limiter = createWriteIdMappingLimiter(rl.points, rl.durationSeconds);
     this.#store = new StateStore(config.stateDir);
     this.#watcher = new native.ExitWatcher((token) => this.#onExit(token));
+    this.metrics = new Metrics({
+      workspaces: () => this.#workspaces.size,
+      mounts: () => {
+        const m = { proc: 0, sysfs: 0, marks: 0 };
+        for (const { workspace } of this.#workspaces.values()) {
+          for (const r of workspace.mounts.values()) m[r.kind]++;
+          if (workspace.state.mark) m.marks++;
+        }
+        return m;
+      },
+    });
   }
 
   /** A workspace's FUSE dirs: host-only, never inside the bind-mounted workspace dir. */
@@ -121,9 +136,15 @@ export class Daemon {
     await chmod(config.stateDir, 0o700);
     const server = new grpc.Server();
     server.addService(adminProto().iwsd.admin.v1.Admin.service, adminHandlers(d));
+    addStandardServices(server, 'admin.proto', 'iwsd.admin.v1.Admin');
     await bindUnix(server, d.adminSocket, 0o600);
     d.#admin = server;
     const features = await native.probeKernel();
+    if (config.metrics.enabled) {
+      const { server: http, port } = await serveMetrics(d.metrics, config.metrics.host, config.metrics.port, log);
+      d.#metricsServer = http;
+      log.info({ metricsPort: port, metricsHost: config.metrics.host }, `metrics on http://${config.metrics.host}:${port}/metrics`);
+    }
     await d.#recover();
     log.info(
       { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, mountStrategy, kernel: features, workspaces: d.#workspaces.size },
@@ -202,13 +223,15 @@ export class Daemon {
         pidStrategy: this.pidStrategy,
         mountStrategy: this.mountStrategy,
         writeIdMappingLimiter: this.#limiter,
+        metrics: this.metrics,
         proc: this.config.proc,
         sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },
         mountsPerWorkspace: this.config.limits.mountsPerWorkspace,
       });
       server = new grpc.Server(WORKSPACE_SERVER_OPTIONS);
       const peerOf: PeerOf = (call) => guard?.peerOf(call);
-      server.addService(workspaceProto().iws.InWorkspaceService.service, handlersFor(service, log, peerOf));
+      server.addService(workspaceProto().iws.InWorkspaceService.service, handlersFor(service, log, peerOf, this.metrics));
+      addStandardServices(server, 'workspace_daemon.proto', 'iws.InWorkspaceService');
       // The workspace's own users must be able to connect from inside the
       // container: who may call is decided per connection (the peer must be
       // inside the workspace), not by file mode.
@@ -219,6 +242,7 @@ export class Daemon {
         server,
         check: (fd) => native.checkPeer(c, fd),
         log,
+        onRefused: () => this.metrics.refused.inc(),
       });
       const token = ++this.#nextToken;
       this.#tokens.set(token, id);
@@ -348,6 +372,7 @@ export class Daemon {
       }),
     );
     this.#watcher.close();
+    if (this.#metricsServer) await new Promise<void>((r) => this.#metricsServer!.close(() => r()));
     if (this.#admin) {
       await shutdown(this.#admin);
       await unlinkQuiet(this.adminSocket);

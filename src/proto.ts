@@ -18,18 +18,25 @@ export const LOADER_OPTIONS: protoLoader.Options = {
 
 export const PROTO_DIR = fileURLToPath(new URL('../proto/', import.meta.url));
 
-function load<T>(file: string): T {
-  const def = protoLoader.loadSync(PROTO_DIR + file, LOADER_OPTIONS);
-  return grpc.loadPackageDefinition(def) as unknown as T;
+const defs = new Map<string, protoLoader.PackageDefinition>();
+
+/** The package definition of a proto file (also what reflection serves). */
+export function definition(file: 'workspace_daemon.proto' | 'admin.proto'): protoLoader.PackageDefinition {
+  let def = defs.get(file);
+  if (!def) {
+    def = protoLoader.loadSync(PROTO_DIR + file, LOADER_OPTIONS);
+    defs.set(file, def);
+  }
+  return def;
 }
 
 let ws: WorkspaceProto | undefined;
 let admin: AdminProto | undefined;
 
 export function workspaceProto(): WorkspaceProto {
-  return (ws ??= load<WorkspaceProto>('workspace_daemon.proto'));
+  return (ws ??= grpc.loadPackageDefinition(definition('workspace_daemon.proto')) as unknown as WorkspaceProto);
 }
 
 export function adminProto(): AdminProto {
-  return (admin ??= load<AdminProto>('admin.proto'));
+  return (admin ??= grpc.loadPackageDefinition(definition('admin.proto')) as unknown as AdminProto);
 }

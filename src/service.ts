@@ -8,6 +8,7 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 
 import { IwsError, toIwsError } from './errors.js';
 import type { Logger } from './log.js';
+import type { Metrics } from './observability.js';
 import * as native from './native.js';
 import type { StateStore } from './state.js';
 import type { MountKind, Workspace } from './workspace.js';
@@ -22,6 +23,7 @@ import type { WriteIDMappingResponse } from './gen/iws/WriteIDMappingResponse.js
 
 export interface ServiceDeps {
   log: Logger;
+  metrics?: Metrics;
   store: StateStore;
   /** The configured shift method and where a workspace's FUSE dirs live. */
   shiftMethod: 'auto' | 'idmapped' | 'fuse' | 'shiftfs';
@@ -40,11 +42,12 @@ export function createWriteIdMappingLimiter(points: number, durationSeconds: num
 }
 
 /** Consumes one point for `key`, or throws RESOURCE_EXHAUSTED with the delay. */
-async function consume(limiter: RateLimiterMemory, key: string, rpc: string): Promise<void> {
+async function consume(limiter: RateLimiterMemory, key: string, rpc: string, metrics?: Metrics): Promise<void> {
   try {
     await limiter.consume(key);
   } catch (err) {
     if (err instanceof RateLimiterRes) {
+      metrics?.rateLimited.inc({ rpc });
       const seconds = Math.ceil(err.msBeforeNext / 1000);
       throw new IwsError(
         'RESOURCE_EXHAUSTED',
@@ -62,7 +65,7 @@ export class WorkspaceService {
   ) {}
 
   async writeIdMapping(req: WriteIDMappingRequest__Output): Promise<WriteIDMappingResponse> {
-    await consume(this.deps.writeIdMappingLimiter, this.workspace.id, 'WriteIDMapping');
+    await consume(this.deps.writeIdMappingLimiter, this.workspace.id, 'WriteIDMapping', this.deps.metrics);
     const res = await native.writeIdMapping(this.workspace.container, {
       pid: req.pid,
       gid: req.gid,
@@ -192,6 +195,7 @@ function unary<Req, Res>(
   log: Logger,
   peerOf: PeerOf,
   fn: (req: Req) => Promise<Res>,
+  metrics?: Metrics,
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const started = process.hrtime.bigint();
@@ -201,12 +205,14 @@ function unary<Req, Res>(
     fn(req).then(
       (res) => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        metrics?.observe(rpc, 'OK', ms / 1000);
         log.info({ rpc, peer, request: req, result: 'OK', durationMs: ms }, `${rpc} ok`);
         callback(null, res);
       },
       (thrown: unknown) => {
         const err = toIwsError(thrown);
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        metrics?.observe(rpc, err.code, ms / 1000);
         const rec = { rpc, peer, request: req, result: err.code, error: err.message, detail: err.detail, durationMs: ms };
         if (err.code === 'INTERNAL') log.error({ ...rec, cause: err.cause }, `${rpc} failed: ${err.detail ?? err.message}`);
         else log.info(rec, `${rpc} refused: ${err.code}`);
@@ -217,14 +223,14 @@ function unary<Req, Res>(
 }
 
 /** gRPC handlers for one workspace's socket. */
-export function handlersFor(service: WorkspaceService, log: Logger, peerOf: PeerOf): InWorkspaceServiceHandlers {
+export function handlersFor(service: WorkspaceService, log: Logger, peerOf: PeerOf, metrics?: Metrics): InWorkspaceServiceHandlers {
   return {
-    WriteIDMapping: unary('WriteIDMapping', log, peerOf, (req) => service.writeIdMapping(req)),
-    PrepareForUserNS: unary('PrepareForUserNS', log, peerOf, () => service.prepareForUserNS()),
-    MountProc: unary('MountProc', log, peerOf, (req) => service.mount('proc', req)),
-    UmountProc: unary('UmountProc', log, peerOf, (req) => service.umount('proc', req)),
-    MountSysfs: unary('MountSysfs', log, peerOf, (req) => service.mount('sysfs', req)),
-    UmountSysfs: unary('UmountSysfs', log, peerOf, (req) => service.umount('sysfs', req)),
-    Teardown: unary('Teardown', log, peerOf, () => service.teardown()),
+    WriteIDMapping: unary('WriteIDMapping', log, peerOf, (req) => service.writeIdMapping(req), metrics),
+    PrepareForUserNS: unary('PrepareForUserNS', log, peerOf, () => service.prepareForUserNS(), metrics),
+    MountProc: unary('MountProc', log, peerOf, (req) => service.mount('proc', req), metrics),
+    UmountProc: unary('UmountProc', log, peerOf, (req) => service.umount('proc', req), metrics),
+    MountSysfs: unary('MountSysfs', log, peerOf, (req) => service.mount('sysfs', req), metrics),
+    UmountSysfs: unary('UmountSysfs', log, peerOf, (req) => service.umount('sysfs', req), metrics),
+    Teardown: unary('Teardown', log, peerOf, () => service.teardown(), metrics),
   } satisfies InWorkspaceServiceHandlers;
 }

@@ -93,11 +93,43 @@ for (;;) {
 }`;
 let swapper;
 
+// Standard gRPC services, as generic tooling would use them.
+const reflectionProto = fileURLToPath(new URL('../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto', import.meta.url));
+const Reflection = grpc.loadPackageDefinition(protoLoader.loadSync(reflectionProto, { keepCase: true })).grpc.reflection.v1.ServerReflection;
+const healthProto = fileURLToPath(new URL('../../node_modules/grpc-health-check/proto/health/v1/health.proto', import.meta.url));
+const Health = grpc.loadPackageDefinition(protoLoader.loadSync(healthProto, { keepCase: true, enums: String })).grpc.health.v1.Health;
+
+function health(socket, service) {
+  return new Promise((resolve) => {
+    const c = new Health(`unix:${socket}`, grpc.credentials.createInsecure());
+    c.Check({ service }, { deadline: Date.now() + 5000 }, (err, res) => {
+      c.close();
+      resolve(err ? { error: grpc.status[err.code] } : { status: res.status });
+    });
+  });
+}
+
+function reflect(socket) {
+  return new Promise((resolve) => {
+    const c = new Reflection(`unix:${socket}`, grpc.credentials.createInsecure());
+    const call = c.ServerReflectionInfo({ deadline: Date.now() + 5000 });
+    call.on('data', (res) => {
+      resolve({ services: (res.list_services_response?.service ?? []).map((s) => s.name) });
+      call.end();
+      c.close();
+    });
+    call.on('error', (err) => resolve({ error: grpc.status[err.code] }));
+    call.write({ list_services: '*' });
+  });
+}
+
 const rl = createInterface({ input: process.stdin });
 rl.on('line', async (line) => {
   const cmd = JSON.parse(line);
   try {
     if (cmd.op === 'spawnUserns') reply({ id: cmd.id, pid: await spawnUserns() });
+    else if (cmd.op === 'health') reply({ id: cmd.id, ...(await health(cmd.socket, cmd.service ?? '')) });
+    else if (cmd.op === 'reflect') reply({ id: cmd.id, ...(await reflect(cmd.socket)) });
     else if (cmd.op === 'spawnChroot') reply({ id: cmd.id, pid: await spawnChroot(cmd.root) });
     else if (cmd.op === 'callMany') reply({ id: cmd.id, results: await callMany(cmd.socket, cmd.calls, cmd.concurrency) });
     else if (cmd.op === 'swap') {

@@ -159,6 +159,18 @@ export class TestContainer {
     return (await this.#send({ op: 'call', socket, rpc, request })) as unknown as CallResult;
   }
 
+  /** grpc.health.v1.Health/Check from inside the container. */
+  async health(socket: string, service = ''): Promise<{ status?: string; error?: string }> {
+    const { status, error } = (await this.#send({ op: 'health', socket, service })) as { status?: string; error?: string };
+    return error ? { error } : { status };
+  }
+
+  /** Lists services through server reflection from inside the container. */
+  async reflect(socket: string): Promise<{ services?: string[]; error?: string }> {
+    const { services, error } = (await this.#send({ op: 'reflect', socket })) as { services?: string[]; error?: string };
+    return error ? { error } : { services };
+  }
+
   /** Starts `busybox sleep` chrooted to `root`; returns its PID inside the container. */
   async spawnChroot(root: string): Promise<number> {
     return (await this.#send({ op: 'spawnChroot', root })).pid as number;

@@ -1,0 +1,110 @@
+/**
+ * Metrics (prom-client, served on a loopback HTTP port when enabled), gRPC
+ * health checking and server reflection for the daemon's servers.
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import type * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import * as protoLoader from '@grpc/proto-loader';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+import type { Logger } from './log.js';
+import { definition } from './proto.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly rpcs = new Counter({
+    name: 'iwsd_rpc_total',
+    help: 'InWorkspaceService calls by RPC and result code',
+    labelNames: ['rpc', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'iwsd_rpc_duration_seconds',
+    help: 'InWorkspaceService call latency by RPC and result code',
+    labelNames: ['rpc', 'code'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: 'iwsd_rate_limit_rejections_total',
+    help: 'Calls refused by a rate limit, by RPC',
+    labelNames: ['rpc'] as const,
+    registers: [this.registry],
+  });
+  readonly refused = new Counter({
+    name: 'iwsd_connections_refused_total',
+    help: 'Connections to workspace sockets refused by the peer-credential check',
+    registers: [this.registry],
+  });
+
+  constructor(source: { workspaces(): number; mounts(): { proc: number; sysfs: number; marks: number } }) {
+    new Gauge({
+      name: 'iwsd_workspaces',
+      help: 'Registered workspaces',
+      registers: [this.registry],
+      collect() {
+        this.set(source.workspaces());
+      },
+    });
+    new Gauge({
+      name: 'iwsd_live_mounts',
+      help: 'Mounts iwsd made that are live, by kind (proc, sysfs, mark)',
+      labelNames: ['kind'] as const,
+      registers: [this.registry],
+      collect() {
+        const m = source.mounts();
+        this.set({ kind: 'proc' }, m.proc);
+        this.set({ kind: 'sysfs' }, m.sysfs);
+        this.set({ kind: 'mark' }, m.marks);
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'iwsd_' });
+  }
+
+  observe(rpc: string, code: string, seconds: number): void {
+    this.rpcs.inc({ rpc, code });
+    this.latency.observe({ rpc, code }, seconds);
+  }
+}
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host);
+}
+
+/** Serves GET /metrics on a loopback address; resolves with the bound port. */
+export async function serveMetrics(metrics: Metrics, host: string, port: number, log: Logger): Promise<{ server: HttpServer; port: number }> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/metrics') {
+      res.writeHead(404).end('only GET /metrics is served here\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      (err: unknown) => {
+        log.error({ err }, 'collecting metrics failed');
+        res.writeHead(500).end();
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** Adds gRPC health checking and server reflection for `file`'s services. */
+export function addStandardServices(server: grpc.Server, file: 'workspace_daemon.proto' | 'admin.proto', serviceName: string): HealthImplementation {
+  const health = new HealthImplementation({ '': 'SERVING', [serviceName]: 'SERVING' });
+  health.addToServer(server);
+  // Reflection lists our service and the health service.
+  const health_ = protoLoader.loadSync(healthProtoPath, { keepCase: true });
+  new ReflectionService({ ...definition(file), ...health_ }).addToServer(server);
+  return health;
+}
