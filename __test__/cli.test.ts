@@ -1,5 +1,5 @@
 /** The iwsd command: help, argument errors, daemon lifecycle and the admin socket. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ test('--help explains every command', async (t) => {
   t.is(top.code, 0);
   t.regex(top.stdout, /serve/);
   t.regex(top.stdout, /workspace/);
-  for (const cmd of [['serve'], ['workspace', 'add'], ['workspace', 'rm'], ['workspace', 'ls']]) {
+  for (const cmd of [['serve'], ['workspace', 'add'], ['workspace', 'rm'], ['workspace', 'ls'], ['doctor'], ['oci-hook']]) {
     const r = await runCli([...cmd, '--help']);
     t.is(r.code, 0, cmd.join(' '));
     t.regex(r.stdout, /--state-dir/, cmd.join(' '));
@@ -113,4 +113,41 @@ rootTest('workspace add / ls / rm through the admin socket', async (t) => {
 
 test('bin/iwsd.js is executable', (t) => {
   t.truthy(statSync(IWSD).mode & 0o100);
+});
+
+rootTest('doctor reports features and strategies; --json for tooling', async (t) => {
+  const r = await runCli(['doctor', '--json']);
+  t.is(r.code, 0, r.stderr + r.stdout);
+  const report = JSON.parse(r.stdout) as { features: { name: string; available: boolean }[]; strategies: Record<string, string>; problems: string[] };
+  t.true(report.features.find((f) => f.name.startsWith('pidfd_open'))!.available);
+  t.deepEqual(report.problems, []);
+  t.is(report.strategies.pidTranslation, 'ioctl');
+  t.is(report.strategies.mountAssembly, 'detached');
+  const forced = await runCli(['doctor', '--json'], { ...process.env, IWSD_PID_STRATEGY: 'scan', IWSD_MOUNT_STRATEGY: 'fallback' });
+  const f = JSON.parse(forced.stdout) as { strategies: Record<string, string> };
+  t.is(f.strategies.pidTranslation, 'scan');
+  t.is(f.strategies.mountAssembly, 'fallback');
+  const human = await runCli(['doctor']);
+  t.regex(human.stdout, /strategies:\n {2}pidTranslation: ioctl/);
+});
+
+rootTest('call: an operator client for every RPC, served inside the workspace, refused outside', async (t) => {
+  const d = await TestDaemon.start();
+  t.teardown(() => d.stop().then(() => undefined));
+  const c = await TestContainer.start();
+  t.teardown(() => c.stop());
+  const socket = await d.add('calls', c.initHostPid);
+  const pid = await c.spawnUserns();
+  const inside = spawnSync(
+    'nsenter',
+    ['--target', String(c.initHostPid), '--pid', '--', process.execPath, IWSD, 'call', 'writeidmapping', '--socket', socket, '--pid', String(pid), '--map', '0:33333:1'],
+    { encoding: 'utf8' },
+  );
+  t.is(inside.status, 0, inside.stderr);
+  t.is(JSON.parse(inside.stdout).errorCode, 0);
+  const outside = await runCli(['call', 'Teardown', '--socket', socket]);
+  t.is(outside.code, 1);
+  t.regex(outside.stderr, /^iwsd: /);
+  const bad = await runCli(['call', 'Frobnicate', '--socket', socket]);
+  t.regex(bad.stderr, /unknown RPC "Frobnicate"; use one of WriteIDMapping/);
 });

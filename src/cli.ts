@@ -1,6 +1,9 @@
 /**
  * `iwsd`: the daemon (`serve`) and its admin commands (`workspace ...`).
  */
+import { release } from 'node:os';
+
+import * as grpc from '@grpc/grpc-js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { call, connectAdmin } from './adminClient.js';
@@ -9,9 +12,13 @@ import { Daemon } from './daemon.js';
 import { IwsError, toIwsError } from './errors.js';
 import { createLogger } from './log.js';
 import { actionFor, ANNOTATIONS, parseState } from './ociHook.js';
+import { doctor, formatReport } from './doctor.js';
+import { workspaceProto } from './proto.js';
 import type { Workspace as WorkspaceMsg } from './gen/iwsd/admin/v1/Workspace.js';
 
 const VERSION = '0.1.0';
+
+const RPCS = ['WriteIDMapping', 'MountProc', 'UmountProc', 'MountSysfs', 'UmountSysfs', 'PrepareForUserNS', 'Teardown'] as const;
 
 function parseRange(value: string): { start: number; size: number } {
   const r = IdRangeSchema.safeParse(value);
@@ -207,6 +214,47 @@ export function buildProgram(): Command {
         }
         const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
         for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('doctor')
+    .description('report the kernel features iwsd uses and the strategy every operation will take')
+    .option('--json', 'print JSON')
+    .addOption(stateDirOption())
+    .addOption(configOption())
+    .action(async (opts: CommonOpts & { json?: boolean }) => {
+      const r = await doctor(configFor(opts), release());
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : formatReport(r));
+      if (r.problems.length) process.exitCode = 1;
+    });
+
+  program
+    .command('call')
+    .description('call an InWorkspaceService RPC on a workspace socket (run it inside the workspace: other callers are refused)')
+    .argument('<rpc>', `one of ${RPCS.join(', ')}`)
+    .requiredOption('--socket <path>', 'the workspace socket, e.g. /.workspace/daemon.sock inside the container')
+    .option('--pid <pid>', 'PID (as seen inside the workspace) for WriteIDMapping and the mount RPCs', parsePid)
+    .option('--target <path>', 'absolute path for the mount RPCs')
+    .option('--gid', 'WriteIDMapping: write gid_map instead of uid_map')
+    .option('--map <c:h:s>', 'WriteIDMapping: a line CONTAINER:HOST:SIZE; repeatable', collectMapping)
+    .option('--timeout <ms>', 'deadline in milliseconds', (v) => Number(v), 10_000)
+    .action(async (rpc: string, opts: { socket: string; pid?: number; target?: string; gid?: boolean; map?: { containerId: number; hostId: number; size: number }[]; timeout: number }) => {
+      const name = RPCS.find((r) => r.toLowerCase() === rpc.toLowerCase());
+      if (!name) throw new IwsError('INVALID_ARGUMENT', `unknown RPC ${JSON.stringify(rpc)}; use one of ${RPCS.join(', ')}`);
+      const request: Record<string, unknown> =
+        name === 'WriteIDMapping'
+          ? { pid: opts.pid ?? 0, gid: Boolean(opts.gid), mapping: opts.map ?? [] }
+          : name.includes('ount')
+            ? { pid: opts.pid ?? 0, target: opts.target ?? '' }
+            : {};
+      const Client = workspaceProto().iws.InWorkspaceService;
+      const client = new Client(`unix:${opts.socket}`, grpc.credentials.createInsecure());
+      try {
+        const res = await call<unknown>((o, cb) => (client as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(request, o, cb), opts.timeout);
+        process.stdout.write(`${JSON.stringify(res)}\n`);
       } finally {
         client.close();
       }

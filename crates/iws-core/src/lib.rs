@@ -24,6 +24,14 @@ pub struct KernelFeatures {
     /// mount API, proc's `pidns` option, mounts onto detached trees and unique
     /// mount ids. `Err` carries what failed.
     pub detached_proc: std::result::Result<(), String>,
+    /// `SO_PEERPIDFD` (Linux 6.5+): peers identified by pidfd, not PID.
+    pub peer_pidfd: bool,
+    /// `STATX_MNT_ID_UNIQUE` (Linux 6.8+): never-reused mount ids.
+    pub mnt_id_unique: bool,
+    /// shiftfs listed in /proc/filesystems.
+    pub shiftfs: bool,
+    /// /dev/fuse present (for fuse-overlayfs marks).
+    pub fuse: bool,
 }
 
 /// Probes the kernel features iwsd uses.
@@ -32,5 +40,9 @@ pub fn probe() -> KernelFeatures {
         pidns_ioctl: pidns::probe_pidns_ioctl(),
         pidfd: pidns::probe_pidfd(),
         detached_proc: mount::probe_detached_proc(),
+        peer_pidfd: pidns::probe_peer_pidfd(),
+        mnt_id_unique: mount::probe_mnt_id_unique(),
+        shiftfs: shift::shiftfs_available(),
+        fuse: std::path::Path::new("/dev/fuse").exists(),
     }
 }

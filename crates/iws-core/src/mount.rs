@@ -586,6 +586,12 @@ pub fn umount(container: &Container, strategy: PidStrategy, pid: i64, target: &s
     })
 }
 
+/// Whether statx reports unique (never reused) mount ids.
+pub fn probe_mnt_id_unique() -> bool {
+    rustix::fs::statx(CWD, "/", AtFlags::empty(), StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE))
+        .is_ok_and(|st| st.stx_mask & STATX_MNT_ID_UNIQUE != 0)
+}
+
 /// Whether this kernel can do what [`mount_proc`] needs: the new mount API,
 /// proc's `pidns` option, and attaching mounts to a detached tree. Probed by
 /// assembling a masked proc for our own PID namespace (nothing is attached to

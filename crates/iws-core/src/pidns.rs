@@ -76,6 +76,15 @@ pub fn probe_pidfd() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether connected unix sockets report their peer as a pidfd.
+pub fn probe_peer_pidfd() -> bool {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+        .ok()
+        .and_then(|(a, _b)| sys::peer_pidfd(&a).ok())
+        .is_some_and(|fd| fd.is_some())
+}
+
 /// Picks the strategy: the requested one if the kernel supports it, the best
 /// available otherwise.
 pub fn choose_strategy(requested: Option<PidStrategy>) -> Result<PidStrategy> {

@@ -89,6 +89,14 @@ pub struct KernelFeatures {
     pub detached_proc: bool,
     /// Why not, when `detachedProc` is false.
     pub detached_proc_error: Option<String>,
+    /// SO_PEERPIDFD (Linux 6.5+).
+    pub peer_pidfd: bool,
+    /// STATX_MNT_ID_UNIQUE (Linux 6.8+).
+    pub mnt_id_unique: bool,
+    /// shiftfs listed in /proc/filesystems.
+    pub shiftfs: bool,
+    /// /dev/fuse present.
+    pub fuse: bool,
 }
 
 fn range(r: &IdRange) -> core::idmap::IdRange {
@@ -237,6 +245,10 @@ impl Task for ProbeTask {
             pidfd: f.pidfd,
             detached_proc: f.detached_proc.is_ok(),
             detached_proc_error: f.detached_proc.err(),
+            peer_pidfd: f.peer_pidfd,
+            mnt_id_unique: f.mnt_id_unique,
+            shiftfs: f.shiftfs,
+            fuse: f.fuse,
         })
     }
 }
