@@ -2,16 +2,16 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
-import type { MountProcRequest as _iws_MountProcRequest, MountProcRequest__Output as _iws_MountProcRequest__Output } from '../iws/MountProcRequest';
-import type { MountProcResponse as _iws_MountProcResponse, MountProcResponse__Output as _iws_MountProcResponse__Output } from '../iws/MountProcResponse';
-import type { PrepareForUserNSRequest as _iws_PrepareForUserNSRequest, PrepareForUserNSRequest__Output as _iws_PrepareForUserNSRequest__Output } from '../iws/PrepareForUserNSRequest';
-import type { PrepareForUserNSResponse as _iws_PrepareForUserNSResponse, PrepareForUserNSResponse__Output as _iws_PrepareForUserNSResponse__Output } from '../iws/PrepareForUserNSResponse';
-import type { TeardownRequest as _iws_TeardownRequest, TeardownRequest__Output as _iws_TeardownRequest__Output } from '../iws/TeardownRequest';
-import type { TeardownResponse as _iws_TeardownResponse, TeardownResponse__Output as _iws_TeardownResponse__Output } from '../iws/TeardownResponse';
-import type { UmountProcRequest as _iws_UmountProcRequest, UmountProcRequest__Output as _iws_UmountProcRequest__Output } from '../iws/UmountProcRequest';
-import type { UmountProcResponse as _iws_UmountProcResponse, UmountProcResponse__Output as _iws_UmountProcResponse__Output } from '../iws/UmountProcResponse';
-import type { WriteIDMappingRequest as _iws_WriteIDMappingRequest, WriteIDMappingRequest__Output as _iws_WriteIDMappingRequest__Output } from '../iws/WriteIDMappingRequest';
-import type { WriteIDMappingResponse as _iws_WriteIDMappingResponse, WriteIDMappingResponse__Output as _iws_WriteIDMappingResponse__Output } from '../iws/WriteIDMappingResponse';
+import type { MountProcRequest as _iws_MountProcRequest, MountProcRequest__Output as _iws_MountProcRequest__Output } from '../iws/MountProcRequest.js';
+import type { MountProcResponse as _iws_MountProcResponse, MountProcResponse__Output as _iws_MountProcResponse__Output } from '../iws/MountProcResponse.js';
+import type { PrepareForUserNSRequest as _iws_PrepareForUserNSRequest, PrepareForUserNSRequest__Output as _iws_PrepareForUserNSRequest__Output } from '../iws/PrepareForUserNSRequest.js';
+import type { PrepareForUserNSResponse as _iws_PrepareForUserNSResponse, PrepareForUserNSResponse__Output as _iws_PrepareForUserNSResponse__Output } from '../iws/PrepareForUserNSResponse.js';
+import type { TeardownRequest as _iws_TeardownRequest, TeardownRequest__Output as _iws_TeardownRequest__Output } from '../iws/TeardownRequest.js';
+import type { TeardownResponse as _iws_TeardownResponse, TeardownResponse__Output as _iws_TeardownResponse__Output } from '../iws/TeardownResponse.js';
+import type { UmountProcRequest as _iws_UmountProcRequest, UmountProcRequest__Output as _iws_UmountProcRequest__Output } from '../iws/UmountProcRequest.js';
+import type { UmountProcResponse as _iws_UmountProcResponse, UmountProcResponse__Output as _iws_UmountProcResponse__Output } from '../iws/UmountProcResponse.js';
+import type { WriteIDMappingRequest as _iws_WriteIDMappingRequest, WriteIDMappingRequest__Output as _iws_WriteIDMappingRequest__Output } from '../iws/WriteIDMappingRequest.js';
+import type { WriteIDMappingResponse as _iws_WriteIDMappingResponse, WriteIDMappingResponse__Output as _iws_WriteIDMappingResponse__Output } from '../iws/WriteIDMappingResponse.js';
 
 export interface InWorkspaceServiceClient extends grpc.Client {
   /**

@@ -2,12 +2,12 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
-import type { AddWorkspaceRequest as _iwsd_admin_v1_AddWorkspaceRequest, AddWorkspaceRequest__Output as _iwsd_admin_v1_AddWorkspaceRequest__Output } from '../../../iwsd/admin/v1/AddWorkspaceRequest';
-import type { ListWorkspacesRequest as _iwsd_admin_v1_ListWorkspacesRequest, ListWorkspacesRequest__Output as _iwsd_admin_v1_ListWorkspacesRequest__Output } from '../../../iwsd/admin/v1/ListWorkspacesRequest';
-import type { ListWorkspacesResponse as _iwsd_admin_v1_ListWorkspacesResponse, ListWorkspacesResponse__Output as _iwsd_admin_v1_ListWorkspacesResponse__Output } from '../../../iwsd/admin/v1/ListWorkspacesResponse';
-import type { RemoveWorkspaceRequest as _iwsd_admin_v1_RemoveWorkspaceRequest, RemoveWorkspaceRequest__Output as _iwsd_admin_v1_RemoveWorkspaceRequest__Output } from '../../../iwsd/admin/v1/RemoveWorkspaceRequest';
-import type { RemoveWorkspaceResponse as _iwsd_admin_v1_RemoveWorkspaceResponse, RemoveWorkspaceResponse__Output as _iwsd_admin_v1_RemoveWorkspaceResponse__Output } from '../../../iwsd/admin/v1/RemoveWorkspaceResponse';
-import type { Workspace as _iwsd_admin_v1_Workspace, Workspace__Output as _iwsd_admin_v1_Workspace__Output } from '../../../iwsd/admin/v1/Workspace';
+import type { AddWorkspaceRequest as _iwsd_admin_v1_AddWorkspaceRequest, AddWorkspaceRequest__Output as _iwsd_admin_v1_AddWorkspaceRequest__Output } from '../../../iwsd/admin/v1/AddWorkspaceRequest.js';
+import type { ListWorkspacesRequest as _iwsd_admin_v1_ListWorkspacesRequest, ListWorkspacesRequest__Output as _iwsd_admin_v1_ListWorkspacesRequest__Output } from '../../../iwsd/admin/v1/ListWorkspacesRequest.js';
+import type { ListWorkspacesResponse as _iwsd_admin_v1_ListWorkspacesResponse, ListWorkspacesResponse__Output as _iwsd_admin_v1_ListWorkspacesResponse__Output } from '../../../iwsd/admin/v1/ListWorkspacesResponse.js';
+import type { RemoveWorkspaceRequest as _iwsd_admin_v1_RemoveWorkspaceRequest, RemoveWorkspaceRequest__Output as _iwsd_admin_v1_RemoveWorkspaceRequest__Output } from '../../../iwsd/admin/v1/RemoveWorkspaceRequest.js';
+import type { RemoveWorkspaceResponse as _iwsd_admin_v1_RemoveWorkspaceResponse, RemoveWorkspaceResponse__Output as _iwsd_admin_v1_RemoveWorkspaceResponse__Output } from '../../../iwsd/admin/v1/RemoveWorkspaceResponse.js';
+import type { Workspace as _iwsd_admin_v1_Workspace, Workspace__Output as _iwsd_admin_v1_Workspace__Output } from '../../../iwsd/admin/v1/Workspace.js';
 
 export interface AdminClient extends grpc.Client {
   /**

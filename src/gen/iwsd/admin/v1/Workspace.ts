@@ -1,7 +1,7 @@
 // Original file: proto/admin.proto
 
-import type { IdRange as _iwsd_admin_v1_IdRange, IdRange__Output as _iwsd_admin_v1_IdRange__Output } from '../../../iwsd/admin/v1/IdRange';
-import type { IdMapping as _iwsd_admin_v1_IdMapping, IdMapping__Output as _iwsd_admin_v1_IdMapping__Output } from '../../../iwsd/admin/v1/IdMapping';
+import type { IdRange as _iwsd_admin_v1_IdRange, IdRange__Output as _iwsd_admin_v1_IdRange__Output } from '../../../iwsd/admin/v1/IdRange.js';
+import type { IdMapping as _iwsd_admin_v1_IdMapping, IdMapping__Output as _iwsd_admin_v1_IdMapping__Output } from '../../../iwsd/admin/v1/IdMapping.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Workspace {

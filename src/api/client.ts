@@ -1,0 +1,105 @@
+/**
+ * `iwsd/client`: a typed, Promise-based client for `iws.InWorkspaceService`,
+ * for programs running inside a workspace. gRPC failures reject with an
+ * {@link IwsError} whose `code` is the gRPC status name.
+ *
+ * @packageDocumentation
+ */
+import * as grpc from '@grpc/grpc-js';
+
+import { IwsError, isErrorCode } from '../errors.js';
+import { workspaceProto } from '../proto.js';
+import type { InWorkspaceServiceClient } from '../gen/iws/InWorkspaceService.js';
+import type { MountProcRequest } from '../gen/iws/MountProcRequest.js';
+import type { PrepareForUserNSResponse__Output } from '../gen/iws/PrepareForUserNSResponse.js';
+import type { TeardownResponse__Output } from '../gen/iws/TeardownResponse.js';
+import type { UmountProcRequest } from '../gen/iws/UmountProcRequest.js';
+import type { WriteIDMappingRequest } from '../gen/iws/WriteIDMappingRequest.js';
+import type { WriteIDMappingResponse__Output } from '../gen/iws/WriteIDMappingResponse.js';
+
+export { ERROR_CODES, IwsError, type ErrorCode } from '../errors.js';
+export type {
+  MountProcRequest,
+  PrepareForUserNSResponse__Output as PrepareForUserNSResponse,
+  TeardownResponse__Output as TeardownResponse,
+  UmountProcRequest,
+  WriteIDMappingRequest,
+  WriteIDMappingResponse__Output as WriteIDMappingResponse,
+};
+
+export interface CallOptions {
+  /** Cancels the call; it rejects with code CANCELLED mapped to UNAVAILABLE. */
+  signal?: AbortSignal;
+  /** Absolute deadline, or milliseconds from now. Default: the client's (10 s). */
+  deadline?: Date | number;
+}
+
+export interface ClientOptions {
+  /** Default deadline in milliseconds for calls without one (10 000). */
+  timeoutMs?: number;
+}
+
+/** The workspace service, one method per RPC. */
+export interface InWorkspaceClient {
+  prepareForUserNS(options?: CallOptions): Promise<PrepareForUserNSResponse__Output>;
+  writeIdMapping(request: WriteIDMappingRequest, options?: CallOptions): Promise<WriteIDMappingResponse__Output>;
+  mountProc(request: MountProcRequest, options?: CallOptions): Promise<void>;
+  umountProc(request: UmountProcRequest, options?: CallOptions): Promise<void>;
+  mountSysfs(request: MountProcRequest, options?: CallOptions): Promise<void>;
+  umountSysfs(request: UmountProcRequest, options?: CallOptions): Promise<void>;
+  teardown(options?: CallOptions): Promise<TeardownResponse__Output>;
+  /** Closes the connection. Idempotent. */
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
+function toError(err: grpc.ServiceError): IwsError {
+  const name = grpc.status[err.code];
+  const code = isErrorCode(name) ? name : 'UNAVAILABLE';
+  return new IwsError(code, err.details || err.message, { cause: err });
+}
+
+/** Connects to a workspace socket, e.g. `/.workspace/daemon.sock`. */
+export function createClient(socketPath: string, options: ClientOptions = {}): InWorkspaceClient {
+  const Client = workspaceProto().iws.InWorkspaceService;
+  const client = new Client(`unix:${socketPath}`, grpc.credentials.createInsecure()) as InWorkspaceServiceClient;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  let closed = false;
+
+  function unary<Req, Res>(method: string, request: Req, opts: CallOptions = {}): Promise<Res> {
+    return new Promise<Res>((resolve, reject) => {
+      if (opts.signal?.aborted) {
+        reject(new IwsError('UNAVAILABLE', 'the call was aborted before it started', { cause: opts.signal.reason }));
+        return;
+      }
+      const deadline = opts.deadline instanceof Date ? opts.deadline : Date.now() + (opts.deadline ?? timeoutMs);
+      const fn = (client as unknown as Record<string, (...a: unknown[]) => grpc.ClientUnaryCall>)[method]!;
+      const call = fn.call(client, request, { deadline }, (err: grpc.ServiceError | null, res: Res) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(toError(err));
+        else resolve(res);
+      });
+      const onAbort = () => call.cancel();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  return {
+    prepareForUserNS: (o) => unary('PrepareForUserNS', {}, o),
+    writeIdMapping: (r, o) => unary('WriteIDMapping', r, o),
+    mountProc: (r, o) => unary<MountProcRequest, unknown>('MountProc', r, o).then(() => undefined),
+    umountProc: (r, o) => unary<UmountProcRequest, unknown>('UmountProc', r, o).then(() => undefined),
+    mountSysfs: (r, o) => unary<MountProcRequest, unknown>('MountSysfs', r, o).then(() => undefined),
+    umountSysfs: (r, o) => unary<UmountProcRequest, unknown>('UmountSysfs', r, o).then(() => undefined),
+    teardown: (o) => unary('Teardown', {}, o),
+    close() {
+      if (!closed) {
+        closed = true;
+        client.close();
+      }
+    },
+    [Symbol.dispose]() {
+      this.close();
+    },
+  };
+}
