@@ -34,3 +34,27 @@ export function call<Res>(
     });
   });
 }
+
+/** What a registration asks for (from flags or OCI annotations). */
+export interface Registration {
+  id: string;
+  pid: number;
+  rootRange?: { start: number; size: number } | undefined;
+  userRanges?: { start: number; size: number }[] | undefined;
+  shiftMapping?: { containerId: number; hostId: number; size: number }[] | undefined;
+  markPath?: string | undefined;
+  fullWorkspaceBackup?: boolean | undefined;
+}
+
+/** The AddWorkspace request for a registration (unset fields: daemon defaults). */
+export function addWorkspaceRequest(r: Registration) {
+  return {
+    id: r.id,
+    pid: r.pid,
+    rootRange: r.rootRange,
+    userRanges: r.userRanges ?? [],
+    shiftMapping: r.shiftMapping ?? [],
+    markPath: r.markPath ?? '',
+    ...(r.fullWorkspaceBackup !== undefined ? { fullWorkspaceBackup: r.fullWorkspaceBackup } : {}),
+  };
+}

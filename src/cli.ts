@@ -6,7 +6,7 @@ import { release } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
-import { call, connectAdmin } from './adminClient.js';
+import { addWorkspaceRequest, call, connectAdmin } from './adminClient.js';
 import { IdRangeSchema, loadConfig, type Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { IwsError, toIwsError } from './errors.js';
@@ -164,15 +164,15 @@ export function buildProgram(): Command {
     }) => {
       const client = connectAdmin(configFor(opts).stateDir);
       try {
-        const req = {
+        const req = addWorkspaceRequest({
           id: opts.id,
           pid: opts.pid,
           rootRange: opts.rootRange,
-          userRanges: opts.userRange ?? [],
-          shiftMapping: opts.shiftMap ?? [],
-          markPath: opts.markPath ?? '',
-          ...(opts.fullWorkspaceBackup ? { fullWorkspaceBackup: true } : {}),
-        };
+          userRanges: opts.userRange,
+          shiftMapping: opts.shiftMap,
+          markPath: opts.markPath,
+          fullWorkspaceBackup: opts.fullWorkspaceBackup ? true : undefined,
+        });
         const w = await call<WorkspaceMsg>((o, cb) => client.AddWorkspace(req, o, cb));
         process.stdout.write(opts.json ? `${JSON.stringify(w)}\n` : `${w.socketPath}\n`);
       } finally {
@@ -288,15 +288,7 @@ export function buildProgram(): Command {
       }
       try {
         if (act.action === 'add') {
-          const req = {
-            id: act.id,
-            pid: act.pid,
-            rootRange: act.rootRange,
-            userRanges: act.userRanges ?? [],
-            shiftMapping: act.shiftMapping ?? [],
-            markPath: act.markPath ?? '',
-            ...(act.fullWorkspaceBackup !== undefined ? { fullWorkspaceBackup: act.fullWorkspaceBackup } : {}),
-          };
+          const req = addWorkspaceRequest({ ...act, pid: act.pid ?? 0 });
           await call((o, cb) => client.AddWorkspace(req, o, cb));
         } else {
           // Idempotent: the daemon may have torn it down when the container exited.

@@ -99,11 +99,15 @@ export class WorkspaceService {
     return {};
   }
 
-  /** Persists the mounts iwsd made, so they stay unmountable after a restart. */
+  /**
+   * Persists the mounts iwsd made, so they stay unmountable after a daemon
+   * restart. Atomic but not fsync'ed: a daemon crash keeps it (page cache);
+   * a power loss takes the containers, and so these mounts, with it.
+   */
   async #persistMounts(): Promise<void> {
     const w = this.workspace;
     w.state = { ...w.state, mounts: [...w.mounts].map(([mountId, m]) => ({ mountId, ...m })) };
-    await this.deps.store.save(w.state);
+    await this.deps.store.save(w.state, { durable: false });
   }
 
   /**

@@ -81,11 +81,12 @@ export class StateStore {
    * Writes the state atomically and durably. Saves of one workspace run one
    * after another (in call order), so the file always ends as the last state.
    */
-  save(state: WorkspaceState): Promise<void> {
+  save(state: WorkspaceState, opts: { durable?: boolean } = {}): Promise<void> {
+    const durable = opts.durable ?? true;
     const prev = this.#chains.get(state.id) ?? Promise.resolve();
     const next = prev.then(
-      () => this.#write(state),
-      () => this.#write(state),
+      () => this.#write(state, durable),
+      () => this.#write(state, durable),
     );
     this.#chains.set(state.id, next);
     void next.finally(() => {
@@ -94,18 +95,24 @@ export class StateStore {
     return next;
   }
 
-  async #write(state: WorkspaceState): Promise<void> {
+  /**
+   * Temp file, (fsync,) rename, (directory fsync). Without `durable` the
+   * write is still atomic and survives a daemon crash (the page cache does),
+   * only not a power loss, after which no container it describes exists.
+   */
+  async #write(state: WorkspaceState, durable: boolean): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const path = this.#path(state.id);
     const tmp = `${path}.tmp-${process.pid}`;
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(`${JSON.stringify(state, null, 2)}\n`);
-      await fh.sync();
+      await fh.writeFile(`${JSON.stringify(state)}\n`);
+      if (durable) await fh.sync();
     } finally {
       await fh.close();
     }
     await rename(tmp, path);
+    if (!durable) return;
     const dir = await open(this.dir, 'r');
     try {
       await dir.sync();

@@ -21,6 +21,29 @@ const def = protoLoader.loadSync(protoPath, { keepCase: false, longs: Number, en
 const Service = grpc.loadPackageDefinition(def).iws.InWorkspaceService;
 
 const children = [];
+
+// Timed loops for the benchmark: `rounds` repetitions of `calls` over one
+// connection; latency of each call in ms, measured here (client side).
+async function timed(socket, calls, rounds, warmup, values) {
+  const client = new Service(`unix:${socket}`, grpc.credentials.createInsecure());
+  const out = {};
+  const errors = [];
+  try {
+    for (let r = 0; r < warmup + rounds; r++) {
+      for (const c of calls) {
+        const req = JSON.parse(JSON.stringify(c.request).replaceAll('"$ROUND"', String(values ? values[r] : r)));
+        const t0 = process.hrtime.bigint();
+        const res = await callOn(client, c.rpc, req);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        if (!res.ok) errors.push(`${c.rpc}: ${res.code} ${res.details}`);
+        if (r >= warmup) (out[c.rpc] ??= []).push(ms);
+      }
+    }
+  } finally {
+    client.close();
+  }
+  return { latencies: out, errors };
+}
 const reply = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
 
 function spawnUserns() {
@@ -128,6 +151,7 @@ rl.on('line', async (line) => {
   const cmd = JSON.parse(line);
   try {
     if (cmd.op === 'spawnUserns') reply({ id: cmd.id, pid: await spawnUserns() });
+    else if (cmd.op === 'timed') reply({ id: cmd.id, ...(await timed(cmd.socket, cmd.calls, cmd.rounds, cmd.warmup ?? 0, cmd.values)) });
     else if (cmd.op === 'health') reply({ id: cmd.id, ...(await health(cmd.socket, cmd.service ?? '')) });
     else if (cmd.op === 'reflect') reply({ id: cmd.id, ...(await reflect(cmd.socket)) });
     else if (cmd.op === 'spawnChroot') reply({ id: cmd.id, pid: await spawnChroot(cmd.root) });

@@ -159,6 +159,22 @@ export class TestContainer {
     return (await this.#send({ op: 'call', socket, rpc, request })) as unknown as CallResult;
   }
 
+  /**
+   * Benchmark loop inside the container: `rounds` repetitions of `calls` over
+   * one connection (a request value "$ROUND" is replaced by `values[round]`,
+   * or the round number).
+   */
+  async timed(
+    socket: string,
+    calls: { rpc: string; request: unknown }[],
+    rounds: number,
+    warmup = 0,
+    values?: number[],
+  ): Promise<{ latencies: Record<string, number[]>; errors: string[] }> {
+    const r = await this.#send({ op: 'timed', socket, calls, rounds, warmup, values });
+    return { latencies: r.latencies as Record<string, number[]>, errors: r.errors as string[] };
+  }
+
   /** grpc.health.v1.Health/Check from inside the container. */
   async health(socket: string, service = ''): Promise<{ status?: string; error?: string }> {
     const { status, error } = (await this.#send({ op: 'health', socket, service })) as { status?: string; error?: string };

@@ -164,6 +164,35 @@ fn ensure_own_mount_ns(mntns: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
+/// What every mark method needs about the container, gathered on the calling
+/// thread (in the daemon's namespace): its mount namespace (refused if it is
+/// the daemon's own), its root, and the propagation guard.
+struct MarkTarget {
+    mntns: OwnedFd,
+    root: OwnedFd,
+    guard: PropagationGuard,
+}
+
+impl MarkTarget {
+    fn of(container: &Container) -> Result<MarkTarget> {
+        let init = container.init();
+        let mntns = init.open("ns/mnt", OFlags::RDONLY)?;
+        ensure_own_mount_ns(&mntns)?;
+        let root = init.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
+        Ok(MarkTarget { mntns, root, guard: PropagationGuard::new()? })
+    }
+
+    /// On a worker thread: enters the container's mount namespace, makes its
+    /// root shared, and resolves (creating) the mark directory.
+    fn enter(&self, mark_path: &str) -> Result<OwnedFd> {
+        setns(self.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
+        make_root_shared(&self.root)?;
+        let mark = ensure_dir(self.root.as_fd(), mark_path)?;
+        self.guard.check(mark.as_fd(), mark_path)?;
+        Ok(mark)
+    }
+}
+
 /// Makes the container's root mount (`root`, in the calling thread's mount
 /// namespace) shared: the container's, never the host's.
 fn make_root_shared(root: &OwnedFd) -> Result<()> {
@@ -179,17 +208,10 @@ fn make_root_shared(root: &OwnedFd) -> Result<()> {
 /// Makes the container's root mount shared and mounts an idmapped clone of
 /// it at `mark_path`, both inside the container's mount namespace.
 fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Result<u64> {
-    let init = container.init();
-    let mntns = init.open("ns/mnt", OFlags::RDONLY)?;
-    ensure_own_mount_ns(&mntns)?;
-    let root = init.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
-    let guard = PropagationGuard::new()?;
+    let t = MarkTarget::of(container)?;
     on_fresh_thread(|| {
-        setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
-        make_root_shared(&root)?;
-        let mark = ensure_dir(root.as_fd(), mark_path)?;
-        guard.check(mark.as_fd(), mark_path)?;
-        let tree = open_tree(&root, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
+        let mark = t.enter(mark_path)?;
+        let tree = open_tree(&t.root, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
             .map_err(|e| kernel("open_tree(container root, CLONE)", e))?;
         sys::mount_idmap(&tree, userns).map_err(|e| match e.raw_os_error() {
             Some(libc::EINVAL) | Some(libc::EPERM) | Some(libc::EOPNOTSUPP) => Error::new(
@@ -209,19 +231,12 @@ fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Re
 /// carry shiftfs, e.g. Ubuntu's). Not exercised by the test suite: the
 /// reference kernel has no shiftfs.
 fn mark_shiftfs(container: &Container, mark_path: &str) -> Result<u64> {
-    let init = container.init();
-    let mntns = init.open("ns/mnt", OFlags::RDONLY)?;
-    ensure_own_mount_ns(&mntns)?;
-    let root = init.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
-    let guard = PropagationGuard::new()?;
+    let t = MarkTarget::of(container)?;
     on_fresh_thread(|| {
-        setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
-        make_root_shared(&root)?;
-        let mark = ensure_dir(root.as_fd(), mark_path)?;
-        guard.check(mark.as_fd(), mark_path)?;
+        let mark = t.enter(mark_path)?;
         // shiftfs looks its source path up from the caller's cwd: the
         // container's root (this thread's cwd is private to it).
-        rustix::process::fchdir(&root).map_err(|e| Error::internal("fchdir(container root)", e))?;
+        rustix::process::fchdir(&t.root).map_err(|e| Error::internal("fchdir(container root)", e))?;
         let mnt = detached(
             "shiftfs",
             |fs| {
@@ -259,10 +274,7 @@ fn fuse_mapping(map: &[IdMapping]) -> String {
 /// clones it into the container's mount namespace at `mark_path`.
 fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: &FuseOptions) -> Result<Mark> {
     let init = container.init();
-    let mntns = init.open("ns/mnt", OFlags::RDONLY)?;
-    ensure_own_mount_ns(&mntns)?;
-    let root = init.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
-    let guard = PropagationGuard::new()?;
+    let t = MarkTarget::of(container)?;
     for d in [&opts.upper, &opts.work, &opts.staging] {
         std::fs::create_dir_all(d).map_err(|e| Error::internal(&format!("mkdir {d}"), e))?;
     }
@@ -321,10 +333,7 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
             setns(helper_ns.as_fd(), CloneFlags::CLONE_NEWNS, "fuse helper mnt")?;
             let tree = open_tree(CWD, opts.staging.as_str(), OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
                 .map_err(|e| kernel("open_tree(fuse mount, CLONE)", e))?;
-            setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
-            make_root_shared(&root)?;
-            let mark = ensure_dir(root.as_fd(), mark_path)?;
-            guard.check(mark.as_fd(), mark_path)?;
+            let mark = t.enter(mark_path)?;
             move_mount(&tree, "", &mark, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
                 .map_err(|e| kernel(&format!("move_mount(fuse onto {mark_path})"), e))?;
             Ok(mount_id(tree.as_fd())?.0)
