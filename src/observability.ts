@@ -99,12 +99,24 @@ export async function serveMetrics(metrics: Metrics, host: string, port: number,
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-/** Adds gRPC health checking and server reflection for `file`'s services. */
+const standard = new Map<string, { health: HealthImplementation; reflection: ReflectionService }>();
+
+/**
+ * Adds gRPC health checking and server reflection for `file`'s services.
+ * One health and one reflection instance per proto file serve every server
+ * (they hold descriptors and status maps that would otherwise be built per
+ * workspace).
+ */
 export function addStandardServices(server: grpc.Server, file: 'workspace_daemon.proto' | 'admin.proto', serviceName: string): HealthImplementation {
-  const health = new HealthImplementation({ '': 'SERVING', [serviceName]: 'SERVING' });
-  health.addToServer(server);
-  // Reflection lists our service and the health service.
-  const health_ = protoLoader.loadSync(healthProtoPath, { keepCase: true });
-  new ReflectionService({ ...definition(file), ...health_ }).addToServer(server);
-  return health;
+  let s = standard.get(file);
+  if (!s) {
+    const health = new HealthImplementation({ '': 'SERVING', [serviceName]: 'SERVING' });
+    // Reflection lists our service and the health service.
+    const healthDef = protoLoader.loadSync(healthProtoPath, { keepCase: true });
+    s = { health, reflection: new ReflectionService({ ...definition(file), ...healthDef }) };
+    standard.set(file, s);
+  }
+  s.health.addToServer(server);
+  s.reflection.addToServer(server);
+  return s.health;
 }
