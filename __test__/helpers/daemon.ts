@@ -78,7 +78,14 @@ export class TestDaemon {
     const args = [IWSD, 'serve', '--state-dir', stateDir, '--config', cfg, ...extraArgs];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     const d = new TestDaemon(stateDir, proc, args);
-    await d.#ready();
+    try {
+      await d.#ready();
+    } catch (err) {
+      // Leave nothing behind when the daemon does not come up.
+      proc.kill('SIGKILL');
+      await rm(base, { recursive: true, force: true });
+      throw err;
+    }
     return d;
   }
 
