@@ -93,7 +93,7 @@ for (const strategy of STRATEGIES) {
 
 for (const strategy of STRATEGIES) {
   rootTest(`${strategy}: escapes are INVALID_ARGUMENT and mount nothing`, async (t) => {
-    const { c, socket, pid, host, outside } = await setup(t, strategy);
+    const { c, socket, pid, outside } = await setup(t, strategy);
     const before = mountsOf(c.initHostPid);
     const cases: [string, RegExp][] = [
       ['/escape', /symlink/],

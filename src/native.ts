@@ -83,11 +83,6 @@ export function stopFuseHelper(pid: number, staging: string): Promise<boolean> {
   return wrap(() => binding.stopFuseHelper(pid, staging));
 }
 
-/** PIDs of the fuse-overlayfs helpers this process supervises. */
-export function supervisedFusePids(): number[] {
-  return binding.supervisedFusePids();
-}
-
 /** Checks the process connected on unix socket `fd` is inside the container. */
 export function checkPeer(container: Container, fd: number): Promise<Peer> {
   return wrap(() => binding.checkPeer(container, fd));

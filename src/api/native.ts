@@ -9,27 +9,25 @@
  *
  * @packageDocumentation
  */
+import { parseConfig } from '../config.js';
 import { IwsError } from '../errors.js';
+import { defaultShift } from '../workspace.js';
 import * as native from '../native.js';
 
 export { ERROR_CODES, IwsError, type ErrorCode } from '../errors.js';
 export type { IdMapping, IdPolicy, IdRange, KernelFeatures, Masks, MarkInfo, FuseOptions } from '../native.js';
 
+// The daemon's defaults, from its configuration schema (one source of truth).
+const defaults = parseConfig({}, 'defaults');
+
 /** The daemon's default id policy: root range 33333:1, user range 100000:70000, no host root. */
-export const DEFAULT_POLICY: native.IdPolicy = Object.freeze({
-  rootRange: { start: 33333, size: 1 },
-  userRanges: [{ start: 100000, size: 70000 }],
-  allowHostRoot: false,
-});
+export const DEFAULT_POLICY: native.IdPolicy = Object.freeze(defaults.idPolicy);
 
 /** The daemon's default masks for proc. */
-export const DEFAULT_PROC_MASKS: native.Masks = Object.freeze({
-  masked: ['acpi', 'asound', 'interrupts', 'kcore', 'keys', 'latency_stats', 'sched_debug', 'scsi', 'timer_list', 'timer_stats'],
-  readOnly: ['bus', 'fs', 'irq', 'sys', 'sysrq-trigger'],
-});
+export const DEFAULT_PROC_MASKS: native.Masks = Object.freeze(defaults.proc);
 
 /** The daemon's default masks for sysfs. */
-export const DEFAULT_SYSFS_MASKS: native.Masks = Object.freeze({ masked: ['firmware', 'devices/virtual/powercap'], readOnly: [] });
+export const DEFAULT_SYSFS_MASKS: native.Masks = Object.freeze({ masked: defaults.sysfs.masked, readOnly: [] });
 
 export type PidStrategy = native.PidStrategy;
 export type MountStrategy = native.MountStrategy;
@@ -154,14 +152,6 @@ export interface ShiftMarkOptions {
   method?: 'auto' | 'idmapped' | 'fuse' | 'shiftfs';
   /** Where the fuse method keeps its dirs (host-only), and its binary. */
   fuse: native.FuseOptions;
-}
-
-function defaultShift(policy: native.IdPolicy): native.IdMapping[] {
-  const user = policy.userRanges[0];
-  return [
-    { containerId: 0, hostId: policy.rootRange.start, size: 1 },
-    ...(user ? [{ containerId: 1, hostId: user.start, size: Math.min(user.size, 65534) }] : []),
-  ];
 }
 
 /** Makes the container's root mount shared and mounts an ID-shifted view of it at the mark path. */

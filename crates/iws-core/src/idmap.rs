@@ -305,7 +305,7 @@ fn check_overlap(
             }
         }
         let e = s + lines[i].size as u64;
-        if furthest.map_or(true, |(end, _)| e > end) {
+        if furthest.is_none_or(|(end, _)| e > end) {
             furthest = Some((e, i));
         }
     }

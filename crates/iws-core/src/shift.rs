@@ -43,6 +43,15 @@ pub enum ShiftMethod {
 }
 
 impl ShiftMethod {
+    pub fn parse(s: &str) -> Result<ShiftMethod> {
+        match s {
+            "idmapped" => Ok(ShiftMethod::Idmapped),
+            "fuse" => Ok(ShiftMethod::Fuse),
+            "shiftfs" => Ok(ShiftMethod::Shiftfs),
+            _ => Err(Error::invalid(format!("unknown shift method {s:?}; use idmapped, fuse or shiftfs"))),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ShiftMethod::Idmapped => "idmapped",
@@ -66,7 +75,8 @@ pub struct Mark {
 
 /// User namespaces holding a mapping, shared by every workspace with the same
 /// shift mapping, reference-counted by [`Mark`]s that use them.
-static USERNS: Mutex<Option<HashMap<String, (Arc<OwnedFd>, usize)>>> = Mutex::new(None);
+type UsernsCache = HashMap<String, (Arc<OwnedFd>, usize)>;
+static USERNS: Mutex<Option<UsernsCache>> = Mutex::new(None);
 
 /// Creates a user namespace whose uid and gid maps are `map`: a child forked
 /// into a new user namespace waits while we write its maps and open its
@@ -380,7 +390,7 @@ fn stop_orphan_fuse(pid: i32, staging: &str) -> Result<bool> {
     let mut cmd = Vec::new();
     let _ = std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut cmd);
     let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-    let ours = args.first().is_some_and(|a| a.ends_with(b"fuse-overlayfs")) && args.iter().any(|a| *a == staging.as_bytes());
+    let ours = args.first().is_some_and(|a| a.ends_with(b"fuse-overlayfs")) && args.contains(&staging.as_bytes());
     if !ours {
         return Ok(false);
     }
@@ -412,6 +422,16 @@ pub fn shiftfs_available() -> bool {
 pub enum MethodChoice {
     Auto,
     Only(ShiftMethod),
+}
+
+impl MethodChoice {
+    /// "auto", or one method's name.
+    pub fn parse(s: &str) -> Result<MethodChoice> {
+        match s {
+            "auto" => Ok(MethodChoice::Auto),
+            s => ShiftMethod::parse(s).map(MethodChoice::Only),
+        }
+    }
 }
 
 /// PrepareForUserNS's kernel work: makes the container's root shared and

@@ -361,7 +361,7 @@ fn run_mount_op(c: &core::pidns::Container, op: &MountOp, strategy: &str) -> cor
             core::mount::mount_sysfs(c, s, mount_strategy(strategy)?, *pid, target, opts).map(|o| o.mount_id)
         }
         MountOp::Umount { pid, target, owned } => {
-            let ids: Vec<u64> = owned.iter().filter_map(|s| s.parse().ok()).collect();
+            let ids = owned.iter().map(|s| mount_id(s)).collect::<core::Result<Vec<u64>>>()?;
             core::mount::umount(c, s, *pid, target, &ids)
         }
     }
@@ -497,27 +497,13 @@ fn fuse_opts(f: &FuseOptions) -> core::shift::FuseOptions {
     core::shift::FuseOptions { binary: f.binary.clone(), upper: f.upper.clone(), work: f.work.clone(), staging: f.staging.clone() }
 }
 
-fn method_choice(s: &str) -> core::Result<core::shift::MethodChoice> {
-    use core::shift::{MethodChoice, ShiftMethod};
-    Ok(match s {
-        "auto" => MethodChoice::Auto,
-        "idmapped" => MethodChoice::Only(ShiftMethod::Idmapped),
-        "fuse" => MethodChoice::Only(ShiftMethod::Fuse),
-        "shiftfs" => MethodChoice::Only(ShiftMethod::Shiftfs),
-        _ => return Err(core::Error::invalid(format!("unknown shift method {s:?}; use auto, idmapped, fuse or shiftfs"))),
-    })
+fn mark_from(m: &MarkInfo) -> core::Result<core::shift::Mark> {
+    let mount_id = mount_id(&m.mount_id)?;
+    Ok(core::shift::Mark { method: core::shift::ShiftMethod::parse(&m.method)?, mount_id, fuse_pid: m.fuse_pid })
 }
 
-fn mark_from(m: &MarkInfo) -> core::Result<core::shift::Mark> {
-    use core::shift::ShiftMethod;
-    let method = match m.method.as_str() {
-        "idmapped" => ShiftMethod::Idmapped,
-        "fuse" => ShiftMethod::Fuse,
-        "shiftfs" => ShiftMethod::Shiftfs,
-        other => return Err(core::Error::invalid(format!("unknown shift method {other:?}"))),
-    };
-    let mount_id = m.mount_id.parse().map_err(|_| core::Error::invalid("mount id is not a number"))?;
-    Ok(core::shift::Mark { method, mount_id, fuse_pid: m.fuse_pid })
+fn mount_id(s: &str) -> core::Result<u64> {
+    s.parse().map_err(|_| core::Error::invalid(format!("mount id {s:?} is not a decimal number")))
 }
 
 pub struct PrepareMarkTask {
@@ -534,7 +520,7 @@ impl Task for PrepareMarkTask {
     type JsValue = MarkInfo;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        Ok(method_choice(&self.method).and_then(|choice| {
+        Ok(core::shift::MethodChoice::parse(&self.method).and_then(|choice| {
             core::shift::prepare_mark(&self.container, &self.mark_path, &self.shift, &self.policy, choice, &self.fuse)
         }))
     }
@@ -597,11 +583,6 @@ pub fn remove_shift_mark(container: &Container, options: RemoveMarkOptions) -> R
     }))
 }
 
-/// PIDs of the fuse-overlayfs helpers this process supervises.
-#[napi]
-pub fn supervised_fuse_pids() -> Vec<i32> {
-    core::shift::fuse_pids()
-}
 
 // ---- peer credentials ------------------------------------------------------------
 
