@@ -68,14 +68,26 @@ fn main() {
                     continue;
                 }
                 mount(Some(p.as_str()), p.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .and_then(|_| mount(None::<&str>, p.as_str(), None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>))
+                    .and_then(|_| {
+                        mount(
+                            None::<&str>,
+                            p.as_str(),
+                            None::<&str>,
+                            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+                            None::<&str>,
+                        )
+                    })
                     .unwrap_or_else(|e| die(format!("read-only {name}: {e}")));
             }
         }
         "move" => {
             let (staging, pid, path) = (a(1), a(2), a(3));
-            let tree = open_tree(rustix::fs::CWD, staging.as_str(), OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::AT_RECURSIVE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
-                .unwrap_or_else(|e| die(format!("open_tree: {e}")));
+            let tree = open_tree(
+                rustix::fs::CWD,
+                staging.as_str(),
+                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::AT_RECURSIVE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .unwrap_or_else(|e| die(format!("open_tree: {e}")));
             setns(ns(&pid, "mnt").as_fd(), CloneFlags::CLONE_NEWNS).unwrap_or_else(|e| die(format!("setns mnt: {e}")));
             move_mount(&tree, "", rustix::fs::CWD, path.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
                 .unwrap_or_else(|e| die(format!("move_mount: {e}")));

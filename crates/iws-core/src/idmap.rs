@@ -231,7 +231,10 @@ pub fn validate(lines: &[IdMapping], policy: &IdPolicy) -> Result<ValidatedIdMap
             ));
         }
         if m.host_id == 0 && !policy.allow_host_root {
-            return Err(rule_error(IdMapRule::HostRoot, format!("{at}: maps host id 0 (host root), which is never allowed")));
+            return Err(rule_error(
+                IdMapRule::HostRoot,
+                format!("{at}: maps host id 0 (host root), which is never allowed"),
+            ));
         }
         if m.container_id == 0 {
             if !policy.root_range.contains_range(m.host_id, m.size) {
@@ -247,10 +250,7 @@ pub fn validate(lines: &[IdMapping], policy: &IdPolicy) -> Result<ValidatedIdMap
                 }
                 return Err(rule_error(
                     IdMapRule::OutsideRootRange,
-                    format!(
-                        "{at}: container id 0 must map inside the workspace's root range {}",
-                        policy.root_range
-                    ),
+                    format!("{at}: container id 0 must map inside the workspace's root range {}", policy.root_range),
                 ));
             }
         } else if !policy.user_ranges.iter().any(|r| r.contains_range(m.host_id, m.size)) {
@@ -278,12 +278,7 @@ pub fn validate(lines: &[IdMapping], policy: &IdPolicy) -> Result<ValidatedIdMap
     Ok(ValidatedIdMap { lines: lines.to_vec(), text })
 }
 
-fn check_overlap(
-    lines: &[IdMapping],
-    start: impl Fn(&IdMapping) -> u32,
-    rule: IdMapRule,
-    side: &str,
-) -> Result<()> {
+fn check_overlap(lines: &[IdMapping], start: impl Fn(&IdMapping) -> u32, rule: IdMapRule, side: &str) -> Result<()> {
     let mut order: Vec<usize> = (0..lines.len()).collect();
     order.sort_by_key(|&i| (start(&lines[i]), i));
     // After sorting by start, ranges overlap iff some range starts before the
@@ -296,11 +291,7 @@ fn check_overlap(
                 let (a, b) = if i < j { (i, j) } else { (j, i) };
                 return Err(rule_error(
                     rule,
-                    format!(
-                        "{} and {} overlap in their {side} ids",
-                        line_desc(a, &lines[a]),
-                        line_desc(b, &lines[b])
-                    ),
+                    format!("{} and {} overlap in their {side} ids", line_desc(a, &lines[a]), line_desc(b, &lines[b])),
                 ));
             }
         }
@@ -429,9 +420,9 @@ mod tests {
                     in_range(&p.root_range, h)
                 } else {
                     // whole line inside one user range
-                    p.user_ranges.iter().any(|r| {
-                        in_range(r, l.host_id as u64) && in_range(r, l.host_id as u64 + l.size as u64 - 1)
-                    })
+                    p.user_ranges
+                        .iter()
+                        .any(|r| in_range(r, l.host_id as u64) && in_range(r, l.host_id as u64 + l.size as u64 - 1))
                 };
                 if !ok {
                     return false;

@@ -8,8 +8,8 @@ pub mod mount;
 pub mod ops;
 pub mod pidns;
 pub mod shift;
-pub mod watch;
 mod sys;
+pub mod watch;
 
 pub use error::{Error, ErrorKind, Result};
 

@@ -116,7 +116,15 @@ impl Masks {
     pub fn proc_default() -> Masks {
         Masks {
             masked: [
-                "acpi", "asound", "interrupts", "kcore", "keys", "latency_stats", "sched_debug", "scsi", "timer_list",
+                "acpi",
+                "asound",
+                "interrupts",
+                "kcore",
+                "keys",
+                "latency_stats",
+                "sched_debug",
+                "scsi",
+                "timer_list",
                 "timer_stats",
             ]
             .map(String::from)
@@ -230,7 +238,9 @@ fn resolve_target(root: BorrowedFd<'_>, target: &str, missing: ErrorKind) -> Res
     .map_err(|e| match e {
         Errno::LOOP => Error::invalid(format!("target {target:?} is or passes through a symlink; give the real path")),
         Errno::NOTDIR => Error::invalid(format!("target {target:?} is not a directory (or a part of it is not)")),
-        Errno::NOENT => Error::new(missing, format!("target {target:?} does not exist in the process's mount namespace")),
+        Errno::NOENT => {
+            Error::new(missing, format!("target {target:?} does not exist in the process's mount namespace"))
+        }
         Errno::XDEV => Error::invalid(format!("target {target:?} escapes the process's root")),
         Errno::ACCESS | Errno::PERM => {
             Error::new(ErrorKind::PermissionDenied, format!("target {target:?} is not accessible"))
@@ -246,22 +256,28 @@ pub(crate) fn mount_id(fd: BorrowedFd<'_>) -> Result<(u64, bool)> {
         // Before Linux 6.8: the classic mount id, which the kernel may reuse
         // after an unmount (documented in the README's kernel table).
         if st.stx_mask & StatxFlags::MNT_ID.bits() == 0 {
-            return Err(Error::new(ErrorKind::FailedPrecondition, "this kernel does not report mount ids (statx, Linux 5.8+)"));
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                "this kernel does not report mount ids (statx, Linux 5.8+)",
+            ));
         }
     }
     Ok((st.stx_mnt_id, st.stx_attributes.contains(rustix::fs::StatxAttributes::MOUNT_ROOT)))
 }
 
-pub(crate) fn detached(fs: &str, configure: impl FnOnce(&OwnedFd) -> Result<()>, attrs: MountAttrFlags) -> Result<OwnedFd> {
+pub(crate) fn detached(
+    fs: &str,
+    configure: impl FnOnce(&OwnedFd) -> Result<()>,
+    attrs: MountAttrFlags,
+) -> Result<OwnedFd> {
     let fsfd = fsopen(fs, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| kernel(&format!("fsopen({fs})"), e))?;
     configure(&fsfd)?;
     fsconfig_create(&fsfd).map_err(|e| kernel(&format!("fsconfig({fs}, CMD_CREATE)"), e))?;
     fsmount(&fsfd, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| kernel(&format!("fsmount({fs})"), e))
 }
 
-const NOSUID_NODEV_NOEXEC: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOSUID
-    .union(MountAttrFlags::MOUNT_ATTR_NODEV)
-    .union(MountAttrFlags::MOUNT_ATTR_NOEXEC);
+const NOSUID_NODEV_NOEXEC: MountAttrFlags =
+    MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NODEV).union(MountAttrFlags::MOUNT_ATTR_NOEXEC);
 
 /// Attaches masks to the detached tree `mnt`.
 fn apply_masks(mnt: &OwnedFd, masks: &Masks) -> Result<()> {
@@ -408,9 +424,7 @@ pub fn propagation(container: &str, id: u64, daemon: &str) -> Propagation {
         return Propagation::Contained;
     };
     let (peer, slave) = (format!("shared:{group}"), format!("master:{group}"));
-    let hit = daemon
-        .lines()
-        .any(|l| l.split(' ').skip(6).take_while(|x| *x != "-").any(|t| t == peer || t == slave));
+    let hit = daemon.lines().any(|l| l.split(' ').skip(6).take_while(|x| *x != "-").any(|t| t == peer || t == slave));
     if hit {
         Propagation::Leaks(group)
     } else {
@@ -450,9 +464,14 @@ impl PropagationGuard {
     pub(crate) fn check(&self, t: BorrowedFd<'_>, target: &str) -> Result<()> {
         let st = rustix::fs::statx(t, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
             .map_err(|e| kernel("statx(STATX_MNT_ID)", e))?;
-        let theirs = rustix::fs::openat(&self.host_proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))
-            .and_then(|fd| read_to_string(fd, "read(mountinfo in target ns)"))?;
+        let theirs = rustix::fs::openat(
+            &self.host_proc,
+            "thread-self/mountinfo",
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))
+        .and_then(|fd| read_to_string(fd, "read(mountinfo in target ns)"))?;
         match propagation(&theirs, st.stx_mnt_id, &self.ours) {
             Propagation::Contained => Ok(()),
             Propagation::Leaks(group) => Err(Error::new(
@@ -479,14 +498,8 @@ fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str) -> Result<u64> {
         let t = resolve_target(root.as_fd(), target, ErrorKind::InvalidArgument)?;
         // Never let a mount propagate back into the daemon's namespace.
         guard.check(t.as_fd(), target)?;
-        move_mount(
-            &mnt,
-            "",
-            &t,
-            "",
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-        )
-        .map_err(|e| kernel(&format!("move_mount(onto {target})"), e))?;
+        move_mount(&mnt, "", &t, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
+            .map_err(|e| kernel(&format!("move_mount(onto {target})"), e))?;
         Ok(mount_id(mnt.as_fd())?.0)
     })?;
     p.ensure_alive()?;
@@ -522,7 +535,8 @@ pub fn mount_proc(
             NOSUID_NODEV_NOEXEC,
         )?,
         MountStrategy::Fallback => on_fresh_thread(|| {
-            sys::proc_via_helper(&pidns, NOSUID_NODEV_NOEXEC).map_err(|e| Error::internal("proc helper in PID namespace", e))
+            sys::proc_via_helper(&pidns, NOSUID_NODEV_NOEXEC)
+                .map_err(|e| Error::internal("proc helper in PID namespace", e))
         })?,
     };
     let mnt = masked(mnt, masks, ms)?;

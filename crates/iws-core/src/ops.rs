@@ -65,21 +65,19 @@ pub fn write_id_mapping(
                 format!("short write {n} of {}", text.len()),
             ))
         }
-        Err(e) => return Err(kernel_refusal(kind, e).with_detail(format!(
-            "write(/proc/{}/{}, {:?}): {e}",
-            target.host_pid(),
-            kind.file(),
-            map.as_proc_text()
-        ))),
+        Err(e) => {
+            return Err(kernel_refusal(kind, e).with_detail(format!(
+                "write(/proc/{}/{}, {:?}): {e}",
+                target.host_pid(),
+                kind.file(),
+                map.as_proc_text()
+            )))
+        }
     }
     target.ensure_alive()?;
     let ids: u64 = map.lines().iter().map(|m| m.size as u64).sum();
     Ok(WriteIdMappingOutcome {
-        message: format!(
-            "{} map of pid {pid} written: {} line(s), {ids} id(s)",
-            kind.word(),
-            map.lines().len()
-        ),
+        message: format!("{} map of pid {pid} written: {} line(s), {ids} id(s)", kind.word(), map.lines().len()),
         host_pid: target.host_pid(),
     })
 }

@@ -71,9 +71,7 @@ pub fn probe_pidns_ioctl() -> bool {
 
 /// Whether `pidfd_open` works here (Linux 5.3+).
 pub fn probe_pidfd() -> bool {
-    Pid::from_raw(std::process::id() as i32)
-        .map(|p| pidfd_open(p, PidfdFlags::empty()).is_ok())
-        .unwrap_or(false)
+    Pid::from_raw(std::process::id() as i32).map(|p| pidfd_open(p, PidfdFlags::empty()).is_ok()).unwrap_or(false)
 }
 
 /// Whether connected unix sockets report their peer as a pidfd.
@@ -132,7 +130,9 @@ pub fn parse_nspid(status: &str) -> Option<Vec<i32>> {
 /// Checks a PID from a request: a positive `pid_t`.
 pub fn check_pid(pid: i64) -> Result<i32> {
     if pid < 1 || pid > i32::MAX as i64 {
-        return Err(Error::invalid(format!("pid {pid} is out of range; give a positive PID as seen inside the workspace")));
+        return Err(Error::invalid(format!(
+            "pid {pid} is out of range; give a positive PID as seen inside the workspace"
+        )));
     }
     Ok(pid as i32)
 }
@@ -204,11 +204,10 @@ impl PinnedProcess {
             Some(libc::ESRCH) | Some(libc::ENOENT) => {
                 Error::new(ErrorKind::NotFound, "the process exited during the operation")
             }
-            Some(libc::EACCES) | Some(libc::EPERM) => Error::new(
-                ErrorKind::PermissionDenied,
-                "the kernel does not let the daemon inspect that process",
-            )
-            .with_detail(format!("openat(/proc/{}/{name}): {e}", self.host_pid)),
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                Error::new(ErrorKind::PermissionDenied, "the kernel does not let the daemon inspect that process")
+                    .with_detail(format!("openat(/proc/{}/{name}): {e}", self.host_pid))
+            }
             _ => Error::internal(&format!("openat(/proc/{}/{name})", self.host_pid), e),
         })
     }
@@ -246,7 +245,10 @@ fn pidfd_pid(pidfd: &OwnedFd) -> Result<i32> {
         .and_then(|v| v.trim().parse::<i32>().ok())
         .ok_or_else(|| Error::internal("parse fdinfo of pidfd", "no Pid"))?;
     if pid <= 0 {
-        return Err(Error::new(ErrorKind::PermissionDenied, "the connecting process exited or is outside the daemon's view"));
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            "the connecting process exited or is outside the daemon's view",
+        ));
     }
     Ok(pid)
 }
@@ -275,7 +277,10 @@ impl Container {
         let pid = check_pid(host_pid)?;
         let init = PinnedProcess::pin(pid).map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
-                Error::new(ErrorKind::NotFound, format!("no process with host pid {pid}; give the host PID of the container's init"))
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("no process with host pid {pid}; give the host PID of the container's init"),
+                )
             } else {
                 e
             }
@@ -291,7 +296,10 @@ impl Container {
         }
         let nspid = init.nspid()?;
         if nspid.len() < 2 {
-            return Err(Error::new(ErrorKind::FailedPrecondition, format!("host pid {pid} is not in a PID namespace below the daemon's")));
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("host pid {pid} is not in a PID namespace below the daemon's"),
+            ));
         }
         let level = nspid.len() - 1;
         init.ensure_alive()?;
@@ -361,7 +369,8 @@ impl Container {
     /// (`SO_PEERPIDFD`, Linux 6.5+) so a reused PID cannot pass; falls back
     /// to `SO_PEERCRED`'s PID.
     pub fn check_peer(&self, sock: BorrowedFd<'_>) -> Result<Peer> {
-        let cred = rustix::net::sockopt::socket_peercred(sock).map_err(|e| Error::internal("getsockopt(SO_PEERCRED)", e))?;
+        let cred =
+            rustix::net::sockopt::socket_peercred(sock).map_err(|e| Error::internal("getsockopt(SO_PEERCRED)", e))?;
         let uid = cred.uid.as_raw();
         let gid = cred.gid.as_raw();
         let pinned = match sys::peer_pidfd(sock).map_err(|e| Error::internal("getsockopt(SO_PEERPIDFD)", e))? {

@@ -89,7 +89,8 @@ pub fn create_userns(map: &[IdMapping]) -> Result<OwnedFd> {
         for f in ["uid_map", "gid_map"] {
             let fd = rustix::fs::open(format!("{dir}/{f}").as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
                 .map_err(|e| Error::internal(&format!("open({f} of userns child)"), e))?;
-            rustix::io::write(&fd, text.as_bytes()).map_err(|e| Error::internal(&format!("write({f} of userns child)"), e))?;
+            rustix::io::write(&fd, text.as_bytes())
+                .map_err(|e| Error::internal(&format!("write({f} of userns child)"), e))?;
         }
         rustix::fs::open(format!("{dir}/ns/user").as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::internal("open(ns/user of userns child)", e))
@@ -221,8 +222,12 @@ fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Re
     let t = MarkTarget::of(container)?;
     on_fresh_thread(|| {
         let mark = t.enter(mark_path)?;
-        let tree = open_tree(&t.root, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
-            .map_err(|e| kernel("open_tree(container root, CLONE)", e))?;
+        let tree = open_tree(
+            &t.root,
+            "",
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
+        )
+        .map_err(|e| kernel("open_tree(container root, CLONE)", e))?;
         sys::mount_idmap(&tree, userns).map_err(|e| match e.raw_os_error() {
             Some(libc::EINVAL) | Some(libc::EPERM) | Some(libc::EOPNOTSUPP) => Error::new(
                 ErrorKind::FailedPrecondition,
@@ -231,8 +236,14 @@ fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Re
             .with_detail(format!("mount_setattr(MOUNT_ATTR_IDMAP): {e}")),
             _ => Error::internal("mount_setattr(MOUNT_ATTR_IDMAP)", e),
         })?;
-        move_mount(&tree, "", &mark, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
-            .map_err(|e| kernel(&format!("move_mount(onto {mark_path})"), e))?;
+        move_mount(
+            &tree,
+            "",
+            &mark,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| kernel(&format!("move_mount(onto {mark_path})"), e))?;
         Ok(mount_id(tree.as_fd())?.0)
     })
 }
@@ -250,13 +261,20 @@ fn mark_shiftfs(container: &Container, mark_path: &str) -> Result<u64> {
         let mnt = detached(
             "shiftfs",
             |fs| {
-                rustix::mount::fsconfig_set_string(fs, "source", ".").map_err(|e| kernel("fsconfig(shiftfs source)", e))?;
+                rustix::mount::fsconfig_set_string(fs, "source", ".")
+                    .map_err(|e| kernel("fsconfig(shiftfs source)", e))?;
                 rustix::mount::fsconfig_set_flag(fs, "mark").map_err(|e| kernel("fsconfig(shiftfs mark)", e))
             },
             rustix::mount::MountAttrFlags::empty(),
         )?;
-        move_mount(&mnt, "", &mark, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
-            .map_err(|e| kernel(&format!("move_mount(shiftfs onto {mark_path})"), e))?;
+        move_mount(
+            &mnt,
+            "",
+            &mark,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| kernel(&format!("move_mount(shiftfs onto {mark_path})"), e))?;
         Ok(mount_id(mnt.as_fd())?.0)
     })
 }
@@ -336,16 +354,27 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let helper_ns = rustix::fs::open(format!("/proc/{pid}/ns/mnt").as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::internal("open(fuse helper ns/mnt)", e));
+    let helper_ns =
+        rustix::fs::open(format!("/proc/{pid}/ns/mnt").as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::internal("open(fuse helper ns/mnt)", e));
     let placed = helper_ns.and_then(|helper_ns| {
         on_fresh_thread(|| {
             setns(helper_ns.as_fd(), CloneFlags::CLONE_NEWNS, "fuse helper mnt")?;
-            let tree = open_tree(CWD, opts.staging.as_str(), OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
-                .map_err(|e| kernel("open_tree(fuse mount, CLONE)", e))?;
+            let tree = open_tree(
+                CWD,
+                opts.staging.as_str(),
+                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .map_err(|e| kernel("open_tree(fuse mount, CLONE)", e))?;
             let mark = t.enter(mark_path)?;
-            move_mount(&tree, "", &mark, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
-                .map_err(|e| kernel(&format!("move_mount(fuse onto {mark_path})"), e))?;
+            move_mount(
+                &tree,
+                "",
+                &mark,
+                "",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(|e| kernel(&format!("move_mount(fuse onto {mark_path})"), e))?;
             Ok(mount_id(tree.as_fd())?.0)
         })
     });
@@ -414,7 +443,8 @@ pub fn fuse_pids() -> Vec<i32> {
 
 /// Whether the kernel lists shiftfs in /proc/filesystems.
 pub fn shiftfs_available() -> bool {
-    std::fs::read_to_string("/proc/filesystems").is_ok_and(|s| s.lines().any(|l| l.split_whitespace().last() == Some("shiftfs")))
+    std::fs::read_to_string("/proc/filesystems")
+        .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().last() == Some("shiftfs")))
 }
 
 /// Which methods `auto` tries, in order.
@@ -449,8 +479,8 @@ pub fn prepare_mark(
     check_target(mark_path)?;
     // The shift mapping hands the mark's view host ids: it obeys the same
     // policy as any map a workspace writes.
-    let shift = idmap::validate(shift, policy)
-        .map_err(|e| Error::invalid(format!("shift mapping: {}", e.message())))?;
+    let shift =
+        idmap::validate(shift, policy).map_err(|e| Error::invalid(format!("shift mapping: {}", e.message())))?;
     let shift = shift.lines();
     let idmapped = || -> Result<Mark> {
         let userns = userns_acquire(shift)?;
@@ -499,7 +529,9 @@ pub fn remove_mark(
     match crate::mount::umount(container, strategy, 1, mark_path, &[mark.mount_id]) {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => problems.push(format!("unmount mark: {e}{}", e.detail().map(|d| format!(" ({d})")).unwrap_or_default())),
+        Err(e) => {
+            problems.push(format!("unmount mark: {e}{}", e.detail().map(|d| format!(" ({d})")).unwrap_or_default()))
+        }
     }
     if let Some(pid) = mark.fuse_pid {
         match stop_fuse(pid, &fuse.staging) {

@@ -18,18 +18,14 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 pub fn ns_get_tgid_from_pidns(pidns: impl AsFd, pid: i32) -> io::Result<i32> {
     // SAFETY: the ioctl takes its argument by value (no pointer is passed) and
     // returns an integer or -1/errno; `pidns` is a valid open fd for the call.
-    cvt(unsafe {
-        libc::ioctl(pidns.as_fd().as_raw_fd(), libc::NS_GET_TGID_FROM_PIDNS, pid as libc::c_ulong)
-    })
+    cvt(unsafe { libc::ioctl(pidns.as_fd().as_raw_fd(), libc::NS_GET_TGID_FROM_PIDNS, pid as libc::c_ulong) })
 }
 
 /// `ioctl(pidns, NS_GET_TGID_IN_PIDNS, pid)`: the pid, in `pidns`, of the
 /// process whose thread-group id is `pid` in the caller's namespace (6.11+).
 pub fn ns_get_tgid_in_pidns(pidns: impl AsFd, pid: i32) -> io::Result<i32> {
     // SAFETY: as above; argument by value, integer result.
-    cvt(unsafe {
-        libc::ioctl(pidns.as_fd().as_raw_fd(), libc::NS_GET_TGID_IN_PIDNS, pid as libc::c_ulong)
-    })
+    cvt(unsafe { libc::ioctl(pidns.as_fd().as_raw_fd(), libc::NS_GET_TGID_IN_PIDNS, pid as libc::c_ulong) })
 }
 
 /// `ioctl(ns, NS_GET_PARENT)`: an fd for the parent namespace. EPERM when the
@@ -114,11 +110,8 @@ pub fn mount_make_shared(dfd: impl AsFd) -> io::Result<()> {
 /// Turns the detached mount `dfd` into an idmapped mount using the id
 /// mapping of the user namespace `userns` (Linux 5.12+).
 pub fn mount_idmap(dfd: impl AsFd, userns: impl AsFd) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        userns_fd: userns.as_fd().as_raw_fd() as u64,
-        ..Default::default()
-    };
+    let attr =
+        MountAttr { attr_set: MOUNT_ATTR_IDMAP, userns_fd: userns.as_fd().as_raw_fd() as u64, ..Default::default() };
     mount_setattr(dfd.as_fd(), false, &attr)
 }
 

@@ -34,10 +34,12 @@ pub struct Watcher {
 impl Watcher {
     pub fn start(on_exit: impl Fn(u64) + Send + 'static) -> Result<Watcher> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| Error::internal("epoll_create", e))?;
-        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(|e| Error::internal("eventfd", e))?;
+        let wake =
+            eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(|e| Error::internal("eventfd", e))?;
         epoll::add(&epoll, &wake, epoll::EventData::new_u64(WAKE), epoll::EventFlags::IN)
             .map_err(|e| Error::internal("epoll_ctl(eventfd)", e))?;
-        let shared = Arc::new(Shared { epoll, wake, stop: AtomicBool::new(false), watched: Mutex::new(HashMap::new()) });
+        let shared =
+            Arc::new(Shared { epoll, wake, stop: AtomicBool::new(false), watched: Mutex::new(HashMap::new()) });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("iws-watch".into())
@@ -67,7 +69,8 @@ impl Watcher {
 
     /// Reports `token` when `container`'s init exits (at once if it already has).
     pub fn watch(&self, token: u64, container: &Container) -> Result<()> {
-        let pidfd = rustix::io::fcntl_dupfd_cloexec(container.init().pidfd(), 0).map_err(|e| Error::internal("dup(pidfd)", e))?;
+        let pidfd = rustix::io::fcntl_dupfd_cloexec(container.init().pidfd(), 0)
+            .map_err(|e| Error::internal("dup(pidfd)", e))?;
         let mut watched = self.shared.watched.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = watched.remove(&token) {
             let _ = epoll::delete(&self.shared.epoll, &old);
@@ -114,4 +117,3 @@ impl Drop for Watcher {
 fn spare(v: &mut Vec<epoll::Event>) -> rustix::buffer::SpareCapacity<'_, epoll::Event> {
     rustix::buffer::spare_capacity(v)
 }
-

@@ -43,5 +43,9 @@ fn operations_leave_no_fds_behind() {
     }
     assert_eq!(open_fds(), before, "fds leaked by operations");
     drop(ws);
-    assert_eq!(open_fds(), before - 3, "a container holds exactly three fds: its init's pidfd, /proc dir and PID namespace");
+    assert_eq!(
+        open_fds(),
+        before - 3,
+        "a container holds exactly three fds: its init's pidfd, /proc dir and PID namespace"
+    );
 }

@@ -44,13 +44,15 @@ fn writes_uid_and_gid_maps_into_a_child_user_namespace() {
     for s in strategies() {
         let c = Container::start();
         let ws = pidns::Container::open(c.init as i64).unwrap();
-        let out = write_id_mapping(&ws, s, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap();
+        let out =
+            write_id_mapping(&ws, s, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap();
         assert_eq!(out.host_pid, c.child, "{s:?}");
         assert_eq!(c.uid_map(c.child, "uid_map"), vec![(0, 33333, 1), (1, 100000, 65534)]);
         write_id_mapping(&ws, s, c.child_in_ns as i64, IdKind::Gid, &ring_map(), &IdPolicy::default()).unwrap();
         assert_eq!(c.uid_map(c.child, "gid_map"), vec![(0, 33333, 1), (1, 100000, 65534)]);
         // A second write is the kernel's to refuse.
-        let e = write_id_mapping(&ws, s, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap_err();
+        let e =
+            write_id_mapping(&ws, s, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
         assert!(e.message().contains("EPERM"), "{e}");
     }
@@ -80,10 +82,12 @@ fn invalid_map_leaves_nothing_written() {
         IdMapping { container_id: 0, host_id: 33333, size: 1 },
         IdMapping { container_id: 1, host_id: 169999, size: 2 }, // ends outside the user range
     ];
-    let e = write_id_mapping(&ws, PidStrategy::Scan, c.child_in_ns as i64, IdKind::Uid, &bad, &IdPolicy::default()).unwrap_err();
+    let e = write_id_mapping(&ws, PidStrategy::Scan, c.child_in_ns as i64, IdKind::Uid, &bad, &IdPolicy::default())
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(c.uid_map(c.child, "uid_map").is_empty());
-    write_id_mapping(&ws, PidStrategy::Scan, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap();
+    write_id_mapping(&ws, PidStrategy::Scan, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default())
+        .unwrap();
 }
 
 #[test]
@@ -97,10 +101,7 @@ fn refuses_processes_outside_the_workspace() {
     for s in strategies() {
         // b's child, named by its host PID: exists, but not in a's namespace.
         let e = write_id_mapping(&ws, s, b.child as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap_err();
-        assert!(
-            matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::NotFound),
-            "{s:?}: {e}"
-        );
+        assert!(matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::NotFound), "{s:?}: {e}");
         // Our own (host) PID certainly exists outside the workspace.
         let e = ws.resolve(std::process::id() as i64, s).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{s:?}: {e}");
@@ -156,7 +157,6 @@ fn scan_picks_the_workspace_process_over_a_sibling_with_the_same_pid() {
         assert_eq!(ws.resolve(2, s).unwrap().host_pid(), c.child, "{s:?}");
     }
 }
-
 
 #[test]
 fn the_watcher_reports_each_container_exit_once() {

@@ -89,12 +89,12 @@ fn escapes_are_refused_and_nothing_is_mounted() {
         let ws = pidns::Container::open(c.init as i64).unwrap();
         let before = c.mounts();
         let cases = [
-            ("/escape", "symlink"),              // symlink to a host dir
-            ("/escape/", "symlink"),             // same, trailing slash
-            ("/work/sub/out", "symlink"),        // intermediate dir fine, last is a symlink
-            ("/work/inner-link", "symlink"),     // symlink even though it stays inside
-            ("/work/../../escape", "'..'"),      // climbing
-            ("/file", "not a directory"),        // a file
+            ("/escape", "symlink"),          // symlink to a host dir
+            ("/escape/", "symlink"),         // same, trailing slash
+            ("/work/sub/out", "symlink"),    // intermediate dir fine, last is a symlink
+            ("/work/inner-link", "symlink"), // symlink even though it stays inside
+            ("/work/../../escape", "'..'"),  // climbing
+            ("/file", "not a directory"),    // a file
             ("/missing", "does not exist"),
             ("work/target", "relative"),
         ];
@@ -184,4 +184,3 @@ fn masked_sysfs_shows_the_container_network_only() {
         assert_eq!(host_mountinfo(), host_before);
     }
 }
-

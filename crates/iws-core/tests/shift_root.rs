@@ -71,13 +71,24 @@ fn idmapped_and_fuse_marks_shift_ownership_and_clean_up() {
         let host_before = host_mountinfo();
         let c = RootfsContainer::start();
         let ws = pidns::Container::open(c.init as i64).unwrap();
-        let mark = shift::prepare_mark(&ws, MARK, &shift_map(), &IdPolicy::default(), MethodChoice::Only(method), &fuse_opts(&c)).unwrap();
+        let mark = shift::prepare_mark(
+            &ws,
+            MARK,
+            &shift_map(),
+            &IdPolicy::default(),
+            MethodChoice::Only(method),
+            &fuse_opts(&c),
+        )
+        .unwrap();
         assert_eq!(mark.method, method);
         assert_eq!(mark.fuse_pid.is_some(), method == ShiftMethod::Fuse);
         // The container's root is shared now; the mark is in its namespace only.
         let root = c.mounts().into_iter().find(|m| m.0 == "/").unwrap();
         let root_line = std::fs::read_to_string(format!("/proc/{}/mountinfo", c.init)).unwrap();
-        assert!(root_line.lines().any(|l| l.split(' ').nth(4) == Some("/") && l.contains(" shared:")), "{root:?}\n{root_line}");
+        assert!(
+            root_line.lines().any(|l| l.split(' ').nth(4) == Some("/") && l.contains(" shared:")),
+            "{root:?}\n{root_line}"
+        );
         assert!(c.mounts().iter().any(|m| m.0 == MARK), "{:?}", c.mounts());
         check_shifted_view(&c, method);
         if method == ShiftMethod::Idmapped {
@@ -105,11 +116,20 @@ fn auto_picks_idmapped_here_and_shiftfs_is_a_precondition() {
     let c = RootfsContainer::start();
     let ws = pidns::Container::open(c.init as i64).unwrap();
     if !shift::shiftfs_available() {
-        let e = shift::prepare_mark(&ws, MARK, &shift_map(), &IdPolicy::default(), MethodChoice::Only(ShiftMethod::Shiftfs), &fuse_opts(&c)).unwrap_err();
+        let e = shift::prepare_mark(
+            &ws,
+            MARK,
+            &shift_map(),
+            &IdPolicy::default(),
+            MethodChoice::Only(ShiftMethod::Shiftfs),
+            &fuse_opts(&c),
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
         assert!(e.message().contains("shiftfs is not available"), "{e}");
     }
-    let mark = shift::prepare_mark(&ws, MARK, &shift_map(), &IdPolicy::default(), MethodChoice::Auto, &fuse_opts(&c)).unwrap();
+    let mark =
+        shift::prepare_mark(&ws, MARK, &shift_map(), &IdPolicy::default(), MethodChoice::Auto, &fuse_opts(&c)).unwrap();
     assert_eq!(mark.method, ShiftMethod::Idmapped, "ext4 supports idmapped mounts");
     assert!(shift::remove_mark(&ws, PidStrategy::Ioctl, MARK, &mark, &shift_map(), &fuse_opts(&c)).0);
 }
@@ -125,7 +145,15 @@ fn a_symlinked_mark_path_is_refused() {
     let ws = pidns::Container::open(c.init as i64).unwrap();
     let before = c.mounts();
     for method in [ShiftMethod::Idmapped, ShiftMethod::Fuse] {
-        let e = shift::prepare_mark(&ws, MARK, &shift_map(), &IdPolicy::default(), MethodChoice::Only(method), &fuse_opts(&c)).unwrap_err();
+        let e = shift::prepare_mark(
+            &ws,
+            MARK,
+            &shift_map(),
+            &IdPolicy::default(),
+            MethodChoice::Only(method),
+            &fuse_opts(&c),
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{method:?}: {e}");
         assert!(e.message().contains("symlink"), "{e}");
     }

@@ -153,9 +153,7 @@ impl Container {
 }
 
 fn handle(c: &Container) -> Result<Arc<core::pidns::Container>> {
-    c.inner
-        .clone()
-        .ok_or_else(|| Error::new(Status::InvalidArg, "container handle is closed"))
+    c.inner.clone().ok_or_else(|| Error::new(Status::InvalidArg, "container handle is closed"))
 }
 
 pub struct OpenContainerTask {
@@ -210,7 +208,10 @@ impl Task for WriteIdMappingTask {
 /// Validates `options.mappings` against `options.policy` and writes them as the
 /// uid (or gid) map of process `options.pid` (container view) in one write.
 #[napi(ts_return_type = "Promise<WriteIdMappingResult>")]
-pub fn write_id_mapping(container: &Container, options: WriteIdMappingOptions) -> Result<AsyncTask<WriteIdMappingTask>> {
+pub fn write_id_mapping(
+    container: &Container,
+    options: WriteIdMappingOptions,
+) -> Result<AsyncTask<WriteIdMappingTask>> {
     Ok(AsyncTask::new(WriteIdMappingTask {
         container: handle(container)?,
         pid: options.pid,
@@ -494,7 +495,12 @@ fn mappings(v: &[IdMapping]) -> Vec<core::idmap::IdMapping> {
 }
 
 fn fuse_opts(f: &FuseOptions) -> core::shift::FuseOptions {
-    core::shift::FuseOptions { binary: f.binary.clone(), upper: f.upper.clone(), work: f.work.clone(), staging: f.staging.clone() }
+    core::shift::FuseOptions {
+        binary: f.binary.clone(),
+        upper: f.upper.clone(),
+        work: f.work.clone(),
+        staging: f.staging.clone(),
+    }
 }
 
 fn mark_from(m: &MarkInfo) -> core::Result<core::shift::Mark> {
@@ -526,7 +532,11 @@ impl Task for PrepareMarkTask {
     }
 
     fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
-        settle(&env, out, |m| MarkInfo { method: m.method.name().into(), mount_id: m.mount_id.to_string(), fuse_pid: m.fuse_pid })
+        settle(&env, out, |m| MarkInfo {
+            method: m.method.name().into(),
+            mount_id: m.mount_id.to_string(),
+            fuse_pid: m.fuse_pid,
+        })
     }
 }
 
@@ -582,7 +592,6 @@ pub fn remove_shift_mark(container: &Container, options: RemoveMarkOptions) -> R
         strategy: options.pid_strategy,
     }))
 }
-
 
 // ---- peer credentials ------------------------------------------------------------
 

@@ -17,7 +17,8 @@ pub fn root_or_skip(name: &str) -> bool {
     if std::env::var("IWSD_REQUIRE_ROOT").as_deref() == Ok("1") {
         panic!("{name} needs root, and IWSD_REQUIRE_ROOT=1 forbids skipping it");
     }
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {name}: needs root (run as root to test against real namespaces)");
+    let _ =
+        writeln!(std::io::stderr().lock(), "SKIPPED {name}: needs root (run as root to test against real namespaces)");
     false
 }
 
@@ -75,7 +76,8 @@ impl Container {
         let own_userns = ns_ino(std::process::id() as i32, "user");
         c.child = wait_for("user-namespaced child", || {
             let kid = *children(c.init).first()?;
-            let in_new_userns = std::fs::metadata(format!("/proc/{kid}/ns/user")).ok().map(|_| ns_ino(kid, "user"))? != own_userns;
+            let in_new_userns =
+                std::fs::metadata(format!("/proc/{kid}/ns/user")).ok().map(|_| ns_ino(kid, "user"))? != own_userns;
             let is_sleep = std::fs::read_to_string(format!("/proc/{kid}/comm")).ok()?.trim() == "sleep";
             (in_new_userns && is_sleep).then_some(kid)
         });
@@ -245,7 +247,8 @@ impl RootfsContainer {
         // nsenter forks into the PID namespace; busybox unshare execs sleep.
         let host = wait_for("user-namespaced process in the container", || {
             let kid = *children(nsenter).first()?;
-            let in_new = std::fs::metadata(format!("/proc/{kid}/ns/user")).ok().map(|_| ns_ino(kid, "user"))? != own_userns;
+            let in_new =
+                std::fs::metadata(format!("/proc/{kid}/ns/user")).ok().map(|_| ns_ino(kid, "user"))? != own_userns;
             let cmd = std::fs::read_to_string(format!("/proc/{kid}/cmdline")).ok()?;
             (in_new && cmd.starts_with("/bin/busybox\0sleep")).then_some(kid)
         });
