@@ -23,13 +23,14 @@
 #![deny(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Mutex, OnceLock};
 
 use nix::sched::CloneFlags;
 use rustix::fs::{openat2, AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_fd, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree, FsMountFlags,
-    FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+    fsconfig_create, fsconfig_set_fd, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -47,7 +48,8 @@ pub enum MountStrategy {
     Detached,
     /// For older kernels: proc created by a helper forked into the PID
     /// namespace; masks applied in a thread-private staging mount namespace,
-    /// then the masked tree cloned detached. Placement is the same.
+    /// then the masked tree cloned detached; the propagation check reads
+    /// mountinfo instead of asking `statmount(2)`. Placement is the same.
     Fallback,
 }
 
@@ -279,6 +281,44 @@ pub(crate) fn detached(
 const NOSUID_NODEV_NOEXEC: MountAttrFlags =
     MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NODEV).union(MountAttrFlags::MOUNT_ATTR_NOEXEC);
 
+/// The sources every mask is cloned from, made once per process: a mask is
+/// then one `open_tree(CLONE)` instead of a new filesystem each time.
+static EMPTY_DIR: Mutex<Option<OwnedFd>> = Mutex::new(None);
+static DEV_NULL: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// An empty tmpfs, read-only both as a mount and as a superblock (so no
+/// container can remount it writable and pass data through the one instance
+/// every directory mask shares), detached.
+fn empty_dir() -> Result<OwnedFd> {
+    detached(
+        "tmpfs",
+        |fs| {
+            fsconfig_set_string(fs, "mode", "0555").map_err(|e| kernel("fsconfig(tmpfs mode)", e))?;
+            fsconfig_set_string(fs, "size", "4k").map_err(|e| kernel("fsconfig(tmpfs size)", e))?;
+            fsconfig_set_string(fs, "nr_inodes", "1").map_err(|e| kernel("fsconfig(tmpfs nr_inodes)", e))?;
+            fsconfig_set_flag(fs, "ro").map_err(|e| kernel("fsconfig(tmpfs ro)", e))
+        },
+        NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
+    )
+}
+
+/// The daemon's `/dev/null`, detached.
+fn dev_null() -> Result<OwnedFd> {
+    open_tree(CWD, "/dev/null", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
+        .map_err(|e| kernel("open_tree(/dev/null, CLONE)", e))
+}
+
+/// A new detached clone of the cached source in `slot` (made by `make` on first use).
+fn clone_of(slot: &Mutex<Option<OwnedFd>>, make: fn() -> Result<OwnedFd>) -> Result<OwnedFd> {
+    let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if g.is_none() {
+        *g = Some(make()?);
+    }
+    let src = g.as_ref().expect("just set");
+    open_tree(src, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
+        .map_err(|e| kernel("open_tree(mask source, CLONE)", e))
+}
+
 /// Attaches masks to the detached tree `mnt`.
 fn apply_masks(mnt: &OwnedFd, masks: &Masks) -> Result<()> {
     for name in &masks.masked {
@@ -288,18 +328,9 @@ fn apply_masks(mnt: &OwnedFd, masks: &Masks) -> Result<()> {
             Err(e) => return Err(Error::internal(&format!("statx(mask {name})"), e)),
         };
         let cover = if FileType::from_raw_mode(st.stx_mode as u32) == FileType::Directory {
-            detached(
-                "tmpfs",
-                |fs| {
-                    fsconfig_set_string(fs, "mode", "0555").map_err(|e| kernel("fsconfig(tmpfs mode)", e))?;
-                    fsconfig_set_string(fs, "size", "4k").map_err(|e| kernel("fsconfig(tmpfs size)", e))?;
-                    fsconfig_set_string(fs, "nr_inodes", "1").map_err(|e| kernel("fsconfig(tmpfs nr_inodes)", e))
-                },
-                NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
-            )?
+            clone_of(&EMPTY_DIR, empty_dir)?
         } else {
-            open_tree(CWD, "/dev/null", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
-                .map_err(|e| kernel("open_tree(/dev/null, CLONE)", e))?
+            clone_of(&DEV_NULL, dev_null)?
         };
         move_mount(&cover, "", mnt, name.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
             .map_err(|e| kernel(&format!("move_mount(mask onto detached {name})"), e))?;
@@ -416,63 +447,107 @@ pub enum Propagation {
 
 /// Whether attaching under mount `id` (from `container` mountinfo) would
 /// propagate into the daemon's mount namespace (`daemon` mountinfo).
-/// Propagation reaches every peer of the target's group and every mount that
-/// is a slave of it, so both `shared:N` and `master:N` there count.
 pub fn propagation(container: &str, id: u64, daemon: &str) -> Propagation {
     let Some(tags) = mountinfo_tags(container, id) else { return Propagation::Unknown };
-    let Some(group) = tags.into_iter().find_map(|t| t.strip_prefix("shared:")?.parse::<u64>().ok()) else {
-        return Propagation::Contained;
-    };
-    let (peer, slave) = (format!("shared:{group}"), format!("master:{group}"));
-    let hit = daemon.lines().any(|l| l.split(' ').skip(6).take_while(|x| *x != "-").any(|t| t == peer || t == slave));
-    if hit {
-        Propagation::Leaks(group)
-    } else {
-        Propagation::Contained
+    match tags.into_iter().find_map(|t| t.strip_prefix("shared:")?.parse::<u64>().ok()) {
+        Some(group) if group_reaches(group, daemon) => Propagation::Leaks(group),
+        _ => Propagation::Contained,
     }
 }
 
+/// Whether a mount in peer group `group` propagates into the namespace whose
+/// mountinfo is `daemon`: propagation reaches every peer of the group and
+/// every mount that is a slave of it, so both `shared:N` and `master:N` count.
+fn group_reaches(group: u64, daemon: &str) -> bool {
+    let (peer, slave) = (format!("shared:{group}"), format!("master:{group}"));
+    daemon.lines().any(|l| l.split(' ').skip(6).take_while(|x| *x != "-").any(|t| t == peer || t == slave))
+}
+
 fn read_to_string(fd: OwnedFd, what: &str) -> Result<String> {
-    let mut s = String::new();
+    let mut s = String::with_capacity(16 * 1024);
     std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut s).map_err(|e| Error::internal(what, e))?;
     Ok(s)
 }
 
-/// What the propagation check needs from the daemon's side, gathered on the
-/// calling thread (which is in the daemon's mount namespace) before a worker
-/// thread enters the target's namespace.
+/// Whether `statmount(2)` reports mount propagation here (Linux 6.8+), probed once.
+fn statmount_works() -> bool {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| {
+        rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .ok()
+            .and_then(|fd| {
+                rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE)).ok()
+            })
+            .filter(|st| st.stx_mask & STATX_MNT_ID_UNIQUE != 0)
+            .is_some_and(|st| sys::statmount_propagation(st.stx_mnt_id).is_ok())
+    })
+}
+
+/// Refuses targets whose mount would propagate a new mount into the daemon's
+/// mount namespace. Made on the calling thread, used on the worker thread
+/// that entered the target's namespace.
 pub(crate) struct PropagationGuard {
+    /// The host's procfs, to read mountinfo from inside the target's namespace.
     host_proc: OwnedFd,
-    ours: String,
+    /// The calling thread's (the daemon's) mountinfo, opened there (which
+    /// binds it to that namespace) and read only if needed.
+    ours: OwnedFd,
+    /// Ask `statmount(2)` about the one mount instead of reading mountinfo.
+    statmount: bool,
 }
 
 impl PropagationGuard {
-    pub(crate) fn new() -> Result<PropagationGuard> {
-        // The host's procfs lets the worker read its own mountinfo once it is
-        // in the target's namespace (rooted at that namespace's root, so every
-        // mount is listed, unlike a chrooted process's view).
+    /// `strategy` Fallback keeps to the mountinfo technique of older kernels.
+    pub(crate) fn new(strategy: MountStrategy) -> Result<PropagationGuard> {
         let host_proc = rustix::fs::open("/proc", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::internal("open(/proc)", e))?;
-        let ours = rustix::fs::open("/proc/thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo)", e))
-            .and_then(|fd| read_to_string(fd, "read(/proc/thread-self/mountinfo)"))?;
-        Ok(PropagationGuard { host_proc, ours })
+        let ours =
+            rustix::fs::openat(&host_proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo)", e))?;
+        Ok(PropagationGuard { host_proc, ours, statmount: strategy == MountStrategy::Detached && statmount_works() })
+    }
+
+    /// The daemon's mount table.
+    fn daemon_mountinfo(&self) -> Result<String> {
+        let fd = self.ours.try_clone().map_err(|e| Error::internal("dup(mountinfo)", e))?;
+        read_to_string(fd, "read(daemon mountinfo)")
     }
 
     /// On a worker thread inside the target's namespace: refuses a target
     /// whose mount would propagate a new mount into the daemon's namespace.
+    /// The daemon's mount table is read only when the target's mount is shared.
     pub(crate) fn check(&self, t: BorrowedFd<'_>, target: &str) -> Result<()> {
-        let st = rustix::fs::statx(t, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
-            .map_err(|e| kernel("statx(STATX_MNT_ID)", e))?;
-        let theirs = rustix::fs::openat(
-            &self.host_proc,
-            "thread-self/mountinfo",
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))
-        .and_then(|fd| read_to_string(fd, "read(mountinfo in target ns)"))?;
-        match propagation(&theirs, st.stx_mnt_id, &self.ours) {
+        let verdict = if self.statmount {
+            let (id, _) = mount_id(t)?;
+            let p = sys::statmount_propagation(id).map_err(|e| Error::internal("statmount(STATMOUNT_MNT_BASIC)", e))?;
+            if p.flags & libc::MS_SHARED == 0 {
+                Propagation::Contained
+            } else if group_reaches(p.peer_group, &self.daemon_mountinfo()?) {
+                Propagation::Leaks(p.peer_group)
+            } else {
+                Propagation::Contained
+            }
+        } else {
+            let st = rustix::fs::statx(t, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
+                .map_err(|e| kernel("statx(STATX_MNT_ID)", e))?;
+            let theirs = rustix::fs::openat(
+                &self.host_proc,
+                "thread-self/mountinfo",
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))
+            .and_then(|fd| read_to_string(fd, "read(mountinfo in target ns)"))?;
+            let id = st.stx_mnt_id;
+            match mountinfo_tags(&theirs, id) {
+                None => Propagation::Unknown,
+                Some(tags) => match tags.into_iter().find_map(|t| t.strip_prefix("shared:")?.parse::<u64>().ok()) {
+                    Some(group) if group_reaches(group, &self.daemon_mountinfo()?) => Propagation::Leaks(group),
+                    _ => Propagation::Contained,
+                },
+            }
+        };
+        match verdict {
             Propagation::Contained => Ok(()),
             Propagation::Leaks(group) => Err(Error::new(
                 ErrorKind::FailedPrecondition,
@@ -480,19 +555,17 @@ impl PropagationGuard {
                     "the mount holding {target:?} shares propagation (peer group {group}) with the host; a mount there would appear on the host. Give the container private or slave mount propagation"
                 ),
             )),
-            Propagation::Unknown => {
-                Err(Error::internal("mountinfo", format!("mount {} of {target:?} not listed", st.stx_mnt_id)))
-            }
+            Propagation::Unknown => Err(Error::internal("mountinfo", format!("the mount of {target:?} is not listed"))),
         }
     }
 }
 
 /// Moves the detached tree `mnt` onto `target` inside `proc`'s root, from a
 /// thread inside `proc`'s mount namespace. Returns the new mount's id.
-fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str) -> Result<u64> {
+fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str, strategy: MountStrategy) -> Result<u64> {
     let mntns = p.open("ns/mnt", OFlags::RDONLY)?;
     let root = p.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
-    let guard = PropagationGuard::new()?;
+    let guard = PropagationGuard::new(strategy)?;
     let id = on_fresh_thread(|| {
         setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
         let t = resolve_target(root.as_fd(), target, ErrorKind::InvalidArgument)?;
@@ -540,7 +613,7 @@ pub fn mount_proc(
         })?,
     };
     let mnt = masked(mnt, masks, ms)?;
-    Ok(MountOutcome { mount_id: place(&p, mnt, target)? })
+    Ok(MountOutcome { mount_id: place(&p, mnt, target, ms)? })
 }
 
 /// Mounts a new, masked sysfs of the network namespace of `pid` at `target`.
@@ -566,7 +639,7 @@ pub fn mount_sysfs(
         detached("sysfs", |_| Ok(()), attrs)
     })?;
     let mnt = masked(mnt, &opts.masks, ms)?;
-    Ok(MountOutcome { mount_id: place(&p, mnt, target)? })
+    Ok(MountOutcome { mount_id: place(&p, mnt, target, ms)? })
 }
 
 /// Unmounts the mount at `target` in `pid`'s mount namespace if its unique id

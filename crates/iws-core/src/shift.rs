@@ -190,7 +190,7 @@ impl MarkTarget {
         let mntns = init.open("ns/mnt", OFlags::RDONLY)?;
         ensure_own_mount_ns(&mntns)?;
         let root = init.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
-        Ok(MarkTarget { mntns, root, guard: PropagationGuard::new()? })
+        Ok(MarkTarget { mntns, root, guard: PropagationGuard::new(crate::mount::MountStrategy::Detached)? })
     }
 
     /// On a worker thread: enters the container's mount namespace, makes its

@@ -295,3 +295,76 @@ pub fn dup_raw(fd: i32) -> io::Result<OwnedFd> {
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     Ok(rustix::io::fcntl_dupfd_cloexec(borrowed, 0)?)
 }
+
+/// `statmount(2)`'s syscall number: the same on every architecture (Linux 6.8+).
+const SYS_STATMOUNT: libc::c_long = 457;
+const STATMOUNT_MNT_BASIC: u64 = 0x2;
+
+#[repr(C)]
+struct MntIdReq {
+    size: u32,
+    spare: u32,
+    mnt_id: u64,
+    param: u64,
+}
+
+/// `struct statmount` up to the fields used here, padded like the kernel's.
+#[repr(C)]
+#[allow(dead_code)]
+struct StatMount {
+    size: u32,
+    spare1: u32,
+    mask: u64,
+    sb_dev_major: u32,
+    sb_dev_minor: u32,
+    sb_magic: u64,
+    sb_flags: u32,
+    fs_type: u32,
+    mnt_id: u64,
+    mnt_parent_id: u64,
+    mnt_id_old: u32,
+    mnt_parent_id_old: u32,
+    mnt_attr: u64,
+    mnt_propagation: u64,
+    mnt_peer_group: u64,
+    mnt_master: u64,
+    propagate_from: u64,
+    mnt_root: u32,
+    mnt_point: u32,
+    spare2: [u64; 50],
+}
+
+/// Propagation of a mount, as `statmount(STATMOUNT_MNT_BASIC)` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MountPropagation {
+    /// `MS_SHARED` / `MS_SLAVE` / `MS_PRIVATE` / `MS_UNBINDABLE` bits.
+    pub flags: u64,
+    /// The peer group (`shared:N` in mountinfo), 0 if none.
+    pub peer_group: u64,
+}
+
+/// `statmount(2)` for the mount with unique id `mnt_id` in the calling
+/// thread's mount namespace (Linux 6.8+): its propagation.
+pub fn statmount_propagation(mnt_id: u64) -> io::Result<MountPropagation> {
+    let req = MntIdReq { size: 24, spare: 0, mnt_id, param: STATMOUNT_MNT_BASIC };
+    // SAFETY: all-zero bytes are a valid `StatMount` (integers only).
+    let mut buf: StatMount = unsafe { std::mem::zeroed() };
+    // SAFETY: `req` is a valid mnt_id_req of the size it states (VER0); `buf`
+    // is writable for the size passed; the kernel writes at most that many bytes.
+    let r = unsafe {
+        libc::syscall(
+            SYS_STATMOUNT,
+            &req as *const MntIdReq,
+            &mut buf as *mut StatMount,
+            std::mem::size_of::<StatMount>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if buf.mask & STATMOUNT_MNT_BASIC == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    Ok(MountPropagation { flags: buf.mnt_propagation, peer_group: buf.mnt_peer_group })
+}

@@ -73,6 +73,18 @@ fn masked_proc_lands_inside_the_container_only() {
         if let Some(acpi) = mounts.iter().find(|m| m.0 == "/proc/acpi") {
             assert_eq!(acpi.1, "tmpfs");
             assert_eq!(c.sh("ls -A /proc/acpi | wc -l").unwrap().trim(), "0");
+            assert!(c.sh("touch /proc/acpi/x").is_err(), "a directory mask is not writable");
+            // Read-only as a superblock too, not only as a mount: every
+            // directory mask is a clone of one tmpfs instance, which no
+            // container may turn into a shared scratch space.
+            let line = std::fs::read_to_string(format!("/proc/{}/mountinfo", c.init))
+                .unwrap()
+                .lines()
+                .find(|l| l.split(' ').nth(4) == Some("/proc/acpi"))
+                .map(str::to_owned)
+                .unwrap();
+            let super_opts = line.rsplit(' ').next().unwrap();
+            assert!(super_opts.split(',').next() == Some("ro"), "superblock of the acpi mask: {line}");
         }
         assert_eq!(host_mountinfo(), host_before, "the host's mount table must not change");
     }

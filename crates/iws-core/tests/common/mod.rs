@@ -206,7 +206,7 @@ impl RootfsContainer {
         c.init = wait_for("rootfs container init", || {
             let kid = *children(upid).first()?;
             let cmd = std::fs::read_to_string(format!("/proc/{kid}/cmdline")).ok()?;
-            (cmd == "/bin/busybox\0sleep\01000\0").then_some(kid)
+            (cmd == "/bin/busybox\0sleep\x001000\0").then_some(kid)
         });
         c
     }
