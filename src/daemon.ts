@@ -199,7 +199,7 @@ export class Daemon {
             mounts: [],
           };
       await mkdir(dir, { recursive: true, mode: 0o755 });
-      await this.#store.save(state);
+      this.#store.save(state);
       const reg = state.registration;
       const workspace: Workspace = {
         id,

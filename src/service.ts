@@ -95,19 +95,15 @@ export class WorkspaceService {
         ? await native.mountProc(this.workspace.container, { ...common, masks: this.deps.proc })
         : await native.mountSysfs(this.workspace.container, { ...common, ...this.deps.sysfs });
     mounts.set(mountId, { kind, target: req.target, pid: req.pid });
-    await this.#persistMounts();
+    this.#persistMounts();
     return {};
   }
 
-  /**
-   * Persists the mounts iwsd made, so they stay unmountable after a daemon
-   * restart. Atomic but not fsync'ed: a daemon crash keeps it (page cache);
-   * a power loss takes the containers, and so these mounts, with it.
-   */
-  async #persistMounts(): Promise<void> {
+  /** Persists the mounts iwsd made, so they stay unmountable after a daemon restart. */
+  #persistMounts(): void {
     const w = this.workspace;
     w.state = { ...w.state, mounts: [...w.mounts].map(([mountId, m]) => ({ mountId, ...m })) };
-    await this.deps.store.save(w.state, { durable: false });
+    this.deps.store.save(w.state);
   }
 
   /**
@@ -121,7 +117,7 @@ export class WorkspaceService {
       throw new IwsError('RESOURCE_EXHAUSTED', 'PrepareForUserNS can be called once per workspace, and it has been');
     }
     w.state = { ...w.state, prepared: true };
-    await this.deps.store.save(w.state);
+    this.deps.store.save(w.state);
     const mark = await native.prepareShiftMark(w.container, {
       markPath: w.markPath,
       shift: w.shift,
@@ -133,7 +129,7 @@ export class WorkspaceService {
       ...w.state,
       mark: { method: mark.method as 'idmapped' | 'fuse' | 'shiftfs', mountId: mark.mountId, fusePid: mark.fusePid ?? null, markPath: w.markPath, shift: w.shift },
     };
-    await this.deps.store.save(w.state);
+    this.deps.store.save(w.state);
     return { fsShift: SHIFT_METHODS[mark.method as 'idmapped' | 'fuse' | 'shiftfs'], fullWorkspaceBackup: w.fullWorkspaceBackup };
   }
 
@@ -147,7 +143,7 @@ export class WorkspaceService {
       throw new IwsError('RESOURCE_EXHAUSTED', 'Teardown can be called once per workspace, and it has been');
     }
     w.state = { ...w.state, tornDown: true };
-    await this.deps.store.save(w.state);
+    this.deps.store.save(w.state);
     const mark = w.state.mark;
     if (!mark) return { success: true };
     const r = await native.removeShiftMark(w.container, {
@@ -159,7 +155,7 @@ export class WorkspaceService {
     });
     if (r.success) {
       w.state = { ...w.state, mark: null };
-      await this.deps.store.save(w.state);
+      this.deps.store.save(w.state);
     } else {
       this.deps.log.warn({ rpc: 'Teardown', problems: r.problems }, `Teardown incomplete: ${r.problems.join('; ')}`);
     }
@@ -175,7 +171,7 @@ export class WorkspaceService {
       pidStrategy: this.deps.pidStrategy,
     });
     this.workspace.mounts.delete(mountId);
-    await this.#persistMounts();
+    this.#persistMounts();
     return {};
   }
 }

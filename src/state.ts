@@ -2,9 +2,10 @@
  * Per-workspace state that must survive daemon restarts (one-shot usage,
  * the mark that was mounted). One JSON file per workspace under
  * `<state-dir>/state/`, which is never bind-mounted into a container, written
- * atomically: temp file, fsync, rename, fsync of the directory.
+ * atomically: temp file, rename (see `save` on durability).
  */
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { z } from 'zod';
@@ -47,7 +48,7 @@ export type WorkspaceState = z.infer<typeof WorkspaceStateSchema>;
 
 export class StateStore {
   readonly dir: string;
-  #chains = new Map<string, Promise<void>>();
+  #dirMade = false;
 
   constructor(stateDir: string) {
     this.dir = join(stateDir, 'state');
@@ -78,47 +79,24 @@ export class StateStore {
   }
 
   /**
-   * Writes the state atomically and durably. Saves of one workspace run one
-   * after another (in call order), so the file always ends as the last state.
+   * Writes the state atomically: temp file, then rename over the old one, so
+   * the file is always one whole state, the last one saved. Synchronous (a
+   * few hundred bytes; an RPC waits for its record anyway, and the event
+   * loop stalls less than the thread-pool hops of an async write would
+   * cost), and not fsync'ed on purpose: a daemon crash keeps the page cache,
+   * and a power loss or kernel crash ends every container (and mount) the
+   * state describes, so after a reboot none of it can match again (state is
+   * tied to an init PID and its start time).
    */
-  save(state: WorkspaceState, opts: { durable?: boolean } = {}): Promise<void> {
-    const durable = opts.durable ?? true;
-    const prev = this.#chains.get(state.id) ?? Promise.resolve();
-    const next = prev.then(
-      () => this.#write(state, durable),
-      () => this.#write(state, durable),
-    );
-    this.#chains.set(state.id, next);
-    void next.finally(() => {
-      if (this.#chains.get(state.id) === next) this.#chains.delete(state.id);
-    }).catch(() => undefined);
-    return next;
-  }
-
-  /**
-   * Temp file, (fsync,) rename, (directory fsync). Without `durable` the
-   * write is still atomic and survives a daemon crash (the page cache does),
-   * only not a power loss, after which no container it describes exists.
-   */
-  async #write(state: WorkspaceState, durable: boolean): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  save(state: WorkspaceState): void {
+    if (!this.#dirMade) {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      this.#dirMade = true;
+    }
     const path = this.#path(state.id);
     const tmp = `${path}.tmp-${process.pid}`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(`${JSON.stringify(state)}\n`);
-      if (durable) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    if (!durable) return;
-    const dir = await open(this.dir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    writeFileSync(tmp, `${JSON.stringify(state)}\n`, { mode: 0o600 });
+    renameSync(tmp, path);
   }
 
   /** Ids with a state file (leftover temp files from a crash are removed). */
