@@ -15,10 +15,10 @@ import type { Logger } from './log.js';
 import * as native from './native.js';
 import { adminHandlers } from './admin.js';
 import { adminProto, workspaceProto } from './proto.js';
-import { GuardedSocket } from './guardedSocket.js';
+import { ConnectionTable, GuardedSocket } from './guardedSocket.js';
 import { addStandardServices, Metrics, serveMetrics } from './observability.js';
 import type { Server as HttpServer } from 'node:http';
-import { createWriteIdMappingLimiter, handlersFor, WorkspaceService, type PeerOf } from './service.js';
+import { createWriteIdMappingLimiter, workspaceHandlers, WorkspaceService, type CallContext } from './service.js';
 import { bindUnix, shutdown, unlinkQuiet } from './sockets.js';
 import { StateStore, type WorkspaceState } from './state.js';
 import { defaultShift, workspaceDir, workspaceSocket, type Workspace } from './workspace.js';
@@ -59,8 +59,7 @@ export const WORKSPACE_SERVER_OPTIONS: grpc.ServerOptions = {
 
 interface Entry {
   workspace: Workspace;
-  server: grpc.Server;
-  socket: GuardedSocket;
+  socket: GuardedSocket<CallContext>;
   /** The exit watcher's token for this workspace's container. */
   token: number;
 }
@@ -70,6 +69,14 @@ export class Daemon {
   #workspaces = new Map<string, Entry>();
   #pending = new Set<string>();
   #admin: grpc.Server | undefined;
+  /**
+   * One gRPC server behind every workspace socket: each socket hands its
+   * verified connections to it, and a call finds its workspace by its
+   * connection (idle cost per workspace is then a socket, not a server).
+   */
+  #server = new grpc.Server(WORKSPACE_SERVER_OPTIONS);
+  #injector: ReturnType<grpc.Server['createConnectionInjector']>;
+  #connections = new ConnectionTable<CallContext>();
   #limiter: RateLimiterMemory;
   #store: StateStore;
   #watcher: native.ExitWatcher;
@@ -101,6 +108,9 @@ export class Daemon {
         return m;
       },
     });
+    this.#server.addService(workspaceProto().iws.InWorkspaceService.service, workspaceHandlers((call) => this.#connections.of(call), this.metrics));
+    addStandardServices(this.#server, 'workspace_daemon.proto', 'iws.InWorkspaceService');
+    this.#injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 
   /** A workspace's FUSE dirs: host-only, never inside the bind-mounted workspace dir. */
@@ -169,8 +179,7 @@ export class Daemon {
     this.#pending.add(id);
     const dir = workspaceDir(this.config.stateDir, id);
     let container: native.Container | undefined;
-    let server: grpc.Server | undefined;
-    let guard: GuardedSocket | undefined;
+    let guard: GuardedSocket<CallContext> | undefined;
     try {
       container = await native.openContainer(opts.hostPid);
       const identity = { hostPid: container.hostPid ?? 0, startTime: container.startTime ?? 0 };
@@ -228,10 +237,6 @@ export class Daemon {
         sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },
         mountsPerWorkspace: this.config.limits.mountsPerWorkspace,
       });
-      server = new grpc.Server(WORKSPACE_SERVER_OPTIONS);
-      const peerOf: PeerOf = (call) => guard?.peerOf(call);
-      server.addService(workspaceProto().iws.InWorkspaceService.service, handlersFor(service, log, peerOf, this.metrics));
-      addStandardServices(server, 'workspace_daemon.proto', 'iws.InWorkspaceService');
       // The workspace's own users must be able to connect from inside the
       // container: who may call is decided per connection (the peer must be
       // inside the workspace), not by file mode.
@@ -239,7 +244,9 @@ export class Daemon {
       guard = await GuardedSocket.listen({
         path: workspace.socketPath,
         mode: 0o666,
-        server,
+        injector: this.#injector,
+        table: this.#connections,
+        context: { service, log },
         check: (fd) => native.checkPeer(c, fd),
         log,
         onRefused: () => this.metrics.refused.inc(),
@@ -247,13 +254,12 @@ export class Daemon {
       const token = ++this.#nextToken;
       this.#tokens.set(token, id);
       this.#watcher.watch(container, token);
-      this.#workspaces.set(id, { workspace, server, socket: guard, token });
+      this.#workspaces.set(id, { workspace, socket: guard, token });
       log.info({ hostPid: opts.hostPid, socket: workspace.socketPath, policy, restored: Boolean(restore) }, `workspace ${id} ${restore ? 'restored' : 'registered'}`);
       return this.#info(workspace);
     } catch (err) {
       await guard?.close();
       container?.close();
-      if (server) server.forceShutdown();
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     } finally {
@@ -282,9 +288,6 @@ export class Daemon {
     const { workspace } = entry;
     const log = this.log.child({ workspace: id });
     await entry.socket.close();
-    // Nobody is left to serve when the container is gone.
-    if (reason === 'container exited') entry.server.forceShutdown();
-    else await shutdown(entry.server);
     const mark = workspace.state.mark;
     if (mark) {
       const r = await native
@@ -365,12 +368,13 @@ export class Daemon {
     const entries = [...this.#workspaces.values()];
     this.#workspaces.clear();
     await Promise.all(
-      entries.map(async ({ workspace, server, socket }) => {
+      entries.map(async ({ workspace, socket }) => {
         await socket.close();
-        await shutdown(server);
         workspace.container.close();
       }),
     );
+    this.#injector.destroy();
+    this.#server.forceShutdown();
     this.#watcher.close();
     if (this.#metricsServer) await new Promise<void>((r) => this.#metricsServer!.close(() => r()));
     if (this.#admin) {

@@ -1,13 +1,17 @@
 /**
- * A unix socket in front of a grpc.Server that hands a connection to gRPC
+ * Workspace sockets: one unix socket per workspace in front of the one
+ * grpc.Server that serves every workspace. A connection is handed to gRPC
  * only after its peer passed a check (the native peer-credential check: the
- * connecting process must be inside the workspace). Refused connections are
- * closed before a single byte of HTTP/2 is read, and logged.
+ * connecting process must be inside the workspace); refused connections are
+ * closed before a single byte of HTTP/2 is read, and logged. Each accepted
+ * connection is entered in a table under a unique key, which grpc-js then
+ * reports as the call's peer: that is how a call finds its workspace and its
+ * verified caller.
  */
 import { chmod } from 'node:fs/promises';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 
 import { toIwsError } from './errors.js';
 import type { Logger } from './log.js';
@@ -20,34 +24,58 @@ function fdOf(socket: Socket): number {
   return typeof fd === 'number' ? fd : -1;
 }
 
-export class GuardedSocket {
-  #net: NetServer;
-  #injector: ReturnType<grpc.Server['createConnectionInjector']>;
-  #peers = new Map<string, Peer>();
-  #sockets = new Set<Socket>();
+type Injector = ReturnType<grpc.Server['createConnectionInjector']>;
+
+/** Verified connections of every workspace socket, by the key grpc-js reports as the call's peer. */
+export class ConnectionTable<T> {
+  #entries = new Map<string, { peer: Peer; context: T }>();
   #n = 0;
+
+  add(peer: Peer, context: T): string {
+    const key = `iwsd-conn-${++this.#n}`;
+    this.#entries.set(key, { peer, context });
+    return key;
+  }
+
+  delete(key: string): void {
+    this.#entries.delete(key);
+  }
+
+  /** The verified peer and context of a call's connection; undefined once it closed. */
+  of(call: { getPeer(): string }): { peer: Peer; context: T } | undefined {
+    return this.#entries.get(call.getPeer());
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
+export class GuardedSocket<T> {
+  #net: NetServer;
+  #sockets = new Set<Socket>();
 
   private constructor(
     readonly path: string,
-    server: grpc.Server,
+    injector: Injector,
+    table: ConnectionTable<T>,
+    context: T,
     check: (fd: number) => Promise<Peer>,
     log: Logger,
     onRefused: () => void,
   ) {
-    this.#injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     this.#net = createServer({ pauseOnConnect: true }, (socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
       check(fdOf(socket)).then(
         (peer) => {
           if (socket.destroyed) return;
-          // grpc-js reports `remoteAddress` as the call's peer: make it a key
-          // to this connection's verified credentials.
-          const key = `iwsd-peer-${++this.#n}`;
+          // grpc-js reports `remoteAddress` as the call's peer: make it the
+          // key to this connection's verified credentials and workspace.
+          const key = table.add(peer, context);
           Object.defineProperty(socket, 'remoteAddress', { value: key, configurable: true });
-          this.#peers.set(key, peer);
-          socket.once('close', () => this.#peers.delete(key));
-          this.#injector.injectConnection(socket);
+          socket.once('close', () => table.delete(key));
+          injector.injectConnection(socket);
           socket.resume();
         },
         (err: unknown) => {
@@ -61,15 +89,17 @@ export class GuardedSocket {
   }
 
   /** Listens on `path` (a stale socket file there is replaced) with file mode `mode`. */
-  static async listen(opts: {
+  static async listen<T>(opts: {
     path: string;
     mode: number;
-    server: grpc.Server;
+    injector: Injector;
+    table: ConnectionTable<T>;
+    context: T;
     check: (fd: number) => Promise<Peer>;
     log: Logger;
     onRefused?: () => void;
-  }): Promise<GuardedSocket> {
-    const g = new GuardedSocket(opts.path, opts.server, opts.check, opts.log, opts.onRefused ?? (() => undefined));
+  }): Promise<GuardedSocket<T>> {
+    const g = new GuardedSocket(opts.path, opts.injector, opts.table, opts.context, opts.check, opts.log, opts.onRefused ?? (() => undefined));
     await removeStaleSocket(opts.path);
     await new Promise<void>((resolve, reject) => {
       g.#net.once('error', reject);
@@ -82,18 +112,12 @@ export class GuardedSocket {
     return g;
   }
 
-  /** The verified peer of a call on this socket. */
-  peerOf(call: { getPeer(): string }): Peer | undefined {
-    return this.#peers.get(call.getPeer());
-  }
-
-  /** Stops accepting, closes every connection, removes the socket file. */
+  /** Stops accepting, closes every connection (calls in flight end with them), removes the socket file. */
   async close(): Promise<void> {
     // net.Server#close waits for open connections: end them first.
     const closed = new Promise<void>((resolve) => this.#net.close(() => resolve()));
     for (const s of this.#sockets) s.destroy();
     await closed;
-    this.#injector.destroy();
     await unlinkQuiet(this.path);
   }
 }

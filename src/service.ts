@@ -182,27 +182,37 @@ const SHIFT_METHODS: Record<'idmapped' | 'fuse' | 'shiftfs', FSShiftMethod> = {
   shiftfs: 'SHIFTFS',
 };
 
-/**
- * The single error boundary: runs `fn`, logs one audit record, and answers
- * either the result or a gRPC status derived from the error's code. INTERNAL
- * errors carry a generic message; their detail goes to the log only.
- */
-/** Who is calling: the verified peer of the call's connection. */
-export type PeerOf = (call: { getPeer(): string }) => native.Peer | undefined;
+/** What a call on a workspace socket runs against: its workspace and its verified caller. */
+export interface CallContext {
+  service: WorkspaceService;
+  log: Logger;
+}
+export type ContextOf = (call: { getPeer(): string }) => { peer: native.Peer; context: CallContext } | undefined;
 
+/**
+ * The single error boundary: runs `fn` for the call's workspace, logs one
+ * audit record, and answers either the result or a gRPC status derived from
+ * the error's code. INTERNAL errors carry a generic message; their detail
+ * goes to the log only.
+ */
 function unary<Req, Res>(
   rpc: string,
-  log: Logger,
-  peerOf: PeerOf,
-  fn: (req: Req) => Promise<Res>,
+  contextOf: ContextOf,
+  fn: (service: WorkspaceService, req: Req) => Promise<Res>,
   metrics?: Metrics,
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const started = process.hrtime.bigint();
     const req = call.request;
-    const p = peerOf(call);
-    const peer = p ? { pid: p.pid, uid: p.uid } : undefined;
-    fn(req).then(
+    const conn = contextOf(call);
+    if (!conn) {
+      // Its connection closed (the workspace was removed) while the call was queued.
+      callback({ code: grpc.status.UNAVAILABLE, details: 'this connection is no longer served: its workspace was removed' }, null);
+      return;
+    }
+    const { log, service } = conn.context;
+    const peer = { pid: conn.peer.pid, uid: conn.peer.uid };
+    fn(service, req).then(
       (res) => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         metrics?.observe(rpc, 'OK', ms / 1000);
@@ -222,15 +232,15 @@ function unary<Req, Res>(
   };
 }
 
-/** gRPC handlers for one workspace's socket. */
-export function handlersFor(service: WorkspaceService, log: Logger, peerOf: PeerOf, metrics?: Metrics): InWorkspaceServiceHandlers {
+/** gRPC handlers of the one server behind every workspace socket. */
+export function workspaceHandlers(contextOf: ContextOf, metrics?: Metrics): InWorkspaceServiceHandlers {
   return {
-    WriteIDMapping: unary('WriteIDMapping', log, peerOf, (req) => service.writeIdMapping(req), metrics),
-    PrepareForUserNS: unary('PrepareForUserNS', log, peerOf, () => service.prepareForUserNS(), metrics),
-    MountProc: unary('MountProc', log, peerOf, (req) => service.mount('proc', req), metrics),
-    UmountProc: unary('UmountProc', log, peerOf, (req) => service.umount('proc', req), metrics),
-    MountSysfs: unary('MountSysfs', log, peerOf, (req) => service.mount('sysfs', req), metrics),
-    UmountSysfs: unary('UmountSysfs', log, peerOf, (req) => service.umount('sysfs', req), metrics),
-    Teardown: unary('Teardown', log, peerOf, () => service.teardown(), metrics),
+    WriteIDMapping: unary('WriteIDMapping', contextOf, (s, req) => s.writeIdMapping(req), metrics),
+    PrepareForUserNS: unary('PrepareForUserNS', contextOf, (s) => s.prepareForUserNS(), metrics),
+    MountProc: unary('MountProc', contextOf, (s, req) => s.mount('proc', req), metrics),
+    UmountProc: unary('UmountProc', contextOf, (s, req) => s.umount('proc', req), metrics),
+    MountSysfs: unary('MountSysfs', contextOf, (s, req) => s.mount('sysfs', req), metrics),
+    UmountSysfs: unary('UmountSysfs', contextOf, (s, req) => s.umount('sysfs', req), metrics),
+    Teardown: unary('Teardown', contextOf, (s) => s.teardown(), metrics),
   } satisfies InWorkspaceServiceHandlers;
 }
