@@ -10,7 +10,7 @@ import { IwsError, toIwsError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './observability.js';
 import * as native from './native.js';
-import type { StateStore } from './state.js';
+import type { MountEvent, StateStore } from './state.js';
 import type { MountKind, Workspace } from './workspace.js';
 import type { FSShiftMethod } from './gen/iws/FSShiftMethod.js';
 import type { PrepareForUserNSResponse } from './gen/iws/PrepareForUserNSResponse.js';
@@ -94,16 +94,20 @@ export class WorkspaceService {
       kind === 'proc'
         ? await native.mountProc(this.workspace.container, { ...common, masks: this.deps.proc })
         : await native.mountSysfs(this.workspace.container, { ...common, ...this.deps.sysfs });
-    mounts.set(mountId, { kind, target: req.target, pid: req.pid });
-    this.#persistMounts();
+    const record = { kind, target: req.target, pid: req.pid };
+    mounts.set(mountId, record);
+    this.#recordMounts({ add: { mountId, ...record } });
     return {};
   }
 
-  /** Persists the mounts iwsd made, so they stay unmountable after a daemon restart. */
-  #persistMounts(): void {
+  /**
+   * Records a change to the mounts iwsd made (before the RPC answers), so they
+   * stay unmountable after a daemon restart.
+   */
+  #recordMounts(event: MountEvent): void {
     const w = this.workspace;
     w.state = { ...w.state, mounts: [...w.mounts].map(([mountId, m]) => ({ mountId, ...m })) };
-    this.deps.store.save(w.state);
+    this.deps.store.recordMount(w.state, event);
   }
 
   /**
@@ -171,7 +175,7 @@ export class WorkspaceService {
       pidStrategy: this.deps.pidStrategy,
     });
     this.workspace.mounts.delete(mountId);
-    this.#persistMounts();
+    this.#recordMounts({ del: mountId });
     return {};
   }
 }
