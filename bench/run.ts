@@ -70,10 +70,45 @@ async function adminAdd(stateDir: string, id: string, pid: number, extra: Record
   }
 }
 
+type Call = { rpc: string; request: Record<string, unknown> };
+
+/**
+ * The Go client (bench/go-client), built static into target/, or undefined
+ * (with a visible note) when no Go toolchain is installed.
+ */
+function buildGoClient(): string | undefined {
+  const out = join(ROOT, 'target/iwsd-bench-go-client');
+  const r = spawnSync('go', ['build', '-o', out, '.'], { cwd: join(ROOT, 'bench/go-client'), env: { ...process.env, CGO_ENABLED: '0' }, stdio: 'inherit' });
+  if (r.error || r.status !== 0) {
+    log(`Go client not built (${r.error?.message ?? `go build exited ${r.status}`}): the Go-client series are skipped`);
+    return undefined;
+  }
+  return out;
+}
+
+/**
+ * Like TestContainer#timed, from the Go client run inside the container's
+ * PID namespace (asynchronously: the bare server lives in this process).
+ */
+async function goTimed(bin: string, initHostPid: number, socket: string, calls: Call[], rounds: number, warmup = 0, values?: number[]): Promise<{ latencies: Record<string, number[]>; errors: string[] }> {
+  const spec = JSON.stringify(calls).replaceAll('"$ROUND"', '-1');
+  const args = ['--target', String(initHostPid), '--pid', '--', bin, socket, String(rounds), String(warmup), spec];
+  if (values) args.push(JSON.stringify(values));
+  const p = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => p.once('close', resolve));
+  if (code !== 0) throw new Error(`Go client failed (${code}): ${err}`);
+  return JSON.parse(out) as { latencies: Record<string, number[]>; errors: string[] };
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root');
   execFileSync('cargo', ['build', '--release', '-q', '-p', 'iwsd-exec-helper'], { cwd: ROOT, stdio: 'inherit' });
   const helper = join(ROOT, 'target/release/iwsd-exec-helper');
+  const goClient = buildGoClient();
   const kernel = await native.probeKernel();
   const env = { kernel: release(), cores: cpus().length, cpu: cpus()[0]?.model ?? '', node: process.version, n: N, strategies: {} as Record<string, string> };
   env.strategies = { pid: await native.resolvePidStrategy('auto'), mount: await native.resolveMountStrategy('auto'), peer: kernel.peerPidfd ? 'SO_PEERPIDFD' : 'SO_PEERCRED' };
@@ -101,11 +136,26 @@ async function main(): Promise<void> {
     fail('MountSysfs/UmountSysfs', ms.errors);
     put('iwsd', 'MountSysfs', ms.latencies.MountSysfs!);
     put('iwsd', 'UmountSysfs', ms.latencies.UmountSysfs!);
-    const kids = await usernsChildren(c.initHostPid, 3 * N);
+    // The same series from the Go client (most workspace tooling is Go).
+    const MP: Call[] = [{ rpc: 'MountProc', request: { target: '/work/target', pid: 1 } }, { rpc: 'UmountProc', request: { target: '/work/target', pid: 1 } }];
+    const MS: Call[] = [{ rpc: 'MountSysfs', request: { target: '/work/target', pid: 1 } }, { rpc: 'UmountSysfs', request: { target: '/work/target', pid: 1 } }];
+    if (goClient) {
+      for (const calls of [MP, MS]) {
+        const g = await goTimed(goClient, c.initHostPid, socket, calls, N, WARMUP);
+        fail('Go client', g.errors);
+        for (const call of calls) put('iwsd (Go client)', call.rpc, g.latencies[call.rpc]!);
+      }
+    }
+    const kids = await usernsChildren(c.initHostPid, (goClient ? 4 : 3) * N);
     cleanups.push(kids.stop);
     const wim = await c.timed(socket, [{ rpc: 'WriteIDMapping', request: { pid: '$ROUND', gid: false, mapping: RING } }], N, 0, kids.pids.slice(0, N));
     fail('WriteIDMapping', wim.errors);
     put('iwsd', 'WriteIDMapping', wim.latencies.WriteIDMapping!);
+    if (goClient) {
+      const g = await goTimed(goClient, c.initHostPid, socket, [{ rpc: 'WriteIDMapping', request: { pid: '$ROUND', gid: false, mapping: RING } }], N, 0, kids.pids.slice(3 * N, 4 * N));
+      fail('Go client WriteIDMapping', g.errors);
+      put('iwsd (Go client)', 'WriteIDMapping', g.latencies.WriteIDMapping!);
+    }
 
     // Reference: a bare grpc-js round trip on this machine (a no-op
     // WriteIDMapping handler, no peer check, no native call), from the same
@@ -119,6 +169,11 @@ async function main(): Promise<void> {
     const br = await c.timed(bareSock, [{ rpc: 'WriteIDMapping', request: { pid: 1, gid: false, mapping: [] } }], N, WARMUP);
     fail('bare grpc-js', br.errors);
     put('bare grpc-js', 'WriteIDMapping', br.latencies.WriteIDMapping!);
+    if (goClient) {
+      const g = await goTimed(goClient, c.initHostPid, bareSock, [{ rpc: 'WriteIDMapping', request: { pid: 1, gid: false, mapping: [] } }], N, WARMUP);
+      fail('bare grpc-js (Go client)', g.errors);
+      put('bare grpc-js (Go client)', 'WriteIDMapping', g.latencies.WriteIDMapping!);
+    }
     bare.forceShutdown();
 
     // One-shot RPCs: one workspace each, per shift method.
@@ -271,29 +326,69 @@ async function main(): Promise<void> {
           const s = daemonSample(sd.proc.pid!);
           peak = { rssKiB: Math.max(peak.rssKiB, s.rssKiB), threads: Math.max(peak.threads, s.threads), fds: Math.max(peak.fds, s.fds) };
         }, 20);
-        log(`start storm of ${size}: go`);
-        const t0 = Date.now();
-        const runs = await Promise.all(
-          members.map(async (m) => {
-            const s0 = Date.now();
-            const r = await m.c.timed(m.socket, [
-              { rpc: 'PrepareForUserNS', request: {} },
-              { rpc: 'WriteIDMapping', request: { pid: m.child, gid: false, mapping: RING } },
-              { rpc: 'WriteIDMapping', request: { pid: m.child, gid: true, mapping: RING } },
-              { rpc: 'MountProc', request: { target: '/work/p', pid: 1 } },
-              { rpc: 'MountSysfs', request: { target: '/work/s', pid: 1 } },
-              { rpc: 'UmountProc', request: { target: '/work/p', pid: 1 } },
-              { rpc: 'Teardown', request: {} },
-            ], 1);
-            return { ms: Date.now() - s0, errors: r.errors };
-          }),
-        );
+        const ring = (m: (typeof members)[number]): Call[] => [
+          { rpc: 'PrepareForUserNS', request: {} },
+          { rpc: 'WriteIDMapping', request: { pid: m.child, gid: false, mapping: RING } },
+          { rpc: 'WriteIDMapping', request: { pid: m.child, gid: true, mapping: RING } },
+          { rpc: 'MountProc', request: { target: '/work/p', pid: 1 } },
+          { rpc: 'MountSysfs', request: { target: '/work/s', pid: 1 } },
+          { rpc: 'UmountProc', request: { target: '/work/p', pid: 1 } },
+          { rpc: 'Teardown', request: {} },
+        ];
+        let runs: { ms: number; errors: string[] }[];
+        let t0: number;
+        if (goClient) {
+          // Every client is started and waiting before the clock starts
+          // (workspace tooling is running when its workspace starts).
+          const clients = await Promise.all(
+            members.map(async (m) => {
+              const p = spawn('nsenter', ['--target', String(m.c.initHostPid), '--pid', '--', goClient, m.socket, '1', '0', JSON.stringify(ring(m))], {
+                stdio: ['pipe', 'pipe', 'pipe'],
+                env: { ...process.env, IWSD_BENCH_WAIT: '1' },
+              });
+              let out = '';
+              let err = '';
+              p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+              const ready = new Promise<void>((resolve, reject) => {
+                p.stdout.on('data', (d: Buffer) => {
+                  out += d.toString();
+                  if (out.startsWith('ready\n')) resolve();
+                });
+                p.once('close', (code) => reject(new Error(`Go client exited ${code} before starting: ${err}`)));
+              });
+              const done = new Promise<{ ms: number; errors: string[] }>((resolve, reject) =>
+                p.once('close', (code) => {
+                  if (code !== 0) return reject(new Error(`Go client failed (${code}): ${err}`));
+                  const r = JSON.parse(out.slice('ready\n'.length)) as { wallMs: number; errors: string[] };
+                  resolve({ ms: r.wallMs, errors: r.errors });
+                }),
+              );
+              done.catch(() => undefined);
+              await ready;
+              return { p, done };
+            }),
+          );
+          log(`start storm of ${size}: go (Go clients)`);
+          t0 = Date.now();
+          for (const c of clients) c.p.stdin.end('go\n');
+          runs = await Promise.all(clients.map((c) => c.done));
+        } else {
+          log(`start storm of ${size}: go (Node clients)`);
+          t0 = Date.now();
+          runs = await Promise.all(
+            members.map(async (m) => {
+              const s0 = Date.now();
+              const r = await m.c.timed(m.socket, ring(m), 1);
+              return { ms: Date.now() - s0, errors: r.errors };
+            }),
+          );
+        }
         const wall = Date.now() - t0;
         clearInterval(sampler);
         await new Promise((r) => setTimeout(r, 500));
         const after = daemonSample(sd.proc.pid!);
         const errors = runs.flatMap((r) => r.errors);
-        storms.push({ workspaces: size, wallMs: wall, perWorkspace: stats(runs.map((r) => r.ms)), errors: errors.length, before, peak, after });
+        storms.push({ workspaces: size, client: goClient ? 'Go' : 'Node', wallMs: wall, perWorkspace: stats(runs.map((r) => r.ms)), errors: errors.length, before, peak, after });
         fail(`storm ${size}`, errors);
       } finally {
         for (const m of members) {
@@ -338,10 +433,22 @@ function markdown(r: {
   const mp = r.results.MountProc!;
   L.push('', '## Targets', '', '| target | measured | met |', '| --- | --- | --- |');
   const row = (t: string, m: string, ok: boolean) => L.push(`| ${t} | ${m} | ${ok ? 'yes' : '**no**'} |`);
-  row('MountProc end to end p50 ≤ 1 ms', `${f(mp.iwsd!.p50)} ms`, mp.iwsd!.p50 <= 1);
-  row('MountProc end to end p99 ≤ 3 ms', `${f(mp.iwsd!.p99)} ms`, mp.iwsd!.p99 <= 3);
+  const bare = r.results.WriteIDMapping!;
+  for (const [series, client, bareSeries] of [
+    ['iwsd', 'Node client', 'bare grpc-js'],
+    ['iwsd (Go client)', 'Go client', 'bare grpc-js (Go client)'],
+  ] as const) {
+    const e2e = mp[series];
+    if (!e2e) continue;
+    row(`MountProc end to end p50 ≤ 1 ms (${client})`, `${f(e2e.p50)} ms`, e2e.p50 <= 1);
+    row(`MountProc end to end p99 ≤ 3 ms (${client})`, `${f(e2e.p99)} ms`, e2e.p99 <= 3);
+    row(
+      `TypeScript + gRPC overhead over the floor ≤ 0.5 ms (MountProc p50, ${client})`,
+      `${f(e2e.p50 - mp.floor!.p50)} ms (a bare grpc-js round trip alone: ${f(bare[bareSeries]!.p50)} ms here)`,
+      e2e.p50 - mp.floor!.p50 <= 0.5,
+    );
+  }
   row('native MountProc ≥ 5× faster than exec-helper (p50)', `${(mp['exec-helper']!.p50 / mp.floor!.p50).toFixed(1)}× (end to end: ${(mp['exec-helper']!.p50 / mp.iwsd!.p50).toFixed(1)}×)`, mp['exec-helper']!.p50 / mp.floor!.p50 >= 5);
-  row('TypeScript + gRPC overhead over the floor ≤ 0.5 ms (MountProc p50)', `${f(mp.iwsd!.p50 - mp.floor!.p50)} ms (a bare grpc-js round trip alone: ${f(r.results.WriteIDMapping!['bare grpc-js']!.p50)} ms here)`, mp.iwsd!.p50 - mp.floor!.p50 <= 0.5);
   for (const s of r.storms) {
     const ok = (s.wallMs as number) <= 5000 && s.errors === 0 && (s.after as { fds: number }).fds <= (s.before as { fds: number }).fds && (s.after as { threads: number }).threads <= (s.before as { threads: number }).threads;
     row(`start storm of ${s.workspaces}: ≤ 5 s, no errors, nothing leaked`, `${s.wallMs} ms, ${s.errors} errors, fds ${(s.before as { fds: number }).fds}→${(s.after as { fds: number }).fds}, threads ${(s.before as { threads: number }).threads}→${(s.after as { threads: number }).threads}`, ok);
@@ -351,15 +458,15 @@ function markdown(r: {
   for (const g of r.growth) L.push(`| ${g.mounts} | ${f(g.p50)} | ${f(g.p99)} |`);
   L.push('', '## Daemon RSS with registered workspaces', '', '| workspaces | RSS KiB |', '| --- | --- |');
   for (const m of r.memory) L.push(`| ${m.workspaces} | ${m.rssKiB} |`);
-  L.push('', '## Start storms (full ring sequence per workspace, concurrently)', '', '| workspaces | wall ms | per-workspace p50 / p99 ms | errors | daemon RSS KiB before/peak/after | threads | fds |', '| --- | --- | --- | --- | --- | --- | --- |');
+  L.push('', '## Start storms (full ring sequence per workspace, concurrently)', '', '| workspaces | clients | wall ms | per-workspace p50 / p99 ms | errors | daemon RSS KiB before/peak/after | threads | fds |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const s of r.storms) {
     const b = s.before as Record<string, number>;
     const p = s.peak as Record<string, number>;
     const a = s.after as Record<string, number>;
     const pw = s.perWorkspace as Stats;
-    L.push(`| ${s.workspaces} | ${s.wallMs} | ${pw.p50} / ${pw.p99} | ${s.errors} | ${b.rssKiB}/${p.rssKiB}/${a.rssKiB} | ${b.threads}/${p.threads}/${a.threads} | ${b.fds}/${p.fds}/${a.fds} |`);
+    L.push(`| ${s.workspaces} | ${s.client} | ${s.wallMs} | ${f(pw.p50)} / ${f(pw.p99)} | ${s.errors} | ${b.rssKiB}/${p.rssKiB}/${a.rssKiB} | ${b.threads}/${p.threads}/${a.threads} | ${b.fds}/${p.fds}/${a.fds} |`);
   }
-  L.push('', 'Series: **iwsd** = end to end over the workspace socket from a client inside the container; **floor** = the same native operation in-process (no gRPC); **exec-helper** = the replaced design (one helper exec per step, staging mounts in the daemon namespace; WriteIDMapping after a /proc scan); **bare grpc-js** = a no-op handler over a unix socket, same client: the cost of gRPC alone on this machine. Chart: latest.svg.', '');
+  L.push('', 'Series: **iwsd** = end to end over the workspace socket from a client inside the container; **floor** = the same native operation in-process (no gRPC); **exec-helper** = the replaced design (one helper exec per step, staging mounts in the daemon namespace; WriteIDMapping after a /proc scan); **bare grpc-js** = a no-op handler over a unix socket, same client: the cost of gRPC alone on this machine; **(Go client)** = the same calls from a static grpc-go client inside the container (bench/go-client) instead of the Node one. Chart: latest.svg.', '');
   return L.join('\n');
 }
 

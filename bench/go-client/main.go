@@ -1,16 +1,22 @@
 // A minimal gRPC client for the benchmark, in Go like most workspace tooling
 // that calls this service. Run inside the container's PID namespace; it
 // times `rounds` repetitions of a sequence of calls over one connection and
-// prints {"latencies":{rpc:[ms...]},"errors":[...]} on stdout.
+// prints {"latencies":{rpc:[ms...]},"errors":[...],"wallMs":ms} on stdout.
 //
 // Requests are encoded by hand (protowire) from the few fields the bench
 // uses, so no code generation is needed.
 //
-//	go-client SOCKET ROUNDS WARMUP CALLS_JSON
+//	go-client SOCKET ROUNDS WARMUP CALLS_JSON [VALUES_JSON]
 //	CALLS_JSON: [{"rpc":"MountProc","request":{"target":"/work/target","pid":1}}, ...]
+//	VALUES_JSON: [pid, ...], one per round (warm-up included): a request
+//	pid of -1 is replaced by the round's value.
+//
+// With IWSD_BENCH_WAIT=1 it prints "ready" and waits for a line on stdin
+// before the first call (start storms start every client at once).
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -88,8 +94,8 @@ func encode(rpc string, r request) []byte {
 }
 
 func main() {
-	if len(os.Args) != 5 {
-		fmt.Fprintln(os.Stderr, "usage: go-client SOCKET ROUNDS WARMUP CALLS_JSON")
+	if len(os.Args) != 5 && len(os.Args) != 6 {
+		fmt.Fprintln(os.Stderr, "usage: go-client SOCKET ROUNDS WARMUP CALLS_JSON [VALUES_JSON]")
 		os.Exit(2)
 	}
 	rounds, _ := strconv.Atoi(os.Args[2])
@@ -98,6 +104,13 @@ func main() {
 	if err := json.Unmarshal([]byte(os.Args[4]), &calls); err != nil {
 		fmt.Fprintln(os.Stderr, "calls:", err)
 		os.Exit(2)
+	}
+	var values []int64
+	if len(os.Args) == 6 {
+		if err := json.Unmarshal([]byte(os.Args[5]), &values); err != nil {
+			fmt.Fprintln(os.Stderr, "values:", err)
+			os.Exit(2)
+		}
 	}
 	conn, err := grpc.NewClient("unix://"+os.Args[1], grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
@@ -110,14 +123,28 @@ func main() {
 	for i, c := range calls {
 		reqs[i] = encode(c.RPC, c.Request)
 	}
+	if os.Getenv("IWSD_BENCH_WAIT") == "1" {
+		fmt.Println("ready")
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			fmt.Fprintln(os.Stderr, "waiting for the start signal:", err)
+			os.Exit(1)
+		}
+	}
 	out := map[string][]float64{}
 	errors := []string{}
+	start := time.Now()
 	for r := 0; r < warmup+rounds; r++ {
 		for i, c := range calls {
+			req := reqs[i]
+			if c.Request.Pid == -1 && r < len(values) {
+				rc := c.Request
+				rc.Pid = values[r]
+				req = encode(c.RPC, rc)
+			}
 			var resp []byte
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			t0 := time.Now()
-			err := conn.Invoke(ctx, "/iws.InWorkspaceService/"+c.RPC, &reqs[i], &resp)
+			err := conn.Invoke(ctx, "/iws.InWorkspaceService/"+c.RPC, &req, &resp)
 			ms := float64(time.Since(t0).Nanoseconds()) / 1e6
 			cancel()
 			if err != nil {
@@ -128,5 +155,6 @@ func main() {
 			}
 		}
 	}
-	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"latencies": out, "errors": errors})
+	wall := float64(time.Since(start).Nanoseconds()) / 1e6
+	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"latencies": out, "errors": errors, "wallMs": wall})
 }

@@ -694,6 +694,11 @@ pub fn probe_detached_proc() -> std::result::Result<(), String> {
     .map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
     apply_masks(&mnt, &Masks { masked: vec!["kcore".into()], read_only: vec!["sys".into()] })
         .map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
+    // The sources every mask is cloned from: made here, at start, so the
+    // first MountProc neither pays for them nor can fail on them.
+    for (slot, make) in [(&EMPTY_DIR, empty_dir as fn() -> Result<OwnedFd>), (&DEV_NULL, dev_null)] {
+        clone_of(slot, make).map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
+    }
     mount_id(mnt.as_fd()).map_err(|e| e.message().to_string())?;
     Ok(())
 }
