@@ -47,7 +47,7 @@ async function setup(t: ExecutionContext, strategy: Strategy) {
   const socket = await daemon.add(id, c.initHostPid);
   const pid = await c.spawnChroot(fs.rootfs);
   const host = c.hostPidOf(pid);
-  return { c, socket, pid, host, daemon, ...fs };
+  return { c, id, socket, pid, host, daemon, ...fs };
 }
 
 for (const strategy of STRATEGIES) {
@@ -179,6 +179,31 @@ function daemonCounts(pid: number): { fds: number; threads: number } {
   const threads = Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
   return { fds: readdirSync(`/proc/${pid}/fd`).length, threads };
 }
+
+// One gRPC server serves every workspace socket; a call must act on the
+// workspace of the socket its connection came through, never another one.
+rootTest('concurrent calls on two workspace sockets each act on their own workspace', async (t) => {
+  const a = await setup(t, 'detached');
+  const b = await setup(t, 'detached');
+  const burst = (rpc: string, unrpc: string, pid: number) =>
+    Array.from({ length: 40 }, (_, i) => ({ rpc: i % 2 ? unrpc : rpc, request: { target: '/proc', pid } })).concat([{ rpc, request: { target: '/proc', pid } }]);
+  const [ra, rb] = await Promise.all([
+    a.c.callMany(a.socket, burst('MountProc', 'UmountProc', a.pid), 1),
+    b.c.callMany(b.socket, burst('MountSysfs', 'UmountSysfs', b.pid), 1),
+  ]);
+  t.deepEqual(ra.filter((r) => !r.ok), []);
+  t.deepEqual(rb.filter((r) => !r.ok), []);
+  // a ends with a proc at /proc and b with a sysfs there, each only in its own container.
+  t.deepEqual(mountsOf(a.host).filter(([mp]) => mp === '/proc').map(([, type]) => type), ['proc']);
+  t.deepEqual(mountsOf(b.host).filter(([mp]) => mp === '/proc').map(([, type]) => type), ['sysfs']);
+  // Every audit record names the workspace whose socket carried the call.
+  const recs = (id: string) => a.daemon.logs.filter((l) => l.workspace === id && typeof l.rpc === 'string');
+  for (let i = 0; i < 100 && recs(a.id).length + recs(b.id).length < 82; i++) await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual([...new Set(recs(a.id).map((l) => l.rpc))].sort(), ['MountProc', 'UmountProc']);
+  t.deepEqual([...new Set(recs(b.id).map((l) => l.rpc))].sort(), ['MountSysfs', 'UmountSysfs']);
+  t.is(recs(a.id).length, 41);
+  t.is(recs(b.id).length, 41);
+});
 
 for (const strategy of STRATEGIES) {
   rootTestSerial(`${strategy}: 1,000 MountProc/UmountProc cycles leave fds, threads and the mount table as they were`, async (t) => {
