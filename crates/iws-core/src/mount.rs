@@ -8,7 +8,9 @@
 //!
 //! * the filesystem is created detached (`fsopen`/`fsmount`), masks are
 //!   attached to the detached tree (`open_tree`/`move_mount`) before anyone
-//!   can see it;
+//!   can see it; each mask is a clone of one of two sources made once at
+//!   start (an empty tmpfs, read-only as mount and superblock, and
+//!   `/dev/null`): bounded, like the user-namespace cache of marks;
 //! * placement happens on a thread created for it: `unshare(CLONE_FS)`, then
 //!   `setns(CLONE_NEWNS)` into the target's mount namespace, the target
 //!   resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS |
@@ -560,6 +562,15 @@ impl PropagationGuard {
     }
 }
 
+/// Attaches the detached tree `tree` onto the resolved directory `onto`
+/// (both by fd, so nothing is looked up by name again). Returns the unique
+/// id of the new mount. `what` names the step in errors.
+pub(crate) fn attach(tree: &OwnedFd, onto: &OwnedFd, what: &str) -> Result<u64> {
+    move_mount(tree, "", onto, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
+        .map_err(|e| kernel(&format!("move_mount({what})"), e))?;
+    Ok(mount_id(tree.as_fd())?.0)
+}
+
 /// Moves the detached tree `mnt` onto `target` inside `proc`'s root, from a
 /// thread inside `proc`'s mount namespace. Returns the new mount's id.
 fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str, strategy: MountStrategy) -> Result<u64> {
@@ -571,9 +582,7 @@ fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str, strategy: MountStrategy)
         let t = resolve_target(root.as_fd(), target, ErrorKind::InvalidArgument)?;
         // Never let a mount propagate back into the daemon's namespace.
         guard.check(t.as_fd(), target)?;
-        move_mount(&mnt, "", &t, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
-            .map_err(|e| kernel(&format!("move_mount(onto {target})"), e))?;
-        Ok(mount_id(mnt.as_fd())?.0)
+        attach(&mnt, &t, &format!("onto {target}"))
     })?;
     p.ensure_alive()?;
     Ok(id)

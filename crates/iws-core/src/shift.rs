@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 use nix::sched::CloneFlags;
 use rustix::fs::{mkdirat, openat2, Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::Errno;
-use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+use rustix::mount::{open_tree, OpenTreeFlags};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::idmap::{self, IdMapping};
-use crate::mount::{check_target, detached, kernel, mount_id, on_fresh_thread, setns, PropagationGuard};
+use crate::mount::{attach, check_target, detached, kernel, on_fresh_thread, setns, PropagationGuard};
 use crate::pidns::Container;
 use crate::sys;
 
@@ -236,15 +236,7 @@ fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Re
             .with_detail(format!("mount_setattr(MOUNT_ATTR_IDMAP): {e}")),
             _ => Error::internal("mount_setattr(MOUNT_ATTR_IDMAP)", e),
         })?;
-        move_mount(
-            &tree,
-            "",
-            &mark,
-            "",
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-        )
-        .map_err(|e| kernel(&format!("move_mount(onto {mark_path})"), e))?;
-        Ok(mount_id(tree.as_fd())?.0)
+        attach(&tree, &mark, &format!("onto {mark_path}"))
     })
 }
 
@@ -267,15 +259,7 @@ fn mark_shiftfs(container: &Container, mark_path: &str) -> Result<u64> {
             },
             rustix::mount::MountAttrFlags::empty(),
         )?;
-        move_mount(
-            &mnt,
-            "",
-            &mark,
-            "",
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-        )
-        .map_err(|e| kernel(&format!("move_mount(shiftfs onto {mark_path})"), e))?;
-        Ok(mount_id(mnt.as_fd())?.0)
+        attach(&mnt, &mark, &format!("shiftfs onto {mark_path}"))
     })
 }
 
@@ -367,15 +351,7 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
             )
             .map_err(|e| kernel("open_tree(fuse mount, CLONE)", e))?;
             let mark = t.enter(mark_path)?;
-            move_mount(
-                &tree,
-                "",
-                &mark,
-                "",
-                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-            )
-            .map_err(|e| kernel(&format!("move_mount(fuse onto {mark_path})"), e))?;
-            Ok(mount_id(tree.as_fd())?.0)
+            attach(&tree, &mark, &format!("fuse onto {mark_path}"))
         })
     });
     match placed {
