@@ -69,6 +69,13 @@ pub fn probe_pidns_ioctl() -> bool {
         && matches!(sys::ns_get_tgid_in_pidns(&ns, me), Ok(p) if p == me)
 }
 
+/// [`probe_pidns_ioctl`], probed once per process (every operation resolves
+/// its strategy).
+fn pidns_ioctl_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(probe_pidns_ioctl)
+}
+
 /// Whether `pidfd_open` works here (Linux 5.3+).
 pub fn probe_pidfd() -> bool {
     Pid::from_raw(std::process::id() as i32).map(|p| pidfd_open(p, PidfdFlags::empty()).is_ok()).unwrap_or(false)
@@ -87,12 +94,12 @@ pub fn probe_peer_pidfd() -> bool {
 /// available otherwise.
 pub fn choose_strategy(requested: Option<PidStrategy>) -> Result<PidStrategy> {
     match requested {
-        Some(PidStrategy::Ioctl) if !probe_pidns_ioctl() => Err(Error::new(
+        Some(PidStrategy::Ioctl) if !pidns_ioctl_works() => Err(Error::new(
             ErrorKind::FailedPrecondition,
             "pid strategy 'ioctl' needs NS_GET_TGID_FROM_PIDNS (Linux 6.11+); use 'scan' or 'auto'",
         )),
         Some(s) => Ok(s),
-        None if probe_pidns_ioctl() => Ok(PidStrategy::Ioctl),
+        None if pidns_ioctl_works() => Ok(PidStrategy::Ioctl),
         None => Ok(PidStrategy::Scan),
     }
 }

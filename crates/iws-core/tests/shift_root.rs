@@ -90,6 +90,16 @@ fn idmapped_and_fuse_marks_shift_ownership_and_clean_up() {
             "{root:?}\n{root_line}"
         );
         assert!(c.mounts().iter().any(|m| m.0 == MARK), "{:?}", c.mounts());
+        // The namespace thread starts pinned to its caller's CPU; a helper it
+        // starts must not inherit that pin, and the caller keeps its own.
+        let allowed = |pid: &str| {
+            let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            st.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap().to_string()
+        };
+        assert_eq!(allowed("thread-self"), allowed("self"), "the calling thread's affinity is restored");
+        if let Some(pid) = mark.fuse_pid {
+            assert_eq!(allowed(&pid.to_string()), allowed("self"), "the FUSE helper is not pinned to one CPU");
+        }
         check_shifted_view(&c, method);
         if method == ShiftMethod::Idmapped {
             assert_eq!(shift::userns_cached(), 1);
