@@ -61,6 +61,7 @@ export const WORKSPACE_SERVER_OPTIONS: grpc.ServerOptions = {
 
 interface Entry {
   workspace: Workspace;
+  service: WorkspaceService;
   socket: GuardedSocket<CallContext>;
   /** The exit watcher's token for this workspace's container. */
   token: number;
@@ -256,7 +257,7 @@ export class Daemon {
       const token = ++this.#nextToken;
       this.#tokens.set(token, id);
       this.#watcher.watch(container, token);
-      this.#workspaces.set(id, { workspace, socket: guard, token });
+      this.#workspaces.set(id, { workspace, service, socket: guard, token });
       log.info({ hostPid: opts.hostPid, socket: workspace.socketPath, policy, restored: Boolean(restore) }, `workspace ${id} ${restore ? 'restored' : 'registered'}`);
       return this.#info(workspace);
     } catch (err) {
@@ -290,19 +291,8 @@ export class Daemon {
     const { workspace } = entry;
     const log = this.log.child({ workspace: id });
     await entry.socket.close();
-    const mark = workspace.state.mark;
-    if (mark) {
-      const r = await native
-        .removeShiftMark(workspace.container, {
-          markPath: mark.markPath,
-          mark: { method: mark.method, mountId: mark.mountId, fusePid: mark.fusePid ?? undefined },
-          shift: mark.shift,
-          fuse: this.fuseOptions(id),
-          pidStrategy: this.pidStrategy,
-        })
-        .catch((err: unknown) => ({ success: false, problems: [toIwsError(err).message] }));
-      if (!r.success) log.warn({ problems: r.problems }, `mark of workspace ${id} not fully removed: ${r.problems.join('; ')}`);
-    }
+    const r = await entry.service.removeMark().catch((err: unknown) => ({ success: false, problems: [toIwsError(err).message] }));
+    if (!r.success) log.warn({ problems: r.problems }, `mark of workspace ${id} not fully removed: ${r.problems.join('; ')}`);
     workspace.container.close();
     await rm(workspace.dir, { recursive: true, force: true });
     await rm(join(this.config.stateDir, 'fuse', id), { recursive: true, force: true });

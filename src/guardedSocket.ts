@@ -45,10 +45,6 @@ export class ConnectionTable<T> {
   of(call: { getPeer(): string }): { peer: Peer; context: T } | undefined {
     return this.#entries.get(call.getPeer());
   }
-
-  get size(): number {
-    return this.#entries.size;
-  }
 }
 
 export class GuardedSocket<T> {

@@ -117,11 +117,7 @@ export class WorkspaceService {
    */
   async prepareForUserNS(): Promise<PrepareForUserNSResponse> {
     const w = this.workspace;
-    if (w.state.prepared) {
-      throw new IwsError('RESOURCE_EXHAUSTED', 'PrepareForUserNS can be called once per workspace, and it has been');
-    }
-    w.state = { ...w.state, prepared: true };
-    this.deps.store.save(w.state);
+    this.#useShot('prepared', 'PrepareForUserNS');
     const mark = await native.prepareShiftMark(w.container, {
       markPath: w.markPath,
       shift: w.shift,
@@ -142,28 +138,44 @@ export class WorkspaceService {
    * namespace. `success` only when everything was cleaned.
    */
   async teardown(): Promise<TeardownResponse> {
-    const w = this.workspace;
-    if (w.state.tornDown) {
-      throw new IwsError('RESOURCE_EXHAUSTED', 'Teardown can be called once per workspace, and it has been');
+    this.#useShot('tornDown', 'Teardown');
+    const r = await this.removeMark();
+    if (r.success) {
+      this.workspace.state = { ...this.workspace.state, mark: null };
+      this.deps.store.save(this.workspace.state);
+    } else {
+      this.deps.log.warn({ rpc: 'Teardown', problems: r.problems }, `Teardown incomplete: ${r.problems.join('; ')}`);
     }
-    w.state = { ...w.state, tornDown: true };
+    return { success: r.success };
+  }
+
+  /**
+   * Uses a one-shot RPC's shot, persisted before any work (so a failed call
+   * still uses it), or throws RESOURCE_EXHAUSTED if it was used.
+   */
+  #useShot(flag: 'prepared' | 'tornDown', rpc: string): void {
+    const w = this.workspace;
+    if (w.state[flag]) throw new IwsError('RESOURCE_EXHAUSTED', `${rpc} can be called once per workspace, and it has been`);
+    w.state = { ...w.state, [flag]: true };
     this.deps.store.save(w.state);
+  }
+
+  /**
+   * Removes the mark PrepareForUserNS mounted, if any (unmount, stop a FUSE
+   * helper, release the user namespace): for Teardown, and for the daemon
+   * when it disposes of a workspace whose Teardown never ran or failed.
+   */
+  async removeMark(): Promise<native.RemoveMarkResult> {
+    const w = this.workspace;
     const mark = w.state.mark;
-    if (!mark) return { success: true };
-    const r = await native.removeShiftMark(w.container, {
+    if (!mark) return { success: true, problems: [] };
+    return native.removeShiftMark(w.container, {
       markPath: mark.markPath,
       mark: { method: mark.method, mountId: mark.mountId, fusePid: mark.fusePid ?? undefined },
       shift: mark.shift,
       fuse: this.deps.fuseOptions(w.id),
       pidStrategy: this.deps.pidStrategy,
     });
-    if (r.success) {
-      w.state = { ...w.state, mark: null };
-      this.deps.store.save(w.state);
-    } else {
-      this.deps.log.warn({ rpc: 'Teardown', problems: r.problems }, `Teardown incomplete: ${r.problems.join('; ')}`);
-    }
-    return { success: r.success };
   }
 
   async umount(kind: MountKind, req: UmountProcRequest__Output): Promise<Record<string, never>> {

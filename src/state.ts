@@ -224,10 +224,4 @@ export class StateStore {
     this.#journalLines.delete(id);
     return to;
   }
-
-  async remove(id: string): Promise<void> {
-    await rm(this.#path(id), { force: true });
-    await rm(this.#journal(id), { force: true });
-    this.#journalLines.delete(id);
-  }
 }

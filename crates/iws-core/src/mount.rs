@@ -324,10 +324,37 @@ pub(crate) fn detached(
 const NOSUID_NODEV_NOEXEC: MountAttrFlags =
     MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NODEV).union(MountAttrFlags::MOUNT_ATTR_NOEXEC);
 
-/// The sources every mask is cloned from, made once per process: a mask is
-/// then one `open_tree(CLONE)` instead of a new filesystem each time.
-static EMPTY_DIR: Mutex<Option<OwnedFd>> = Mutex::new(None);
-static DEV_NULL: Mutex<Option<OwnedFd>> = Mutex::new(None);
+/// A source every mask of one kind is cloned from, made once per process
+/// (by the kernel probe at start): a mask is then one `open_tree(CLONE)`
+/// instead of a new filesystem each time.
+struct MaskSource {
+    fd: Mutex<Option<OwnedFd>>,
+    make: fn() -> Result<OwnedFd>,
+}
+
+impl MaskSource {
+    const fn new(make: fn() -> Result<OwnedFd>) -> MaskSource {
+        MaskSource { fd: Mutex::new(None), make }
+    }
+
+    /// A new detached clone of the source (made first if need be).
+    fn cover(&self) -> Result<OwnedFd> {
+        let mut g = self.fd.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none() {
+            *g = Some((self.make)()?);
+        }
+        let src = g.as_ref().expect("just set");
+        open_tree(
+            src,
+            "",
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
+        )
+        .map_err(|e| kernel("open_tree(mask source, CLONE)", e))
+    }
+}
+
+static EMPTY_DIR: MaskSource = MaskSource::new(empty_dir);
+static DEV_NULL: MaskSource = MaskSource::new(dev_null);
 
 /// An empty tmpfs, read-only both as a mount and as a superblock (so no
 /// container can remount it writable and pass data through the one instance
@@ -351,17 +378,6 @@ fn dev_null() -> Result<OwnedFd> {
         .map_err(|e| kernel("open_tree(/dev/null, CLONE)", e))
 }
 
-/// A new detached clone of the cached source in `slot` (made by `make` on first use).
-fn clone_of(slot: &Mutex<Option<OwnedFd>>, make: fn() -> Result<OwnedFd>) -> Result<OwnedFd> {
-    let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
-    if g.is_none() {
-        *g = Some(make()?);
-    }
-    let src = g.as_ref().expect("just set");
-    open_tree(src, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
-        .map_err(|e| kernel("open_tree(mask source, CLONE)", e))
-}
-
 /// Attaches masks to the detached tree `mnt`.
 fn apply_masks(mnt: &OwnedFd, masks: &Masks) -> Result<()> {
     for name in &masks.masked {
@@ -371,9 +387,9 @@ fn apply_masks(mnt: &OwnedFd, masks: &Masks) -> Result<()> {
             Err(e) => return Err(Error::internal(&format!("statx(mask {name})"), e)),
         };
         let cover = if FileType::from_raw_mode(st.stx_mode as u32) == FileType::Directory {
-            clone_of(&EMPTY_DIR, empty_dir)?
+            EMPTY_DIR.cover()?
         } else {
-            clone_of(&DEV_NULL, dev_null)?
+            DEV_NULL.cover()?
         };
         move_mount(&cover, "", mnt, name.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
             .map_err(|e| kernel(&format!("move_mount(mask onto detached {name})"), e))?;
@@ -466,20 +482,22 @@ fn masked(mnt: OwnedFd, masks: &Masks, strategy: MountStrategy) -> Result<OwnedF
     }
 }
 
-/// The optional fields of mount `id`'s line in a mountinfo text.
-fn mountinfo_tags(mountinfo: &str, id: u64) -> Option<Vec<&str>> {
+/// The peer group of mount `id` in a mountinfo text: `Some(None)` if that
+/// mount is not shared, `None` if it is not listed.
+fn peer_group(mountinfo: &str, id: u64) -> Option<Option<u64>> {
     mountinfo.lines().find_map(|l| {
         let mut f = l.split(' ');
         if f.next()?.parse::<u64>().ok()? != id {
             return None;
         }
-        Some(l.split(' ').skip(6).take_while(|x| *x != "-").collect())
+        let mut tags = l.split(' ').skip(6).take_while(|x| *x != "-");
+        Some(tags.find_map(|t| t.strip_prefix("shared:")?.parse::<u64>().ok()))
     })
 }
 
 /// Whether attaching a mount under a given mount would propagate it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Propagation {
+enum Propagation {
     /// Nothing reaches the daemon's namespace.
     Contained,
     /// It would reach the daemon's namespace through this peer group.
@@ -488,22 +506,18 @@ pub enum Propagation {
     Unknown,
 }
 
-/// Whether attaching under mount `id` (from `container` mountinfo) would
-/// propagate into the daemon's mount namespace (`daemon` mountinfo).
-pub fn propagation(container: &str, id: u64, daemon: &str) -> Propagation {
-    let Some(tags) = mountinfo_tags(container, id) else { return Propagation::Unknown };
-    match tags.into_iter().find_map(|t| t.strip_prefix("shared:")?.parse::<u64>().ok()) {
-        Some(group) if group_reaches(group, daemon) => Propagation::Leaks(group),
-        _ => Propagation::Contained,
-    }
-}
-
-/// Whether a mount in peer group `group` propagates into the namespace whose
-/// mountinfo is `daemon`: propagation reaches every peer of the group and
-/// every mount that is a slave of it, so both `shared:N` and `master:N` count.
-fn group_reaches(group: u64, daemon: &str) -> bool {
+/// Whether attaching under a mount in peer group `group` (`Some(None)`: not
+/// shared; `None`: the mount was not found) would propagate into the daemon's
+/// namespace, whose mountinfo `daemon` gives (read only for a shared mount).
+/// Propagation reaches every peer of the group and every mount that is a
+/// slave of it, so both `shared:N` and `master:N` there count.
+fn judge(group: Option<Option<u64>>, daemon: impl FnOnce() -> Result<String>) -> Result<Propagation> {
+    let Some(group) = group else { return Ok(Propagation::Unknown) };
+    let Some(group) = group else { return Ok(Propagation::Contained) };
     let (peer, slave) = (format!("shared:{group}"), format!("master:{group}"));
-    daemon.lines().any(|l| l.split(' ').skip(6).take_while(|x| *x != "-").any(|t| t == peer || t == slave))
+    let reaches =
+        daemon()?.lines().any(|l| l.split(' ').skip(6).take_while(|x| *x != "-").any(|t| t == peer || t == slave));
+    Ok(if reaches { Propagation::Leaks(group) } else { Propagation::Contained })
 }
 
 fn read_to_string(fd: OwnedFd, what: &str) -> Result<String> {
@@ -560,16 +574,10 @@ impl PropagationGuard {
     /// whose mount would propagate a new mount into the daemon's namespace.
     /// The daemon's mount table is read only when the target's mount is shared.
     pub(crate) fn check(&self, t: BorrowedFd<'_>, target: &str) -> Result<()> {
-        let verdict = if self.statmount {
+        let group = if self.statmount {
             let (id, _) = mount_id(t)?;
             let p = sys::statmount_propagation(id).map_err(|e| Error::internal("statmount(STATMOUNT_MNT_BASIC)", e))?;
-            if p.flags & libc::MS_SHARED == 0 {
-                Propagation::Contained
-            } else if group_reaches(p.peer_group, &self.daemon_mountinfo()?) {
-                Propagation::Leaks(p.peer_group)
-            } else {
-                Propagation::Contained
-            }
+            Some((p.flags & libc::MS_SHARED != 0).then_some(p.peer_group))
         } else {
             let st = rustix::fs::statx(t, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
                 .map_err(|e| kernel("statx(STATX_MNT_ID)", e))?;
@@ -581,15 +589,9 @@ impl PropagationGuard {
             )
             .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))
             .and_then(|fd| read_to_string(fd, "read(mountinfo in target ns)"))?;
-            let id = st.stx_mnt_id;
-            match mountinfo_tags(&theirs, id) {
-                None => Propagation::Unknown,
-                Some(tags) => match tags.into_iter().find_map(|t| t.strip_prefix("shared:")?.parse::<u64>().ok()) {
-                    Some(group) if group_reaches(group, &self.daemon_mountinfo()?) => Propagation::Leaks(group),
-                    _ => Propagation::Contained,
-                },
-            }
+            peer_group(&theirs, st.stx_mnt_id)
         };
+        let verdict = judge(group, || self.daemon_mountinfo())?;
         match verdict {
             Propagation::Contained => Ok(()),
             Propagation::Leaks(group) => Err(Error::new(
@@ -746,8 +748,8 @@ pub fn probe_detached_proc() -> std::result::Result<(), String> {
         .map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
     // The sources every mask is cloned from: made here, at start, so the
     // first MountProc neither pays for them nor can fail on them.
-    for (slot, make) in [(&EMPTY_DIR, empty_dir as fn() -> Result<OwnedFd>), (&DEV_NULL, dev_null)] {
-        clone_of(slot, make).map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
+    for source in [&EMPTY_DIR, &DEV_NULL] {
+        source.cover().map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
     }
     mount_id(mnt.as_fd()).map_err(|e| e.message().to_string())?;
     Ok(())
@@ -782,6 +784,10 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
         }
         assert!(check_target(&format!("/{}", "a".repeat(5000))).is_err());
+    }
+
+    fn propagation(container: &str, id: u64, daemon: &str) -> Propagation {
+        judge(peer_group(container, id), || Ok(daemon.to_string())).unwrap()
     }
 
     #[test]

@@ -65,11 +65,7 @@ pub struct Container {
 
 impl Container {
     pub fn start() -> Container {
-        let unshare = Command::new("unshare")
-            .args(["--pid", "--fork", "--kill-child", "--", "sh", "-c", "unshare --user sleep 1000 & exec sleep 1000"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn unshare (util-linux)");
+        let unshare = in_new_pid_ns("unshare --user sleep 1000 & exec sleep 1000");
         let upid = unshare.id() as i32;
         let mut c = Container { unshare, init: 0, child: 0, child_in_ns: 0 };
         c.init = wait_for("container init", || children(upid).first().copied());
@@ -97,6 +93,16 @@ impl Container {
     }
 }
 
+/// `unshare` running the shell `script` as PID 1 of a new PID namespace
+/// (killed with it).
+fn in_new_pid_ns(script: &str) -> Child {
+    Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn unshare (util-linux)")
+}
+
 /// A sibling container (same PID-namespace depth as [`Container`]) whose PID 2
 /// is a zombie: its `status` still shows `NSpid:` but its ns links are gone.
 pub struct ZombieContainer {
@@ -107,11 +113,7 @@ pub struct ZombieContainer {
 
 impl ZombieContainer {
     pub fn start() -> ZombieContainer {
-        let unshare = Command::new("unshare")
-            .args(["--pid", "--fork", "--kill-child", "--", "sh", "-c", "sleep 0 & exec sleep 1000"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn unshare (util-linux)");
+        let unshare = in_new_pid_ns("sleep 0 & exec sleep 1000");
         let upid = unshare.id() as i32;
         let mut z = ZombieContainer { unshare, init: 0, zombie: 0 };
         z.init = wait_for("zombie container init", || children(upid).first().copied());
