@@ -36,3 +36,15 @@ test('the native library rejects with the core code (no root needed)', (t) => {
   t.is(e?.code, 'INVALID_ARGUMENT');
   t.regex(e?.message ?? '', /host id 0/);
 });
+
+test('structured reasons and errnos cross the boundary; control flow matches them, not messages', (t) => {
+  const nativeErr = Object.assign(new Error('pid is in the host mount namespace'), {
+    code: 'PERMISSION_DENIED',
+    reason: 'HostMountNamespace',
+  });
+  const e = toIwsError(nativeErr);
+  t.is(e.reason, 'HostMountNamespace');
+  const internal = toIwsError(Object.assign(new Error('x'), { code: 'INTERNAL', detail: 'openat: EIO', errno: 5 }));
+  t.is(internal.errno, 5);
+  t.is(internal.reason, undefined);
+});

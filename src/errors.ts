@@ -36,11 +36,25 @@ export class IwsError extends Error {
   readonly code: ErrorCode;
   /** Operator-only detail (syscall, arguments); never sent to a workspace. */
   readonly detail: string | undefined;
+  /**
+   * The native core's structured reason (e.g. `HostMountNamespace`,
+   * `MapRule(host-root)`, `NoSuchProcess`), when it gave one. Code matches on
+   * this, never on `message`.
+   */
+  readonly reason: string | undefined;
+  /** The errno of the syscall that failed, when one did. */
+  readonly errno: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { detail?: string | undefined; cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { detail?: string | undefined; reason?: string | undefined; errno?: number | undefined; cause?: unknown },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.detail = options?.detail;
+    this.reason = options?.reason;
+    this.errno = options?.errno;
   }
 
   get grpcStatus(): status {
@@ -62,13 +76,17 @@ const GENERIC_INTERNAL = 'internal error in iwsd; the daemon log has details';
 export function toIwsError(err: unknown): IwsError {
   if (err instanceof IwsError) return err;
   if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    const detail = (err as { detail?: unknown }).detail;
+    const { code, detail, reason, errno } = err as { code?: unknown; detail?: unknown; reason?: unknown; errno?: unknown };
+    const extra = {
+      reason: typeof reason === 'string' ? reason : undefined,
+      errno: typeof errno === 'number' ? errno : undefined,
+    };
     if (isErrorCode(code) && code !== 'INTERNAL') {
-      return new IwsError(code, err.message, { detail: typeof detail === 'string' ? detail : undefined, cause: err });
+      return new IwsError(code, err.message, { detail: typeof detail === 'string' ? detail : undefined, ...extra, cause: err });
     }
     return new IwsError('INTERNAL', GENERIC_INTERNAL, {
       detail: typeof detail === 'string' ? detail : err.message,
+      ...extra,
       cause: err,
     });
   }

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::idmap::IdMapRule;
+
 /// The stable classes of failure; one per gRPC status the service can answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -59,18 +61,126 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// Why an operation was refused or failed, for control flow and tests: code
+/// matches on these, never on message text. Stable names (see
+/// [`Reason::name`]) cross the binding as `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// A path would leave the process's root (or the container's root).
+    EscapesRoot,
+    /// The operation would act in the daemon's own (the host's) mount namespace.
+    HostMountNamespace,
+    /// The process's mount namespace is neither the container init's nor one
+    /// owned by a user namespace below the container's.
+    ForeignMountNamespace,
+    /// The mount there was not made by iwsd for this workspace.
+    NotOurMount,
+    /// Nothing is mounted at the target.
+    NothingMounted,
+    /// The process exited (or its PID was reused) during the operation.
+    ProcessExited,
+    /// The PID does not translate to a process inside the workspace.
+    NoSuchProcess,
+    /// The process exists but is not part of the workspace.
+    OutsideWorkspace,
+    /// An id map broke this rule.
+    MapRule(IdMapRule),
+    /// A path is, or passes through, a symlink or magic link.
+    Symlink,
+    /// A path (or a component of it) is not a directory.
+    NotADirectory,
+    /// A path does not exist.
+    Missing,
+    /// The target mount shares propagation with the host.
+    SharedPropagation,
+    /// The kernel lacks a feature iwsd needs.
+    KernelLacks,
+    /// The kernel refused the operation for a reason given in the message.
+    KernelRefused,
+    /// Idmapped mounts are not available here (kernel or filesystem).
+    IdmapUnsupported,
+    /// Malformed input.
+    BadInput,
+    /// A limit was hit.
+    Limit,
+}
+
+impl Reason {
+    /// The stable name, e.g. `EscapesRoot` or `MapRule(host-root)`.
+    pub fn name(self) -> String {
+        match self {
+            Reason::MapRule(rule) => format!("MapRule({})", rule.name()),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
+/// Something a syscall failure can be read from: its errno, when it has one.
+pub trait Errnoish: fmt::Display {
+    fn raw_errno(&self) -> Option<i32>;
+}
+
+impl Errnoish for rustix::io::Errno {
+    fn raw_errno(&self) -> Option<i32> {
+        Some(self.raw_os_error())
+    }
+}
+
+impl Errnoish for nix::errno::Errno {
+    fn raw_errno(&self) -> Option<i32> {
+        Some(*self as i32)
+    }
+}
+
+impl Errnoish for std::io::Error {
+    fn raw_errno(&self) -> Option<i32> {
+        self.raw_os_error()
+    }
+}
+
+impl Errnoish for &str {
+    fn raw_errno(&self) -> Option<i32> {
+        None
+    }
+}
+
+impl Errnoish for String {
+    fn raw_errno(&self) -> Option<i32> {
+        None
+    }
+}
+
 /// A failure of a core operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     detail: Option<String>,
+    reason: Option<Reason>,
+    errno: Option<i32>,
 }
 
 impl Error {
     /// A failure whose message may be shown to the caller.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), detail: None }
+        Error { kind, message: message.into(), detail: None, reason: None, errno: None }
+    }
+
+    /// A failure with a structured reason.
+    pub fn because(kind: ErrorKind, reason: Reason, message: impl Into<String>) -> Self {
+        Error::new(kind, message).with_reason(reason)
+    }
+
+    /// Attach the structured reason.
+    pub fn with_reason(mut self, reason: Reason) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// Attach the errno of the syscall that failed.
+    pub fn with_errno(mut self, errno: impl Errnoish) -> Self {
+        self.errno = errno.raw_errno();
+        self
     }
 
     /// Attach operator-only detail (syscall, arguments, errno).
@@ -81,13 +191,14 @@ impl Error {
 
     /// An unexpected failure of a syscall: the caller sees a generic message,
     /// the operator's log gets the syscall and its arguments.
-    pub fn internal(syscall: &str, errno: impl fmt::Display) -> Self {
-        Error::new(ErrorKind::Internal, "internal error in iwsd; the daemon log has details")
-            .with_detail(format!("{syscall}: {errno}"))
+    pub fn internal(syscall: &str, errno: impl Errnoish) -> Self {
+        let e = Error::new(ErrorKind::Internal, "internal error in iwsd; the daemon log has details")
+            .with_detail(format!("{syscall}: {errno}"));
+        Error { errno: errno.raw_errno(), ..e }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
-        Error::new(ErrorKind::InvalidArgument, message)
+        Error::new(ErrorKind::InvalidArgument, message).with_reason(Reason::BadInput)
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -106,6 +217,16 @@ impl Error {
     /// Operator-only detail, if any.
     pub fn detail(&self) -> Option<&str> {
         self.detail.as_deref()
+    }
+
+    /// The structured reason, if one was given.
+    pub fn reason(&self) -> Option<Reason> {
+        self.reason
+    }
+
+    /// The errno of the syscall that failed, if one did.
+    pub fn errno(&self) -> Option<i32> {
+        self.errno
     }
 }
 
@@ -136,5 +257,18 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Internal);
         assert!(!e.message().contains("/proc"));
         assert_eq!(e.detail(), Some("openat(/proc/123/uid_map): EIO"));
+        assert_eq!(e.errno(), None);
+    }
+
+    #[test]
+    fn internal_errors_keep_the_errno() {
+        let e = Error::internal("openat", rustix::io::Errno::IO);
+        assert_eq!(e.errno(), Some(libc::EIO));
+    }
+
+    #[test]
+    fn reasons_have_stable_names() {
+        assert_eq!(Reason::EscapesRoot.name(), "EscapesRoot");
+        assert_eq!(Reason::MapRule(IdMapRule::HostRoot).name(), "MapRule(host-root)");
     }
 }

@@ -127,7 +127,7 @@ impl IdPolicy {
 }
 
 /// The rule a map broke. Every rejected map names one rule and the line(s).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdMapRule {
     Empty,
     TooManyLines,
@@ -182,7 +182,7 @@ impl ValidatedIdMap {
 }
 
 fn rule_error(rule: IdMapRule, msg: String) -> Error {
-    Error::invalid(format!("id map rejected ({}): {msg}", rule.name()))
+    Error::invalid(format!("id map rejected ({}): {msg}", rule.name())).with_reason(crate::error::Reason::MapRule(rule))
 }
 
 fn line_desc(i: usize, m: &IdMapping) -> String {

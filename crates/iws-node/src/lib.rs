@@ -17,13 +17,20 @@ use napi_derive::napi;
 // ---- errors ----------------------------------------------------------------
 
 /// A JS `Error` with `code` (stable, e.g. "INVALID_ARGUMENT"), `message`
-/// (for the caller) and, when present, `detail` (operator-only).
+/// (for the caller) and, when present, `detail` (operator-only), `reason`
+/// (the core's structured reason, e.g. "HostMountNamespace") and `errno`.
 fn js_error(env: &Env, e: &core::Error) -> Error {
     let build = || -> Result<Error> {
         let mut obj = env.create_error(Error::from_reason(e.message()))?;
         obj.set_named_property("code", e.code())?;
         if let Some(d) = e.detail() {
             obj.set_named_property("detail", d)?;
+        }
+        if let Some(r) = e.reason() {
+            obj.set_named_property("reason", r.name())?;
+        }
+        if let Some(n) = e.errno() {
+            obj.set_named_property("errno", n)?;
         }
         Ok(Error::from(obj.to_unknown()))
     };
