@@ -45,7 +45,10 @@ rootTest('every documented error code is produced through the public API', async
 
   // iwsd/native
   await expect('INVALID_ARGUMENT', writeIdMapping(container, { pid: 1, mappings: [{ containerId: 0, hostId: 0, size: 1 }] }));
-  await expect('PERMISSION_DENIED', writeIdMapping(container, { pid: process.pid, mappings: ring }));
+  // The container's root mount was not made by iwsd: not ours to unmount.
+  await expect('PERMISSION_DENIED', umountProc(container, { pid: 1, target: '/', owned: [] }));
+  // A host PID and a PID that exists nowhere get the same answer.
+  await expect('NOT_FOUND', writeIdMapping(container, { pid: process.pid, mappings: ring }));
   await expect('NOT_FOUND', writeIdMapping(container, { pid: 2147483000, mappings: ring }));
   await expect('FAILED_PRECONDITION', Container.open(process.pid));
   const dir = mkdtempSync(join(tmpdir(), 'iwsd-api-'));

@@ -5,13 +5,14 @@
 pub mod error;
 pub mod idmap;
 pub mod mount;
+pub mod nsthread;
 pub mod ops;
 pub mod pidns;
 pub mod shift;
 mod sys;
 pub mod watch;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Reason, Result};
 
 /// What this kernel offers, as probed (not guessed from its version).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,6 +25,7 @@
 #![deny(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use nix::sched::CloneFlags;
@@ -35,8 +36,9 @@ use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::pidns::{Container, PidStrategy, PinnedProcess};
+use crate::error::{Error, ErrorKind, Reason, Result};
+pub(crate) use crate::nsthread::{on_fresh_thread, NsThread};
+use crate::pidns::{Container, MountTarget, PidStrategy};
 use crate::sys;
 
 /// `STATX_MNT_ID_UNIQUE` (Linux 6.8): a 64-bit mount id never reused.
@@ -204,68 +206,14 @@ pub fn check_target(target: &str) -> Result<&str> {
 
 pub(crate) fn kernel(op: &str, e: Errno) -> Error {
     match e {
-        Errno::NOSYS | Errno::OPNOTSUPP => Error::new(
+        Errno::NOSYS | Errno::OPNOTSUPP => Error::because(
             ErrorKind::FailedPrecondition,
+            Reason::KernelLacks,
             format!("this kernel lacks a feature iwsd needs ({op}: {e}); see `iwsd doctor`"),
-        ),
+        )
+        .with_errno(e),
         e => Error::internal(op, e),
     }
-}
-
-/// Runs `f` on a thread created for it, after `unshare(CLONE_FS)` so that
-/// namespace changes stay private to that thread; the thread exits after.
-///
-/// The thread starts on the caller's CPU (the caller only waits for it): a
-/// new thread placed on another, idle CPU first waits for that CPU to wake
-/// up, which on a VM can cost more than the whole operation (here: spawn and
-/// join p50 ~120 us unpinned, ~70 us pinned; p99 ~500 us vs ~200 us). The
-/// thread widens its affinity back before doing anything, so nothing it
-/// starts (a FUSE helper, a forked proc helper) inherits the pin.
-pub(crate) fn on_fresh_thread<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    let pin = CpuPin::here();
-    let widen = pin.as_ref().map(|p| p.saved);
-    std::thread::scope(|s| {
-        let h = std::thread::Builder::new()
-            .name("iws-ns".into())
-            .spawn_scoped(s, move || {
-                if let Some(all) = widen {
-                    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all);
-                }
-                nix::sched::unshare(CloneFlags::CLONE_FS).map_err(|e| Error::internal("unshare(CLONE_FS)", e))?;
-                f()
-            })
-            .map_err(|e| Error::internal("spawn namespace thread", e));
-        drop(pin);
-        h?.join().unwrap_or_else(|_| Err(Error::internal("namespace thread", "panicked")))
-    })
-}
-
-/// The calling thread pinned to the CPU it runs on, until dropped (best
-/// effort: None, and nothing changed, if the kernel refuses).
-struct CpuPin {
-    saved: nix::sched::CpuSet,
-}
-
-impl CpuPin {
-    fn here() -> Option<CpuPin> {
-        use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
-        let me = nix::unistd::Pid::from_raw(0);
-        let saved = sched_getaffinity(me).ok()?;
-        let mut one = CpuSet::new();
-        one.set(sched_getcpu().ok()?).ok()?;
-        sched_setaffinity(me, &one).ok()?;
-        Some(CpuPin { saved })
-    }
-}
-
-impl Drop for CpuPin {
-    fn drop(&mut self) {
-        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &self.saved);
-    }
-}
-
-pub(crate) fn setns(fd: BorrowedFd<'_>, flag: CloneFlags, what: &str) -> Result<()> {
-    nix::sched::setns(fd, flag).map_err(|e| Error::internal(&format!("setns({what})"), e))
 }
 
 /// Resolves `target` inside `root` (which must be in the calling thread's
@@ -281,14 +229,20 @@ fn resolve_target(root: BorrowedFd<'_>, target: &str, missing: ErrorKind) -> Res
         ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     )
     .map_err(|e| match e {
-        Errno::LOOP => Error::invalid(format!("target {target:?} is or passes through a symlink; give the real path")),
-        Errno::NOTDIR => Error::invalid(format!("target {target:?} is not a directory (or a part of it is not)")),
-        Errno::NOENT => {
-            Error::new(missing, format!("target {target:?} does not exist in the process's mount namespace"))
+        Errno::LOOP => Error::invalid(format!("target {target:?} is or passes through a symlink; give the real path"))
+            .with_reason(Reason::Symlink),
+        Errno::NOTDIR => Error::invalid(format!("target {target:?} is not a directory (or a part of it is not)"))
+            .with_reason(Reason::NotADirectory),
+        Errno::NOENT => Error::because(
+            missing,
+            Reason::Missing,
+            format!("target {target:?} does not exist in the process's mount namespace"),
+        ),
+        Errno::XDEV => {
+            Error::invalid(format!("target {target:?} escapes the process's root")).with_reason(Reason::EscapesRoot)
         }
-        Errno::XDEV => Error::invalid(format!("target {target:?} escapes the process's root")),
         Errno::ACCESS | Errno::PERM => {
-            Error::new(ErrorKind::PermissionDenied, format!("target {target:?} is not accessible"))
+            Error::new(ErrorKind::PermissionDenied, format!("target {target:?} is not accessible")).with_errno(e)
         }
         e => Error::internal(&format!("openat2({target:?}, RESOLVE_IN_ROOT)"), e),
     })
@@ -419,16 +373,8 @@ fn apply_masks(mnt: &OwnedFd, masks: &Masks) -> Result<()> {
 /// detached tree, which is returned. The private namespace dies with the thread.
 fn apply_masks_staged(mnt: OwnedFd, masks: &Masks) -> Result<OwnedFd> {
     use nix::mount::{mount, MsFlags};
-    on_fresh_thread(move || {
-        nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| Error::internal("unshare(CLONE_NEWNS)", e))?;
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-            .map_err(|e| Error::internal("mount(/, MS_REC|MS_PRIVATE) in staging ns", e))?;
-        let base = ["/tmp", "/mnt", "/run", "/dev"]
-            .into_iter()
-            .find(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir()))
-            .ok_or_else(|| Error::internal("staging", "no directory to stage under"))?;
-        mount(Some("none"), base, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("size=64k,mode=0700"))
-            .map_err(|e| Error::internal("mount(staging tmpfs)", e))?;
+    on_fresh_thread(move |t| {
+        let base = private_staging(t)?;
         let dir = format!("{base}/m");
         std::fs::create_dir(&dir).map_err(|e| Error::internal("mkdir(staging)", e))?;
         move_mount(&mnt, "", CWD, dir.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
@@ -473,6 +419,29 @@ fn apply_masks_staged(mnt: OwnedFd, masks: &Masks) -> Result<OwnedFd> {
         )
         .map_err(|e| kernel("open_tree(staging, CLONE|RECURSIVE)", e))
     })
+}
+
+/// A directory of a private tmpfs in a mount namespace private to the
+/// calling (fresh) thread, made `rprivate` first so nothing propagates to or
+/// from it. The namespace dies with the thread.
+fn private_staging(t: &NsThread) -> Result<&'static str> {
+    use nix::mount::{mount, MsFlags};
+    t.unshare(CloneFlags::CLONE_NEWNS)?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| Error::internal("mount(/, MS_REC|MS_PRIVATE) in staging ns", e))?;
+    let base = staging_dir()?;
+    mount(Some("none"), base, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("size=64k,mode=0700"))
+        .map_err(|e| Error::internal("mount(staging tmpfs)", e))?;
+    Ok(base)
+}
+
+/// An existing directory of the daemon's mount namespace that a private
+/// namespace may cover with a tmpfs of its own.
+fn staging_dir() -> Result<&'static str> {
+    ["/tmp", "/mnt", "/run", "/dev"]
+        .into_iter()
+        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir()))
+        .ok_or_else(|| Error::internal("staging", "no directory to stage under"))
 }
 
 fn masked(mnt: OwnedFd, masks: &Masks, strategy: MountStrategy) -> Result<OwnedFd> {
@@ -594,8 +563,9 @@ impl PropagationGuard {
         let verdict = judge(group, || self.daemon_mountinfo())?;
         match verdict {
             Propagation::Contained => Ok(()),
-            Propagation::Leaks(group) => Err(Error::new(
+            Propagation::Leaks(group) => Err(Error::because(
                 ErrorKind::FailedPrecondition,
+                Reason::SharedPropagation,
                 format!(
                     "the mount holding {target:?} shares propagation (peer group {group}) with the host; a mount there would appear on the host. Give the container private or slave mount propagation"
                 ),
@@ -614,21 +584,171 @@ pub(crate) fn attach(tree: &OwnedFd, onto: &OwnedFd, what: &str) -> Result<u64> 
     Ok(mount_id(tree.as_fd())?.0)
 }
 
-/// Moves the detached tree `mnt` onto `target` inside `proc`'s root, from a
-/// thread inside `proc`'s mount namespace. Returns the new mount's id.
-fn place(p: &PinnedProcess, mnt: OwnedFd, target: &str, strategy: MountStrategy) -> Result<u64> {
-    let mntns = p.open("ns/mnt", OFlags::RDONLY)?;
-    let root = p.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
+/// Moves the detached tree `mnt`, its masks locked first, onto `target`
+/// inside the checked mount namespace and root `at`, from a fresh thread.
+/// Returns the new mount's id.
+fn place(at: &MountTarget, mnt: OwnedFd, target: &str, strategy: MountStrategy) -> Result<u64> {
     let guard = PropagationGuard::new(strategy)?;
-    let id = on_fresh_thread(|| {
-        setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
-        let t = resolve_target(root.as_fd(), target, ErrorKind::InvalidArgument)?;
+    let lock = lock_ns()?;
+    let id = on_fresh_thread(|t| {
+        let mnt = lock_tree(t, lock, mnt, strategy)?;
+        t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
+        let fd = resolve_target(at.root(), target, ErrorKind::InvalidArgument)?;
         // Never let a mount propagate back into the daemon's namespace.
-        guard.check(t.as_fd(), target)?;
-        attach(&mnt, &t, &format!("onto {target}"))
+        guard.check(fd.as_fd(), target)?;
+        attach(&mnt, &fd, &format!("onto {target}"))
     })?;
-    p.ensure_alive()?;
+    at.process().ensure_alive()?;
     Ok(id)
+}
+
+// ---- locked masks ------------------------------------------------------------
+//
+// Ring root owns its mount namespace: it may unmount or remount whatever is
+// mounted there unless the kernel has *locked* it. The kernel locks
+// (MNT_LOCKED on every mount of a tree, MNT_LOCK_READONLY/NOSUID/NODEV/
+// NOEXEC/ATIME on the flags each has) only the mounts that reach a mount
+// namespace owned by a less privileged user namespace by namespace copy or by
+// propagation (`lock_mnt_tree`, called where the propagated copy's parent
+// lies in a namespace whose owner differs from the mounting task's), never by
+// `move_mount`. A recursive clone of a locked tree keeps its submounts
+// locked, and only its root unlocked (`__do_loopback`). Hence, for every
+// proc and sysfs iwsd places:
+//
+// 1. a carrier P (a clone of the empty read-only tmpfs) is made shared, and
+//    R, a clone of P, is its peer;
+// 2. R is attached in the *lock namespace*, a mount namespace owned by a user
+//    namespace of iwsd's own (made once; nothing else lives there);
+// 3. back in the daemon's namespace (owned by the initial user namespace),
+//    the masked tree is attached onto P: the kernel propagates a copy onto
+//    R, across user namespaces, and locks it;
+// 4. in the lock namespace, that copy is cloned recursively (root unlocked,
+//    every mask and read-only part locked), then R is detached and P dropped;
+// 5. the clone is placed. Ring root can then unmount the whole proc (which
+//    reveals nothing) but no mask, and can make no locked flag writable.
+//
+// Verified on Linux 6.18 by the root tests (mount_root.rs, locked masks) and
+// the ava attack suite. The fallback strategy does the same with P attached
+// in a thread-private staging namespace instead of detached.
+
+/// The lock namespace (see above).
+struct LockNs {
+    /// Its `ns/mnt`.
+    mntns: OwnedFd,
+    /// The daemon's own mount namespace, to step back into.
+    home: OwnedFd,
+    /// The root of iwsd's tmpfs in it, under which carriers are attached.
+    base: OwnedFd,
+}
+
+static LOCK_NS: OnceLock<std::result::Result<LockNs, Error>> = OnceLock::new();
+static CARRIERS: AtomicU64 = AtomicU64::new(0);
+
+/// The lock namespace, made on first use (by the kernel probe at start).
+/// Must be called from a thread in the daemon's own mount namespace.
+fn lock_ns() -> Result<&'static LockNs> {
+    LOCK_NS.get_or_init(make_lock_ns).as_ref().map_err(Clone::clone)
+}
+
+fn make_lock_ns() -> Result<LockNs> {
+    let home = rustix::fs::open("/proc/thread-self/ns/mnt", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::internal("open(/proc/thread-self/ns/mnt)", e))?;
+    let tree = detached(
+        "tmpfs",
+        |fs| {
+            fsconfig_set_string(fs, "mode", "0700").map_err(|e| kernel("fsconfig(tmpfs mode)", e))?;
+            fsconfig_set_string(fs, "size", "4k").map_err(|e| kernel("fsconfig(tmpfs size)", e))?;
+            fsconfig_set_string(fs, "nr_inodes", "4096").map_err(|e| kernel("fsconfig(tmpfs nr_inodes)", e))
+        },
+        NOSUID_NODEV_NOEXEC,
+    )?;
+    let dir = staging_dir()?;
+    let cdir = std::ffi::CString::new(dir).map_err(|e| Error::internal("staging dir", e.to_string()))?;
+    let (child, hold) =
+        sys::spawn_lock_ns_child(tree.as_fd(), &cdir).map_err(|e| Error::internal("fork(lock namespace child)", e))?;
+    let mntns = rustix::fs::open(
+        format!("/proc/{}/ns/mnt", child.as_raw()).as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::internal("open(ns/mnt of lock namespace child)", e));
+    drop(hold);
+    let _ = nix::sys::wait::waitpid(child, None);
+    let mntns = mntns?;
+    let base = on_fresh_thread(|t| {
+        t.setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")?;
+        rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::internal("open(lock namespace base)", e))
+    })?;
+    Ok(LockNs { mntns, home, base })
+}
+
+/// Steps 1-4 above: a copy of the detached tree `tree` whose submounts are
+/// locked. Leaves the calling thread in the lock namespace.
+fn lock_tree(t: &NsThread, l: &LockNs, tree: OwnedFd, strategy: MountStrategy) -> Result<OwnedFd> {
+    let clone = |fd: &OwnedFd, what: &str| {
+        open_tree(
+            fd,
+            "",
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
+        )
+        .map_err(|e| kernel(&format!("open_tree({what}, CLONE)"), e))
+    };
+    // Where the tree is attached onto P: the daemon's namespace (P detached)
+    // or, for the fallback, a staging namespace of this thread's (P attached).
+    let (p, home) = match strategy {
+        MountStrategy::Detached => {
+            (EMPTY_DIR.cover()?, l.home.try_clone().map_err(|e| Error::internal("dup(mnt ns)", e))?)
+        }
+        MountStrategy::Fallback => {
+            let base = private_staging(t)?;
+            let p = detached("tmpfs", |_| Ok(()), NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY)?;
+            move_mount(&p, "", CWD, base, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+                .map_err(|e| kernel("move_mount(carrier into staging)", e))?;
+            let home = rustix::fs::open("/proc/thread-self/ns/mnt", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| Error::internal("open(staging ns/mnt)", e))?;
+            (p, home)
+        }
+    };
+    sys::mount_make_shared(&p).map_err(|e| Error::internal("mount_setattr(carrier, MS_SHARED)", e))?;
+    let r = clone(&p, "carrier")?;
+    let name = format!("c{}", CARRIERS.fetch_add(1, Ordering::Relaxed));
+    rustix::fs::mkdirat(&l.base, name.as_str(), Mode::from_raw_mode(0o700))
+        .map_err(|e| Error::internal("mkdir(carrier dir in lock ns)", e))?;
+    t.setns(l.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")?;
+    let locked = move_mount(&r, "", &l.base, name.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .map_err(|e| kernel("move_mount(carrier peer into lock ns)", e))
+        .and_then(|_| {
+            t.setns(home.as_fd(), CloneFlags::CLONE_NEWNS, "home")?;
+            // The propagation that locks: onto P, copied onto R.
+            move_mount(
+                &tree,
+                "",
+                &p,
+                "",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(|e| kernel("move_mount(tree onto carrier)", e))?;
+            t.setns(l.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")?;
+            open_tree(
+                &l.base,
+                name.as_str(),
+                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+            )
+            .map_err(|e| kernel("open_tree(locked copy, CLONE|RECURSIVE)", e))
+        });
+    // R (with the locked copy on it) out of the lock namespace, whatever happened.
+    let detach = t
+        .setns(l.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")
+        .and_then(|_| rustix::process::fchdir(&r).map_err(|e| Error::internal("fchdir(carrier)", e)))
+        .and_then(|_| {
+            rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+                .map_err(|e| Error::internal("umount2(carrier, MNT_DETACH)", e))
+        });
+    let _ = rustix::fs::unlinkat(&l.base, name.as_str(), AtFlags::REMOVEDIR);
+    let locked = locked?;
+    detach?;
+    Ok(locked)
 }
 
 /// Mounts a new, masked proc for the PID namespace of `pid` (container view)
@@ -644,7 +764,8 @@ pub fn mount_proc(
     check_target(target)?;
     masks.validate()?;
     let p = container.resolve(pid, strategy)?;
-    let pidns = p.open("ns/pid", OFlags::RDONLY)?;
+    let at = container.mount_target(p)?;
+    let pidns = at.process().open("ns/pid", OFlags::RDONLY)?;
     let mnt = match ms {
         MountStrategy::Detached => detached(
             "proc",
@@ -659,13 +780,13 @@ pub fn mount_proc(
             },
             NOSUID_NODEV_NOEXEC,
         )?,
-        MountStrategy::Fallback => on_fresh_thread(|| {
-            sys::proc_via_helper(&pidns, NOSUID_NODEV_NOEXEC)
+        MountStrategy::Fallback => on_fresh_thread(|t| {
+            sys::proc_via_helper(t, &pidns, NOSUID_NODEV_NOEXEC)
                 .map_err(|e| Error::internal("proc helper in PID namespace", e))
         })?,
     };
     let mnt = masked(mnt, masks, ms)?;
-    Ok(MountOutcome { mount_id: place(&p, mnt, target, ms)? })
+    Ok(MountOutcome { mount_id: place(&at, mnt, target, ms)? })
 }
 
 /// Mounts a new, masked sysfs of the network namespace of `pid` at `target`.
@@ -680,18 +801,19 @@ pub fn mount_sysfs(
     check_target(target)?;
     opts.masks.validate()?;
     let p = container.resolve(pid, strategy)?;
-    let netns = p.open("ns/net", OFlags::RDONLY)?;
+    let at = container.mount_target(p)?;
+    let netns = at.process().open("ns/net", OFlags::RDONLY)?;
     let mut attrs = NOSUID_NODEV_NOEXEC;
     if opts.read_only {
         attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
     }
     // sysfs binds to the network namespace of the task that creates it.
-    let mnt = on_fresh_thread(|| {
-        setns(netns.as_fd(), CloneFlags::CLONE_NEWNET, "net")?;
+    let mnt = on_fresh_thread(|t| {
+        t.setns(netns.as_fd(), CloneFlags::CLONE_NEWNET, "net")?;
         detached("sysfs", |_| Ok(()), attrs)
     })?;
     let mnt = masked(mnt, &opts.masks, ms)?;
-    Ok(MountOutcome { mount_id: place(&p, mnt, target, ms)? })
+    Ok(MountOutcome { mount_id: place(&at, mnt, target, ms)? })
 }
 
 /// Unmounts the mount at `target` in `pid`'s mount namespace if its unique id
@@ -700,19 +822,22 @@ pub fn mount_sysfs(
 /// there is not one of ours. Returns the id of the mount removed.
 pub fn umount(container: &Container, strategy: PidStrategy, pid: i64, target: &str, owned: &[u64]) -> Result<u64> {
     check_target(target)?;
-    let p = container.resolve(pid, strategy)?;
-    let mntns = p.open("ns/mnt", OFlags::RDONLY)?;
-    let root = p.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
-    on_fresh_thread(|| {
-        setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
-        let t = resolve_target(root.as_fd(), target, ErrorKind::NotFound)?;
+    let at = container.mount_target(container.resolve(pid, strategy)?)?;
+    on_fresh_thread(|ns| {
+        ns.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
+        let t = resolve_target(at.root(), target, ErrorKind::NotFound)?;
         let (id, is_root) = mount_id(t.as_fd())?;
         if !is_root {
-            return Err(Error::new(ErrorKind::NotFound, format!("nothing is mounted at {target:?}")));
+            return Err(Error::because(
+                ErrorKind::NotFound,
+                Reason::NothingMounted,
+                format!("nothing is mounted at {target:?}"),
+            ));
         }
         if !owned.contains(&id) {
-            return Err(Error::new(
+            return Err(Error::because(
                 ErrorKind::PermissionDenied,
+                Reason::NotOurMount,
                 format!("the mount at {target:?} was not made by iwsd for this workspace; only those can be unmounted"),
             ));
         }
@@ -752,27 +877,14 @@ pub fn probe_detached_proc() -> std::result::Result<(), String> {
         source.cover().map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
     }
     mount_id(mnt.as_fd()).map_err(|e| e.message().to_string())?;
+    // The lock namespace every placement goes through (see "locked masks").
+    lock_ns().map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn namespace_threads_start_on_the_callers_cpu_but_run_with_its_affinity() {
-        let allowed = || {
-            let st = std::fs::read_to_string("/proc/thread-self/status").unwrap();
-            st.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap().to_string()
-        };
-        let mine = allowed();
-        let theirs = on_fresh_thread(|| Ok(allowed())).unwrap();
-        assert_eq!(theirs, mine, "anything the thread starts must not inherit a pin");
-        assert_eq!(allowed(), mine, "the caller's affinity is restored");
-        // Errors and panics in the thread restore it too.
-        let _ = on_fresh_thread(|| -> Result<()> { Err(Error::internal("test", "boom")) });
-        assert_eq!(allowed(), mine);
-    }
 
     #[test]
     fn targets_must_be_absolute_without_dotdot() {

@@ -24,7 +24,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{openat, Mode, OFlags, CWD};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::sys;
 
 /// The host's procfs, as the daemon sees it.
@@ -115,6 +115,13 @@ fn open_in(dir: impl AsFd, name: &str, flags: OFlags) -> io::Result<OwnedFd> {
     Ok(openat(dir, name, flags | OFlags::CLOEXEC | follow, Mode::empty())?)
 }
 
+/// The mount id of the mount `fd` is on.
+fn mount_of(fd: impl AsFd) -> Result<u64> {
+    rustix::fs::statx(fd, "", rustix::fs::AtFlags::EMPTY_PATH, rustix::fs::StatxFlags::MNT_ID)
+        .map(|st| st.stx_mnt_id)
+        .map_err(|e| Error::internal("statx(STATX_MNT_ID)", e))
+}
+
 /// Identity of a namespace: (device, inode) of its nsfs file.
 fn ns_key(fd: impl AsFd) -> Result<(u64, u64)> {
     let st = rustix::fs::fstat(fd).map_err(|e| Error::internal("fstat(ns fd)", e))?;
@@ -160,7 +167,13 @@ pub struct PinnedProcess {
 impl PinnedProcess {
     /// Pins host PID `host_pid`. NOT_FOUND when it does not exist (any more).
     pub fn pin(host_pid: i32) -> Result<PinnedProcess> {
-        let gone = || Error::new(ErrorKind::NotFound, "the process exited before the operation could start");
+        let gone = || {
+            Error::because(
+                ErrorKind::NotFound,
+                Reason::ProcessExited,
+                "the process exited before the operation could start",
+            )
+        };
         let pid = Pid::from_raw(host_pid).ok_or_else(gone)?;
         let pidfd = pidfd_open(pid, PidfdFlags::empty()).map_err(|e| match e {
             rustix::io::Errno::SRCH => gone(),
@@ -200,7 +213,7 @@ impl PinnedProcess {
     pub fn ensure_alive(&self) -> Result<()> {
         match sys::pidfd_alive(&self.pidfd) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Error::new(ErrorKind::NotFound, "the process exited during the operation")),
+            Ok(false) => Err(exited()),
             Err(e) => Err(Error::internal("pidfd_send_signal(0)", e)),
         }
     }
@@ -208,9 +221,7 @@ impl PinnedProcess {
     /// Opens a file in the process's `/proc` directory (no symlinks followed).
     pub fn open(&self, name: &str, flags: OFlags) -> Result<OwnedFd> {
         open_in(&self.dir, name, flags).map_err(|e| match errno_of(&e) {
-            Some(libc::ESRCH) | Some(libc::ENOENT) => {
-                Error::new(ErrorKind::NotFound, "the process exited during the operation")
-            }
+            Some(libc::ESRCH) | Some(libc::ENOENT) => exited(),
             Some(libc::EACCES) | Some(libc::EPERM) => {
                 Error::new(ErrorKind::PermissionDenied, "the kernel does not let the daemon inspect that process")
                     .with_detail(format!("openat(/proc/{}/{name}): {e}", self.host_pid))
@@ -222,7 +233,7 @@ impl PinnedProcess {
     pub(crate) fn read(&self, name: &str) -> Result<String> {
         let fd = self.open(name, OFlags::RDONLY)?;
         read_fd_to_string(fd).map_err(|e| match errno_of(&e) {
-            Some(libc::ESRCH) => Error::new(ErrorKind::NotFound, "the process exited during the operation"),
+            Some(libc::ESRCH) => exited(),
             _ => Error::internal(&format!("read(/proc/{}/{name})", self.host_pid), e),
         })
     }
@@ -231,6 +242,10 @@ impl PinnedProcess {
         let status = self.read("status")?;
         parse_nspid(&status).ok_or_else(|| Error::internal("parse NSpid", format!("/proc/{}/status", self.host_pid)))
     }
+}
+
+fn exited() -> Error {
+    Error::because(ErrorKind::NotFound, Reason::ProcessExited, "the process exited during the operation")
 }
 
 /// The process at the other end of a connection (host view).
@@ -274,6 +289,56 @@ pub struct Container {
     pidns_key: (u64, u64),
     /// Index of the container's namespace in an `NSpid:` list read by us.
     level: usize,
+    /// The init's mount namespace, its owning user namespace, and its root
+    /// directory (device, inode), as at registration.
+    mntns_key: (u64, u64),
+    userns_key: (u64, u64),
+    root_key: (u64, u64),
+}
+
+/// Where a mount operation may act: a process of the workspace, its mount
+/// namespace and root, checked by [`Container::mount_target`]. The fds are
+/// the ones checked; the operation uses exactly these.
+#[derive(Debug)]
+pub struct MountTarget {
+    process: PinnedProcess,
+    mntns: OwnedFd,
+    root: OwnedFd,
+}
+
+impl MountTarget {
+    pub fn process(&self) -> &PinnedProcess {
+        &self.process
+    }
+
+    /// The checked mount namespace (`ns/mnt`).
+    pub fn mntns(&self) -> BorrowedFd<'_> {
+        self.mntns.as_fd()
+    }
+
+    /// The checked root directory (`O_PATH`), in that namespace.
+    pub fn root(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+}
+
+/// The daemon's own mount and user namespaces, read once.
+fn daemon_ns() -> Result<((u64, u64), (u64, u64))> {
+    static KEYS: std::sync::OnceLock<std::result::Result<((u64, u64), (u64, u64)), Error>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mnt = open_path("/proc/self/ns/mnt").map_err(|e| Error::internal("open(/proc/self/ns/mnt)", e))?;
+        let user = open_path("/proc/self/ns/user").map_err(|e| Error::internal("open(/proc/self/ns/user)", e))?;
+        Ok((ns_key(&mnt)?, ns_key(&user)?))
+    })
+    .clone()
+}
+
+/// Most `..` steps taken from a process's root looking for the container's.
+const MAX_ROOT_DEPTH: usize = 4096;
+
+fn dir_key(fd: impl AsFd) -> Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd).map_err(|e| Error::internal("fstat(root)", e))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 impl Container {
@@ -309,8 +374,12 @@ impl Container {
             ));
         }
         let level = nspid.len() - 1;
+        let mntns = init.open("ns/mnt", OFlags::RDONLY)?;
+        let mntns_key = ns_key(&mntns)?;
+        let userns_key = ns_key(init.open("ns/user", OFlags::RDONLY)?)?;
+        let root_key = dir_key(init.open("root", OFlags::PATH | OFlags::DIRECTORY)?)?;
         init.ensure_alive()?;
-        Ok(Container { init, pidns, pidns_key, level })
+        Ok(Container { init, pidns, pidns_key, level, mntns_key, userns_key, root_key })
     }
 
     pub fn host_pid(&self) -> i32 {
@@ -364,10 +433,98 @@ impl Container {
             PidStrategy::Scan => p.nspid()?.get(self.level).copied(),
         };
         if now != Some(pid) {
-            return Err(Error::new(ErrorKind::NotFound, format!("pid {pid} exited during the operation")));
+            return Err(Error::because(
+                ErrorKind::NotFound,
+                Reason::ProcessExited,
+                format!("pid {pid} exited during the operation"),
+            ));
         }
         p.ensure_alive()?;
         Ok(p)
+    }
+
+    /// Checks where a mount operation for process `p` (a member, from
+    /// [`Container::resolve`]) would act, before it does anything. Allowed:
+    /// the container init's mount namespace, or one owned by a user namespace
+    /// at or below the container's (strictly below when the container has no
+    /// user namespace of its own: the daemon's user namespace owns every host
+    /// mount namespace); never the daemon's own; and a root at or below the
+    /// container's root (walking `..` from the process's root). PERMISSION_DENIED
+    /// naming the rule otherwise.
+    pub fn mount_target(&self, p: PinnedProcess) -> Result<MountTarget> {
+        let mntns = p.open("ns/mnt", OFlags::RDONLY)?;
+        let root = p.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
+        let (daemon_mnt, daemon_user) = daemon_ns()?;
+        let key = ns_key(&mntns)?;
+        if key == daemon_mnt {
+            return Err(Error::because(
+                ErrorKind::PermissionDenied,
+                Reason::HostMountNamespace,
+                format!("pid is in the host's mount namespace, not the workspace's; a process that joined only the container's PID namespace (e.g. `nsenter --pid`) must also join its mount namespace (`nsenter --mount --pid`)"),
+            ));
+        }
+        if key != self.mntns_key && !self.owns_below(&mntns, daemon_user)? {
+            return Err(Error::because(
+                ErrorKind::PermissionDenied,
+                Reason::ForeignMountNamespace,
+                "the process's mount namespace is neither the container's nor one created inside it",
+            ));
+        }
+        if !self.root_at_or_below(&root)? {
+            return Err(Error::because(
+                ErrorKind::PermissionDenied,
+                Reason::EscapesRoot,
+                "the process's root is not at or below the container's root",
+            ));
+        }
+        p.ensure_alive()?;
+        Ok(MountTarget { process: p, mntns, root })
+    }
+
+    /// Whether mount namespace `mntns` is owned by a user namespace at or
+    /// below the container's (strictly below if that is the daemon's).
+    fn owns_below(&self, mntns: &OwnedFd, daemon_user: (u64, u64)) -> Result<bool> {
+        let mut ns = match sys::ns_get_userns(mntns) {
+            Ok(ns) => ns,
+            Err(e) if errno_of(&e) == Some(libc::EPERM) => return Ok(false),
+            Err(e) => return Err(Error::internal("ioctl(NS_GET_USERNS)", e)),
+        };
+        for depth in 0..MAX_PIDNS_DEPTH {
+            if ns_key(&ns)? == self.userns_key {
+                return Ok(depth > 0 || self.userns_key != daemon_user);
+            }
+            ns = match sys::ns_get_parent(&ns) {
+                Ok(parent) => parent,
+                Err(e) if errno_of(&e) == Some(libc::EPERM) => return Ok(false),
+                Err(e) => return Err(Error::internal("ioctl(NS_GET_PARENT) on a user namespace", e)),
+            };
+        }
+        Ok(false)
+    }
+
+    /// Whether the directory `root` (a process's root) is the container's
+    /// root directory or lies below it: `..` from it, in its own mount tree,
+    /// reaches the container's root before the top of that tree.
+    fn root_at_or_below(&self, root: &OwnedFd) -> Result<bool> {
+        let mut dir = root.try_clone().map_err(|e| Error::internal("dup(root)", e))?;
+        let mut key = dir_key(&dir)?;
+        for _ in 0..MAX_ROOT_DEPTH {
+            if key == self.root_key {
+                return Ok(true);
+            }
+            let up = openat(&dir, "..", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| Error::internal("openat(..) from a process's root", e))?;
+            let up_key = dir_key(&up)?;
+            if up_key == key {
+                let (a, b) = (mount_of(&up)?, mount_of(&dir)?);
+                if a == b {
+                    return Ok(false); // the top of its mount tree
+                }
+            }
+            dir = up;
+            key = up_key;
+        }
+        Ok(false)
     }
 
     /// Checks the process at the other end of connected unix socket `sock`:
@@ -388,29 +545,37 @@ impl Container {
                 // pinned has not been reused since connect.
                 match sys::pidfd_alive(&pidfd) {
                     Ok(true) => p,
-                    _ => return Err(Error::new(ErrorKind::PermissionDenied, "the connecting process exited")),
+                    _ => {
+                        return Err(Error::because(
+                            ErrorKind::PermissionDenied,
+                            Reason::ProcessExited,
+                            "the connecting process exited",
+                        ))
+                    }
                 }
             }
             None => PinnedProcess::pin(cred.pid.as_raw_nonzero().get())?,
         };
         if !self.is_member(&pinned)? {
-            return Err(Error::new(
+            return Err(Error::because(
                 ErrorKind::PermissionDenied,
+                Reason::OutsideWorkspace,
                 format!("connection from pid {} (uid {uid}) is not from inside this workspace", pinned.host_pid()),
             ));
         }
         Ok(Peer { pid: pinned.host_pid(), uid, gid })
     }
 
+    /// The one answer for a PID that does not translate inside the
+    /// workspace. It never depends on what exists on the host: an answer that
+    /// differed for a host process with that number would let a workspace
+    /// probe the host's PIDs.
     fn not_in_workspace(&self, pid: i32) -> Error {
-        if fs::symlink_metadata(format!("{PROC}/{pid}")).is_ok() {
-            Error::new(
-                ErrorKind::PermissionDenied,
-                format!("pid {pid} is not a process of this workspace; give a PID as seen inside the workspace"),
-            )
-        } else {
-            Error::new(ErrorKind::NotFound, format!("no process with pid {pid} in this workspace"))
-        }
+        Error::because(
+            ErrorKind::NotFound,
+            Reason::NoSuchProcess,
+            format!("no process with pid {pid} in this workspace; give a PID as seen inside the workspace"),
+        )
     }
 
     /// Whether the pinned process's PID namespace is the container's or

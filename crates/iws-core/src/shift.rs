@@ -30,7 +30,8 @@ use rustix::mount::{open_tree, OpenTreeFlags};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::idmap::{self, IdMapping};
-use crate::mount::{attach, check_target, detached, kernel, on_fresh_thread, setns, PropagationGuard};
+use crate::mount::{attach, check_target, detached, kernel, PropagationGuard};
+use crate::nsthread::{on_fresh_thread, NsThread};
 use crate::pidns::Container;
 use crate::sys;
 
@@ -195,8 +196,8 @@ impl MarkTarget {
 
     /// On a worker thread: enters the container's mount namespace, makes its
     /// root shared, and resolves (creating) the mark directory.
-    fn enter(&self, mark_path: &str) -> Result<OwnedFd> {
-        setns(self.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
+    fn enter(&self, ns: &NsThread, mark_path: &str) -> Result<OwnedFd> {
+        ns.setns(self.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "mnt")?;
         make_root_shared(&self.root)?;
         let mark = ensure_dir(self.root.as_fd(), mark_path)?;
         self.guard.check(mark.as_fd(), mark_path)?;
@@ -220,8 +221,8 @@ fn make_root_shared(root: &OwnedFd) -> Result<()> {
 /// it at `mark_path`, both inside the container's mount namespace.
 fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Result<u64> {
     let t = MarkTarget::of(container)?;
-    on_fresh_thread(|| {
-        let mark = t.enter(mark_path)?;
+    on_fresh_thread(|ns| {
+        let mark = t.enter(ns, mark_path)?;
         let tree = open_tree(
             &t.root,
             "",
@@ -245,8 +246,8 @@ fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Re
 /// reference kernel has no shiftfs.
 fn mark_shiftfs(container: &Container, mark_path: &str) -> Result<u64> {
     let t = MarkTarget::of(container)?;
-    on_fresh_thread(|| {
-        let mark = t.enter(mark_path)?;
+    on_fresh_thread(|ns| {
+        let mark = t.enter(ns, mark_path)?;
         // shiftfs looks its source path up from the caller's cwd: the
         // container's root (this thread's cwd is private to it).
         rustix::process::fchdir(&t.root).map_err(|e| Error::internal("fchdir(container root)", e))?;
@@ -342,15 +343,15 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
         rustix::fs::open(format!("/proc/{pid}/ns/mnt").as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::internal("open(fuse helper ns/mnt)", e));
     let placed = helper_ns.and_then(|helper_ns| {
-        on_fresh_thread(|| {
-            setns(helper_ns.as_fd(), CloneFlags::CLONE_NEWNS, "fuse helper mnt")?;
+        on_fresh_thread(|ns| {
+            ns.setns(helper_ns.as_fd(), CloneFlags::CLONE_NEWNS, "fuse helper mnt")?;
             let tree = open_tree(
                 CWD,
                 opts.staging.as_str(),
                 OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
             )
             .map_err(|e| kernel("open_tree(fuse mount, CLONE)", e))?;
-            let mark = t.enter(mark_path)?;
+            let mark = t.enter(ns, mark_path)?;
             attach(&tree, &mark, &format!("fuse onto {mark_path}"))
         })
     });

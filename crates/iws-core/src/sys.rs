@@ -38,6 +38,77 @@ pub fn ns_get_parent(ns: impl AsFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `ioctl(ns, NS_GET_USERNS)`: an fd for the user namespace that owns `ns`.
+/// EPERM when that user namespace lies outside the caller's.
+pub fn ns_get_userns(ns: impl AsFd) -> io::Result<OwnedFd> {
+    // SAFETY: NS_GET_USERNS takes no argument and returns a new fd, which we
+    // own exclusively from here on.
+    let fd = cvt(unsafe { libc::ioctl(ns.as_fd().as_raw_fd(), libc::NS_GET_USERNS) })?;
+    // SAFETY: `fd` was just returned by the kernel and is not owned elsewhere.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Forks a child that makes the *lock namespace*: a mount namespace owned by
+/// a user namespace of its own. The child enters a private copy of the
+/// caller's mount namespace (`unshare(CLONE_NEWNS)`, then `MS_REC|MS_PRIVATE`
+/// on `/`, so nothing propagates in or out), attaches the detached mount
+/// `tree` at `dir`, and then moves into a new user and mount namespace
+/// (`unshare(CLONE_NEWUSER|CLONE_NEWNS)`): that copy, owned by the new user
+/// namespace, is the lock namespace. It then waits like
+/// [`spawn_userns_child`]: the caller opens its `ns/mnt`, then drops the
+/// returned pipe end and reaps it.
+pub fn spawn_lock_ns_child(tree: BorrowedFd<'_>, dir: &std::ffi::CStr) -> io::Result<(nix::unistd::Pid, OwnedFd)> {
+    let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let (hold_r, hold_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let tree = tree.as_raw_fd();
+    // SAFETY: in the (single-threaded) child only raw syscalls on stack
+    // buffers and the caller's C string follow, then `_exit`; nothing
+    // allocates or takes locks.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            drop(hold_w);
+            // SAFETY: plain syscalls with valid arguments; see above.
+            unsafe {
+                let ok = libc::unshare(libc::CLONE_NEWNS) == 0
+                    && libc::mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ) == 0
+                    && libc::syscall(
+                        libc::SYS_move_mount,
+                        tree,
+                        c"".as_ptr(),
+                        libc::AT_FDCWD,
+                        dir.as_ptr(),
+                        0x4 as libc::c_uint, // MOVE_MOUNT_F_EMPTY_PATH
+                    ) == 0
+                    && libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0;
+                let b = [ok as u8];
+                libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
+                let mut x = [0u8; 1];
+                // Blocks until the parent closes its end.
+                libc::read(hold_r.as_raw_fd(), x.as_mut_ptr().cast(), 1);
+                libc::_exit(0)
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(ready_w);
+            drop(hold_r);
+            let mut b = [0u8; 1];
+            let n = rustix::io::read(&ready_r, &mut b)?;
+            if n != 1 || b[0] != 1 {
+                drop(hold_w);
+                let _ = nix::sys::wait::waitpid(child, None);
+                return Err(io::Error::other("child could not make the lock namespace"));
+            }
+            Ok((child, hold_w))
+        }
+    }
+}
+
 /// `pidfd_send_signal(pidfd, 0)`: Ok(true) while the process exists (a zombie
 /// still holds its pid, so the pid cannot be reused), Ok(false) once reaped.
 pub fn pidfd_alive(pidfd: impl AsFd) -> io::Result<bool> {
@@ -158,7 +229,11 @@ pub fn spawn_userns_child() -> io::Result<(nix::unistd::Pid, OwnedFd)> {
 /// makes the calling thread's future children join `pidns`, forks a helper
 /// there that creates the (detached) mount, and receives the mount's fd over a
 /// socketpair. The helper is reaped before returning.
-pub fn proc_via_helper(pidns: impl AsFd, attrs: rustix::mount::MountAttrFlags) -> io::Result<OwnedFd> {
+pub fn proc_via_helper(
+    _on: &crate::nsthread::NsThread,
+    pidns: impl AsFd,
+    attrs: rustix::mount::MountAttrFlags,
+) -> io::Result<OwnedFd> {
     use rustix::net::{
         recvmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags,
         SocketType,

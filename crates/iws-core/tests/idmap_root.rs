@@ -102,12 +102,20 @@ fn refuses_processes_outside_the_workspace() {
         // b's child, named by its host PID: exists, but not in a's namespace.
         let e = write_id_mapping(&ws, s, b.child as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::NotFound), "{s:?}: {e}");
-        // Our own (host) PID certainly exists outside the workspace.
-        let e = ws.resolve(std::process::id() as i64, s).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{s:?}: {e}");
-        // A PID that exists nowhere.
-        let e = ws.resolve(i32::MAX as i64 - 7, s).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{s:?}: {e}");
+        // The PID oracle: our own (host) PID certainly exists on the host,
+        // i32::MAX - 7 exists nowhere. Neither is in the workspace, and the
+        // answers must not tell them apart (same kind, reason and message
+        // shape), or a workspace could probe the host's PIDs.
+        let host = ws.resolve(std::process::id() as i64, s).unwrap_err();
+        let none = ws.resolve(i32::MAX as i64 - 7, s).unwrap_err();
+        for e in [&host, &none] {
+            assert_eq!(e.kind(), ErrorKind::NotFound, "{s:?}: {e}");
+            assert_eq!(e.reason(), Some(iws_core::Reason::NoSuchProcess), "{s:?}: {e}");
+        }
+        assert_eq!(
+            host.message().replace(&std::process::id().to_string(), "N"),
+            none.message().replace(&(i32::MAX - 7).to_string(), "N"),
+        );
         assert!(ws.resolve(0, s).is_err());
     }
     assert!(b.uid_map(b.child, "uid_map").is_empty(), "nothing may be written to another container");
