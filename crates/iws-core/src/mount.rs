@@ -677,7 +677,7 @@ fn make_lock_ns() -> Result<LockNs> {
     let mntns = mntns?;
     let base = on_fresh_thread(|t| {
         t.setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")?;
-        rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::internal("open(lock namespace base)", e))
     })?;
     Ok(LockNs { mntns, home, base })
@@ -885,6 +885,29 @@ pub fn probe_detached_proc() -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_namespace_holds_nothing_but_its_own_tmpfs() {
+        if !rustix::process::geteuid().is_root() {
+            assert_ne!(std::env::var("IWSD_REQUIRE_ROOT").as_deref(), Ok("1"), "needs root");
+            eprintln!("SKIPPED the_lock_namespace_holds_nothing_but_its_own_tmpfs: needs root");
+            return;
+        }
+        let l = lock_ns().unwrap();
+        let proc =
+            rustix::fs::open("/proc", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let table = on_fresh_thread(|t| {
+            t.setns(l.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")?;
+            let fd =
+                rustix::fs::openat(&proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| Error::internal("open mountinfo", e))?;
+            read_to_string(fd, "read mountinfo")
+        })
+        .unwrap();
+        // No copy of a host mount: it would keep the host's devices busy.
+        assert_eq!(table.lines().count(), 1, "{table}");
+        assert!(table.contains(" - tmpfs "), "{table}");
+    }
 
     #[test]
     fn targets_must_be_absolute_without_dotdot() {

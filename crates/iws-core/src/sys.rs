@@ -49,12 +49,13 @@ pub fn ns_get_userns(ns: impl AsFd) -> io::Result<OwnedFd> {
 }
 
 /// Forks a child that makes the *lock namespace*: a mount namespace owned by
-/// a user namespace of its own. The child enters a private copy of the
-/// caller's mount namespace (`unshare(CLONE_NEWNS)`, then `MS_REC|MS_PRIVATE`
-/// on `/`, so nothing propagates in or out), attaches the detached mount
-/// `tree` at `dir`, and then moves into a new user and mount namespace
-/// (`unshare(CLONE_NEWUSER|CLONE_NEWNS)`): that copy, owned by the new user
-/// namespace, is the lock namespace. It then waits like
+/// a user namespace of its own, holding nothing but `tree`. The child enters
+/// a private copy of the caller's mount namespace (`unshare(CLONE_NEWNS)`,
+/// then `MS_REC|MS_PRIVATE` on `/`, so nothing propagates in or out),
+/// attaches the detached mount `tree` at `dir`, makes it the root
+/// (`pivot_root(".", ".")`, old root detached), and then moves into a new
+/// user and mount namespace (`unshare(CLONE_NEWUSER|CLONE_NEWNS)`): that
+/// copy, owned by the new user namespace, is the lock namespace. It then waits like
 /// [`spawn_userns_child`]: the caller opens its `ns/mnt`, then drops the
 /// returned pipe end and reaps it.
 pub fn spawn_lock_ns_child(tree: BorrowedFd<'_>, dir: &std::ffi::CStr) -> io::Result<(nix::unistd::Pid, OwnedFd)> {
@@ -85,6 +86,13 @@ pub fn spawn_lock_ns_child(tree: BorrowedFd<'_>, dir: &std::ffi::CStr) -> io::Re
                         dir.as_ptr(),
                         0x4 as libc::c_uint, // MOVE_MOUNT_F_EMPTY_PATH
                     ) == 0
+                    // Make `tree` the root and drop every other mount, so the
+                    // lock namespace pins no host filesystem (a copy of the
+                    // host's mounts would keep their devices busy).
+                    && libc::chdir(dir.as_ptr()) == 0
+                    && libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) == 0
+                    && libc::umount2(c".".as_ptr(), libc::MNT_DETACH) == 0
+                    && libc::chdir(c"/".as_ptr()) == 0
                     && libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0;
                 let b = [ok as u8];
                 libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
