@@ -710,7 +710,10 @@ fn lock_tree(t: &NsThread, l: &LockNs, tree: OwnedFd, strategy: MountStrategy) -
             (p, home)
         }
     };
-    sys::mount_make_shared(&p).map_err(|e| Error::internal("mount_setattr(carrier, MS_SHARED)", e))?;
+    sys::mount_make_shared(&p).map_err(|e| match Errno::from_io_error(&e) {
+        Some(errno) => kernel("mount_setattr(carrier, MS_SHARED)", errno),
+        None => Error::internal("mount_setattr(carrier, MS_SHARED)", e),
+    })?;
     let r = clone(&p, "carrier")?;
     let name = format!("c{}", CARRIERS.fetch_add(1, Ordering::Relaxed));
     rustix::fs::mkdirat(&l.base, name.as_str(), Mode::from_raw_mode(0o700))

@@ -19,6 +19,22 @@ use crate::error::{Error, Result};
 
 /// Proof that the current thread was made by [`on_fresh_thread`] and dies
 /// after its closure: the only holder of `setns`/`unshare`.
+///
+/// It cannot be made anywhere else:
+///
+/// ```compile_fail
+/// let t = iws_core::nsthread::NsThread { _here: std::marker::PhantomData };
+/// ```
+///
+/// nor sent to another thread:
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let _ = iws_core::nsthread::on_fresh_thread(|t| {
+///     send(t);
+///     Ok(())
+/// });
+/// ```
 pub struct NsThread {
     /// Not Send, not Sync: the token stays on its thread.
     _here: PhantomData<*const ()>,
