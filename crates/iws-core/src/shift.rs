@@ -217,6 +217,20 @@ fn make_root_shared(root: &OwnedFd) -> Result<()> {
     })
 }
 
+/// Every mark is `nosuid,nodev`, whatever its method: through it the shifted
+/// ids own the container's files, so a setuid bit or a device node there
+/// would be honoured for ids the workspace chose. Set on the detached tree
+/// before it is attached. A ring whose mount namespace is a copy of the
+/// container's (made after the mark, as workspacekit does) gets the mark with
+/// MNT_LOCK_NOSUID and MNT_LOCK_NODEV (the kernel locks the flags of every
+/// mount copied into a namespace owned by a less privileged user namespace),
+/// and a ring in the container's own mount namespace has no CAP_SYS_ADMIN
+/// over it: neither can clear them.
+fn nosuid_nodev(tree: &OwnedFd, what: &str) -> Result<()> {
+    sys::mount_setattr_fd(tree, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, false)
+        .map_err(|e| Error::internal(&format!("mount_setattr({what}, NOSUID|NODEV)"), e))
+}
+
 /// Makes the container's root mount shared and mounts an idmapped clone of
 /// it at `mark_path`, both inside the container's mount namespace.
 fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Result<u64> {
@@ -237,6 +251,7 @@ fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Re
             .with_detail(format!("mount_setattr(MOUNT_ATTR_IDMAP): {e}")),
             _ => Error::internal("mount_setattr(MOUNT_ATTR_IDMAP)", e),
         })?;
+        nosuid_nodev(&tree, "idmapped mark")?;
         attach(&tree, &mark, &format!("onto {mark_path}"))
     })
 }
@@ -258,7 +273,7 @@ fn mark_shiftfs(container: &Container, mark_path: &str) -> Result<u64> {
                     .map_err(|e| kernel("fsconfig(shiftfs source)", e))?;
                 rustix::mount::fsconfig_set_flag(fs, "mark").map_err(|e| kernel("fsconfig(shiftfs mark)", e))
             },
-            rustix::mount::MountAttrFlags::empty(),
+            rustix::mount::MountAttrFlags::MOUNT_ATTR_NOSUID | rustix::mount::MountAttrFlags::MOUNT_ATTR_NODEV,
         )?;
         attach(&mnt, &mark, &format!("shiftfs onto {mark_path}"))
     })
@@ -351,6 +366,7 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
                 OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
             )
             .map_err(|e| kernel("open_tree(fuse mount, CLONE)", e))?;
+            nosuid_nodev(&tree, "fuse mark")?;
             let mark = t.enter(ns, mark_path)?;
             attach(&tree, &mark, &format!("fuse onto {mark_path}"))
         })

@@ -152,6 +152,8 @@ struct MountAttr {
 }
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 fn mount_setattr(dfd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> io::Result<()> {
