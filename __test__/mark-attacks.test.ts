@@ -100,23 +100,23 @@ async function waitFor<T>(what: string, f: () => T | undefined, ms = 10_000): Pr
  * `uid` (the unprivileged user) or as container root (as workspacekit does,
  * with its own mount namespace). Returns its host PID.
  */
-async function startRing(t: ExecutionContext, init: number, opts: { uid?: number; ownMountNs?: boolean }): Promise<number> {
+async function startRing(t: ExecutionContext, init: number, opts: { uid?: number; ownMountNs?: boolean; inRing?: number }): Promise<number> {
   const flags = opts.ownMountNs ? ['-U', '-m'] : ['-U'];
   const who = opts.uid === undefined ? [] : ['--setuid', String(opts.uid), '--setgid', String(opts.uid)];
-  const p = spawn(
-    'nsenter',
-    ['--target', String(init), '--mount', '--pid', '--net', '--root', '--wd=/', ...who, '--', '/bin/busybox', 'unshare', ...flags, '/bin/busybox', 'sleep', '100000'],
-    { stdio: 'ignore' },
-  );
+  const enter =
+    opts.inRing === undefined
+      ? ['--target', String(init), '--mount', '--pid', '--net', '--root', '--wd=/', ...who]
+      : ['--target', String(opts.inRing), '--user', '--mount', '--pid', '--root', '--wd=/'];
+  const p = spawn('nsenter', [...enter, '--', '/bin/busybox', 'unshare', ...flags, '/bin/busybox', 'sleep', '100000'], { stdio: 'ignore' });
   t.teardown(() => {
     p.kill('SIGKILL');
   });
-  const self = readlinkSync('/proc/self/ns/user');
+  const outer = readlinkSync(`/proc/${opts.inRing ?? 'self'}/ns/user`);
   return waitFor('ring process', () => {
     const kid = children(p.pid!)[0];
     if (kid === undefined) return undefined;
     try {
-      return readlinkSync(`/proc/${kid}/ns/user`) !== self && readFileSync(`/proc/${kid}/cmdline`, 'utf8').startsWith('/bin/busybox\x00sleep') ? kid : undefined;
+      return readlinkSync(`/proc/${kid}/ns/user`) !== outer && readFileSync(`/proc/${kid}/cmdline`, 'utf8').startsWith('/bin/busybox\x00sleep') ? kid : undefined;
     } catch {
       return undefined;
     }
@@ -248,3 +248,4 @@ for (const method of METHODS) {
     t.true(after.includes('nosuid') && after.includes('nodev'), after.join(','));
   });
 }
+
