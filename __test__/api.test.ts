@@ -58,7 +58,7 @@ rootTest('every documented error code is produced through the public API', async
   writeFileSync(notExecutable, 'x', { mode: 0o644 });
   await expect(
     'INTERNAL',
-    prepareShiftMark(container, { method: 'fuse', fuse: { binary: notExecutable, upper: join(dir, 'u'), work: join(dir, 'w'), staging: join(dir, 'm') } }),
+    prepareShiftMark(container, { method: 'fuse', fuse: { binary: notExecutable, upper: join(dir, 'fuse', 'u'), work: join(dir, 'fuse', 'w'), staging: join(dir, 'fuse', 'm'), upperBytes: 1 << 20 } }),
   );
 
   // iwsd (embedded daemon) + iwsd/client

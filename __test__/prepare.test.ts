@@ -101,7 +101,8 @@ for (const method of METHODS) {
     t.is(shAsUserns(u.host, `stat -c %u ${MARK}/bin/busybox`).stdout.trim(), '0');
     const made = shAsUserns(u.host, `echo hi > ${MARK}/created`);
     t.is(made.code, 0, made.stderr);
-    const onDisk = method === 'fuse' ? join(daemon.stateDir, 'fuse', id, 'upper', 'created') : join(rootfs, 'created');
+    // FUSE copy-ups land on the helper's private tmpfs: seen through its root.
+    const onDisk = method === 'fuse' ? join(`/proc/${fusePids(id)[0]}/root`, daemon.stateDir, 'fuse', id, 'upper', 'created') : join(rootfs, 'created');
     t.is(statSync(onDisk).uid, 0, onDisk);
     if (method === 'fuse') t.throws(() => statSync(join(rootfs, 'created')), undefined, 'fuse writes land in the upper dir');
 

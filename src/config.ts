@@ -86,6 +86,17 @@ export const ConfigSchema = z
     limits: z
       .object({
         mountsPerWorkspace: z.number().int().positive().max(100_000).default(256),
+        /**
+         * Bytes of the private tmpfs that holds a FUSE mark's copy-ups (its
+         * upper and work dirs), per workspace; a full one is ENOSPC for that
+         * workspace's writers only.
+         */
+        fuseUpperBytes: z
+          .number()
+          .int()
+          .min(1 << 20, 'must be at least 1048576 (1 MiB)')
+          .max(Number.MAX_SAFE_INTEGER)
+          .default(1 << 30),
       })
       .strict()
       .prefault({}),

@@ -119,7 +119,13 @@ export class Daemon {
   /** A workspace's FUSE dirs: host-only, never inside the bind-mounted workspace dir. */
   fuseOptions(id: string): native.FuseOptions {
     const d = join(this.config.stateDir, 'fuse', id);
-    return { binary: this.config.shift.fuseOverlayfs, upper: join(d, 'upper'), work: join(d, 'work'), staging: join(d, 'mnt') };
+    return {
+      binary: this.config.shift.fuseOverlayfs,
+      upper: join(d, 'upper'),
+      work: join(d, 'work'),
+      staging: join(d, 'mnt'),
+      upperBytes: this.config.limits.fuseUpperBytes,
+    };
   }
 
   /**

@@ -10,7 +10,7 @@ import { IwsError, toIwsError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './observability.js';
 import * as native from './native.js';
-import type { MountEvent, StateStore } from './state.js';
+import { storeWriteFailed, type MountEvent, type StateStore } from './state.js';
 import type { MountKind, Workspace } from './workspace.js';
 import type { FSShiftMethod } from './gen/iws/FSShiftMethod.js';
 import type { PrepareForUserNSResponse } from './gen/iws/PrepareForUserNSResponse.js';
@@ -95,8 +95,25 @@ export class WorkspaceService {
         ? await native.mountProc(this.workspace.container, { ...common, masks: this.deps.proc })
         : await native.mountSysfs(this.workspace.container, { ...common, ...this.deps.sysfs });
     const record = { kind, target: req.target, pid: req.pid };
+    const before = this.workspace.state;
     mounts.set(mountId, record);
-    this.#recordMounts({ add: { mountId, ...record } });
+    try {
+      this.#recordMounts({ add: { mountId, ...record } });
+    } catch (err) {
+      // Unrecorded, the mount could not be unmounted after a restart: undo it.
+      mounts.delete(mountId);
+      this.workspace.state = before;
+      const undone = await native
+        .umount(this.workspace.container, { pid: req.pid, target: req.target, owned: [mountId], pidStrategy: this.deps.pidStrategy })
+        .then(
+          () => true,
+          (e: unknown) => {
+            this.deps.log.error({ mountId, target: req.target, error: (e as Error).message }, `could not undo unrecorded ${kind} mount ${mountId}`);
+            return false;
+          },
+        );
+      throw storeWriteFailed(err, undone ? `the ${kind} mount was not recorded and has been undone` : `the ${kind} mount was not recorded and could not be undone`);
+    }
     return {};
   }
 
@@ -125,11 +142,20 @@ export class WorkspaceService {
       method: this.deps.shiftMethod,
       fuse: this.deps.fuseOptions(w.id),
     });
+    const before = w.state;
     w.state = {
       ...w.state,
       mark: { method: mark.method as 'idmapped' | 'fuse' | 'shiftfs', mountId: mark.mountId, fusePid: mark.fusePid ?? null, markPath: w.markPath, shift: w.shift },
     };
-    this.deps.store.save(w.state);
+    try {
+      this.deps.store.save(w.state);
+    } catch (err) {
+      // Unrecorded, the mark (and a FUSE helper) would outlive a restart: undo it.
+      const r = await this.removeMark();
+      w.state = before;
+      if (!r.success) this.deps.log.error({ problems: r.problems }, `could not undo unrecorded mark: ${r.problems.join('; ')}`);
+      throw storeWriteFailed(err, r.success ? 'the mark was not recorded and has been undone' : 'the mark was not recorded and could not be undone');
+    }
     return { fsShift: SHIFT_METHODS[mark.method as 'idmapped' | 'fuse' | 'shiftfs'], fullWorkspaceBackup: w.fullWorkspaceBackup };
   }
 
@@ -142,7 +168,12 @@ export class WorkspaceService {
     const r = await this.removeMark();
     if (r.success) {
       this.workspace.state = { ...this.workspace.state, mark: null };
-      this.deps.store.save(this.workspace.state);
+      try {
+        this.deps.store.save(this.workspace.state);
+      } catch (err) {
+        // The mark is gone; a stale record only makes a later removal find nothing.
+        this.deps.log.warn({ error: (err as Error).message }, 'Teardown not recorded');
+      }
     } else {
       this.deps.log.warn({ rpc: 'Teardown', problems: r.problems }, `Teardown incomplete: ${r.problems.join('; ')}`);
     }
@@ -157,7 +188,12 @@ export class WorkspaceService {
     const w = this.workspace;
     if (w.state[flag]) throw new IwsError('RESOURCE_EXHAUSTED', `${rpc} can be called once per workspace, and it has been`);
     w.state = { ...w.state, [flag]: true };
-    this.deps.store.save(w.state);
+    try {
+      this.deps.store.save(w.state);
+    } catch (err) {
+      // The shot stays used in memory (fail closed); nothing was done yet.
+      throw storeWriteFailed(err, `${rpc} was not started`);
+    }
   }
 
   /**
@@ -187,7 +223,13 @@ export class WorkspaceService {
       pidStrategy: this.deps.pidStrategy,
     });
     this.workspace.mounts.delete(mountId);
-    this.#recordMounts({ del: mountId });
+    try {
+      this.#recordMounts({ del: mountId });
+    } catch (err) {
+      // The mount is gone; a stale record of it is harmless (unique mount ids
+      // are never reused), so the unmount still succeeds.
+      this.deps.log.warn({ mountId, error: (err as Error).message }, `unmount of ${mountId} not recorded`);
+    }
     return {};
   }
 }

@@ -56,6 +56,19 @@ const MountEventSchema = z.union([
   z.object({ del: z.string() }).strict(),
 ]);
 
+/**
+ * A failed write of the state store as the caller sees it: UNAVAILABLE (a
+ * daemon-wide condition that retrying later may clear, never INTERNAL), with
+ * a message saying the store is full when it is. `what` says what was not
+ * recorded and what was done about it.
+ */
+export function storeWriteFailed(err: unknown, what: string): IwsError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const full = code === 'ENOSPC' || code === 'EDQUOT';
+  const why = full ? "the daemon's state store is full" : `the daemon could not write its state store (${code ?? 'error'})`;
+  return new IwsError('UNAVAILABLE', `${why}; ${what}; retry later`, { detail: (err as Error | undefined)?.message, cause: err });
+}
+
 /** Journal lines after which the next change writes a new snapshot instead. */
 const JOURNAL_LIMIT = 512;
 

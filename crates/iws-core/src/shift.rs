@@ -285,10 +285,40 @@ pub struct FuseOptions {
     /// The host's fuse-overlayfs binary (absolute path).
     pub binary: String,
     /// Host directories for the overlay's upper and work dirs and a staging
-    /// mount point, private to iwsd (not visible in the container).
+    /// mount point, private to iwsd (not visible in the container). Upper and
+    /// work must be siblings: in the helper's namespace their parent is
+    /// covered by the store (so it should hold nothing else).
     pub upper: String,
     pub work: String,
     pub staging: String,
+    /// Size of the tmpfs that holds the upper and work dirs (copy-ups), in
+    /// bytes: mounted at their common parent inside the helper's private
+    /// mount namespace, so a workspace's writes through the mark never reach
+    /// the daemon's state filesystem and a full store is ENOSPC for the
+    /// writer only.
+    pub upper_bytes: u64,
+}
+
+/// The smallest store a FUSE mark gets (fuse-overlayfs needs a few pages).
+pub const MIN_UPPER_BYTES: u64 = 1 << 20;
+
+impl FuseOptions {
+    /// Where the store is mounted (the common parent of upper and work) and
+    /// its mount options.
+    fn store(&self) -> Result<(String, String)> {
+        let parent = |p: &str| std::path::Path::new(p).parent().map(|d| d.display().to_string());
+        let store = parent(&self.upper).filter(|d| Some(d) == parent(&self.work).as_ref() && d != "/");
+        let Some(store) = store else {
+            return Err(Error::invalid("fuse upper and work dirs must be siblings (their parent holds the store)"));
+        };
+        if self.upper_bytes < MIN_UPPER_BYTES {
+            return Err(Error::invalid(format!("the fuse upper store must be at least {MIN_UPPER_BYTES} bytes")));
+        }
+        // Inodes are bounded too (one per 8 KiB of store, at least 1024):
+        // tmpfs inodes cost kernel memory that `size` does not count.
+        let inodes = (self.upper_bytes / 8192).max(1024);
+        Ok((store, format!("size={},nr_inodes={inodes},mode=0700", self.upper_bytes)))
+    }
 }
 
 /// Supervised fuse-overlayfs processes, by PID.
@@ -303,8 +333,18 @@ fn fuse_mapping(map: &[IdMapping]) -> String {
 fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: &FuseOptions) -> Result<Mark> {
     let init = container.init();
     let t = MarkTarget::of(container)?;
+    let (store, store_opts) = opts.store()?;
     for d in [&opts.upper, &opts.work, &opts.staging] {
         std::fs::create_dir_all(d).map_err(|e| Error::internal(&format!("mkdir {d}"), e))?;
+    }
+    let cstr = |s: &str| std::ffi::CString::new(s).map_err(|_| Error::invalid("fuse paths must not contain NUL"));
+    // The tmpfs hides what is at the store on the host: make every directory
+    // the helper needs under it again, in it.
+    let mut dirs = vec![];
+    for d in [&opts.upper, &opts.work, &opts.staging] {
+        if std::path::Path::new(d).parent() == Some(std::path::Path::new(&store)) {
+            dirs.push(cstr(d)?);
+        }
     }
     let map = fuse_mapping(shift);
     let mut cmd = Command::new(&opts.binary);
@@ -320,7 +360,7 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    sys::in_private_mount_ns(&mut cmd);
+    sys::in_private_mount_ns_with_tmpfs(&mut cmd, cstr(&store)?, cstr(&store_opts)?, dirs);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::new(
             ErrorKind::FailedPrecondition,

@@ -328,20 +328,41 @@ fn helper_child(sock: &OwnedFd, attrs: rustix::mount::MountAttrFlags) -> i32 {
     }
 }
 
-/// Makes `cmd` start in a new, fully private mount namespace of its own, so
-/// whatever it mounts stays out of the daemon's (and the host's) mount table.
-pub fn in_private_mount_ns(cmd: &mut std::process::Command) {
+/// Makes `cmd` start in a new, fully private mount namespace of its own
+/// (`rprivate`, so whatever it mounts stays out of the daemon's and the
+/// host's mount table), then mounts a tmpfs (`nosuid,nodev`,
+/// mode 0700, options `data`, e.g. `size=..,nr_inodes=..`) at `store` in that
+/// namespace and makes the directories `dirs` (0755) in it: storage private to
+/// the child, invisible in every other mount table, gone with its namespace.
+pub fn in_private_mount_ns_with_tmpfs(
+    cmd: &mut std::process::Command,
+    store: std::ffi::CString,
+    data: std::ffi::CString,
+    dirs: Vec<std::ffi::CString>,
+) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // raw syscalls (unshare, mount) with static arguments: no allocation.
+    // raw syscalls (unshare, mount, mkdir) with arguments built before the
+    // fork (borrowed, not allocated, in the child).
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::unshare(libc::CLONE_NEWNS) != 0 {
                 return Err(io::Error::last_os_error());
             }
             let flags = libc::MS_REC | libc::MS_PRIVATE;
             if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
                 return Err(io::Error::last_os_error());
+            }
+            let flags = libc::MS_NOSUID | libc::MS_NODEV;
+            if libc::mount(c"iwsd-fuse-store".as_ptr(), store.as_ptr(), c"tmpfs".as_ptr(), flags, data.as_ptr().cast())
+                != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            for d in &dirs {
+                if libc::mkdir(d.as_ptr(), 0o755) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             Ok(())
         });

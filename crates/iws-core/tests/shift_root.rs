@@ -36,10 +36,11 @@ fn fuse_opts(c: &RootfsContainer) -> FuseOptions {
         upper: d.join("upper").display().to_string(),
         work: d.join("work").display().to_string(),
         staging: d.join("mnt").display().to_string(),
+        upper_bytes: 64 << 20,
     }
 }
 
-fn check_shifted_view(c: &RootfsContainer, method: ShiftMethod) {
+fn check_shifted_view(c: &RootfsContainer, method: ShiftMethod, fuse_pid: Option<i32>) {
     // From the host: on-disk uid 0 shows as 33333 through the mark.
     let through = std::fs::metadata(c.inside(&format!("{MARK}/bin/busybox"))).unwrap();
     assert_eq!(through.uid(), 33333, "{method:?}");
@@ -55,7 +56,10 @@ fn check_shifted_view(c: &RootfsContainer, method: ShiftMethod) {
     assert_eq!(c.sh_as(host, &format!("stat -c %u {MARK}/bin/busybox")).unwrap().trim(), "0", "{method:?}");
     c.sh_as(host, &format!("echo hi > {MARK}/created")).unwrap();
     let on_disk = match method {
-        ShiftMethod::Fuse => std::path::PathBuf::from(fuse_opts(c).upper).join("created"),
+        // The upper dir is on the helper's private tmpfs: seen through its root.
+        ShiftMethod::Fuse => {
+            std::path::PathBuf::from(format!("/proc/{}/root{}/created", fuse_pid.unwrap(), fuse_opts(c).upper))
+        }
         _ => c.rootfs.join("created"),
     };
     assert_eq!(std::fs::metadata(&on_disk).unwrap().uid(), 0, "{method:?}: {}", on_disk.display());
@@ -100,7 +104,7 @@ fn idmapped_and_fuse_marks_shift_ownership_and_clean_up() {
         if let Some(pid) = mark.fuse_pid {
             assert_eq!(allowed(&pid.to_string()), allowed("self"), "the FUSE helper is not pinned to one CPU");
         }
-        check_shifted_view(&c, method);
+        check_shifted_view(&c, method, mark.fuse_pid);
         if method == ShiftMethod::Idmapped {
             assert_eq!(shift::userns_cached(), 1);
         }

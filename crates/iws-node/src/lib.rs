@@ -454,6 +454,8 @@ pub struct FuseOptions {
     pub upper: String,
     pub work: String,
     pub staging: String,
+    /// Size in bytes of the private tmpfs holding upper and work (copy-ups).
+    pub upper_bytes: i64,
 }
 
 #[napi(object)]
@@ -507,6 +509,7 @@ fn fuse_opts(f: &FuseOptions) -> core::shift::FuseOptions {
         upper: f.upper.clone(),
         work: f.work.clone(),
         staging: f.staging.clone(),
+        upper_bytes: u64::try_from(f.upper_bytes).unwrap_or(0),
     }
 }
 
