@@ -35,6 +35,7 @@ export class TestDaemon {
     readonly stateDir: string,
     public proc: ChildProcess,
     readonly args: string[],
+    readonly command: string = process.execPath,
   ) {
     this.#watch(proc);
   }
@@ -65,19 +66,31 @@ export class TestDaemon {
   async restart(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     this.proc.kill(signal);
     await this.#exit;
-    this.proc = spawn(process.execPath, this.args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.proc = spawn(this.command, this.args, { stdio: ['ignore', 'pipe', 'inherit'] });
     this.#watch(this.proc);
     await this.#ready();
   }
 
-  static async start(config: Record<string, unknown> = {}, extraArgs: string[] = []): Promise<TestDaemon> {
+  /**
+   * `stateStoreTmpfs`: tmpfs options (e.g. "size=64k"); the daemon then runs
+   * in a private mount namespace of its own with a tmpfs of that size at
+   * `<state-dir>/state` (its state store), invisible to the host and gone
+   * with the daemon. Fill it through `/proc/<pid>/root`.
+   */
+  static async start(config: Record<string, unknown> = {}, extraArgs: string[] = [], opts: { stateStoreTmpfs?: string } = {}): Promise<TestDaemon> {
     const base = await mkdtemp(join(tmpdir(), 'iwsd-test-'));
     const stateDir = join(base, 'state');
     const cfg = join(base, 'config.json');
     await writeFile(cfg, JSON.stringify(config));
-    const args = [IWSD, 'serve', '--state-dir', stateDir, '--config', cfg, ...extraArgs];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    const d = new TestDaemon(stateDir, proc, args);
+    let command = process.execPath;
+    let args = [IWSD, 'serve', '--state-dir', stateDir, '--config', cfg, ...extraArgs];
+    if (opts.stateStoreTmpfs) {
+      const script = 'mkdir -p "$1/state" && mount -t tmpfs -o "mode=0700,$2" iwsd-test-state "$1/state" && shift 2 && exec "$@"';
+      args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', stateDir, opts.stateStoreTmpfs, process.execPath, ...args];
+      command = 'unshare';
+    }
+    const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const d = new TestDaemon(stateDir, proc, args, command);
     try {
       await d.#ready();
     } catch (err) {

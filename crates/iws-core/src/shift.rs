@@ -347,11 +347,14 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
         }
     }
     let map = fuse_mapping(shift);
+    // writeback=0: with FUSE's writeback cache a write into a full store
+    // "succeeds" and the data is dropped at flush; without it the writer
+    // gets ENOSPC from its write(2).
     let mut cmd = Command::new(&opts.binary);
     cmd.arg("-f")
         .arg("-o")
         .arg(format!(
-            "lowerdir=/proc/{}/root,upperdir={},workdir={},uidmapping={map},gidmapping={map},allow_other",
+            "lowerdir=/proc/{}/root,upperdir={},workdir={},uidmapping={map},gidmapping={map},allow_other,writeback=0",
             init.host_pid(),
             opts.upper,
             opts.work
