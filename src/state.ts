@@ -66,7 +66,11 @@ export function storeWriteFailed(err: unknown, what: string): IwsError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const full = code === 'ENOSPC' || code === 'EDQUOT';
   const why = full ? "the daemon's state store is full" : `the daemon could not write its state store (${code ?? 'error'})`;
-  return new IwsError('UNAVAILABLE', `${why}; ${what}; retry later`, { detail: (err as Error | undefined)?.message, cause: err });
+  return new IwsError('UNAVAILABLE', `${why}; ${what}; retry later`, {
+    detail: (err as Error | undefined)?.message,
+    reason: full ? 'Limit' : undefined,
+    cause: err,
+  });
 }
 
 /** Journal lines after which the next change writes a new snapshot instead. */

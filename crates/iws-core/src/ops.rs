@@ -5,7 +5,7 @@
 
 use rustix::fs::OFlags;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::idmap::{self, IdMapping, IdPolicy};
 use crate::pidns::{Container, PidStrategy};
 use crate::sys;
@@ -114,8 +114,9 @@ fn check_userns_creator(container: &Container, target: &crate::pidns::PinnedProc
     if parent == Some(containers) && Some(owner) == container_root_uid(container)? {
         return Ok(());
     }
-    Err(Error::new(
+    Err(Error::because(
         ErrorKind::PermissionDenied,
+        Reason::UserNamespaceNotRootMade,
         format!(
             "the user namespace of pid {pid} was not created by the container's root in the container's user namespace; iwsd writes maps only for those"
         ),

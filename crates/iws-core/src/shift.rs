@@ -28,7 +28,7 @@ use rustix::fs::{mkdirat, openat2, Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{open_tree, OpenTreeFlags};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::idmap::{self, IdMapping};
 use crate::mount::{attach, check_target, detached, kernel, PropagationGuard};
 use crate::nsthread::{on_fresh_thread, NsThread};
@@ -244,11 +244,13 @@ fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Re
         )
         .map_err(|e| kernel("open_tree(container root, CLONE)", e))?;
         sys::mount_idmap(&tree, userns).map_err(|e| match e.raw_os_error() {
-            Some(libc::EINVAL) | Some(libc::EPERM) | Some(libc::EOPNOTSUPP) => Error::new(
+            Some(libc::EINVAL) | Some(libc::EPERM) | Some(libc::EOPNOTSUPP) => Error::because(
                 ErrorKind::FailedPrecondition,
+                Reason::IdmapUnsupported,
                 "the container root's filesystem does not support idmapped mounts",
             )
-            .with_detail(format!("mount_setattr(MOUNT_ATTR_IDMAP): {e}")),
+            .with_detail(format!("mount_setattr(MOUNT_ATTR_IDMAP): {e}"))
+            .with_errno(e),
             _ => Error::internal("mount_setattr(MOUNT_ATTR_IDMAP)", e),
         })?;
         nosuid_nodev(&tree, "idmapped mark")?;
@@ -542,9 +544,7 @@ pub fn prepare_mark(
             Ok(Mark { method: ShiftMethod::Shiftfs, mount_id: id, fuse_pid: None })
         }
         MethodChoice::Auto => match idmapped() {
-            Err(e) if e.kind() == ErrorKind::FailedPrecondition && e.message().contains("idmapped") => {
-                mark_fuse(container, mark_path, shift, fuse)
-            }
+            Err(e) if e.reason() == Some(Reason::IdmapUnsupported) => mark_fuse(container, mark_path, shift, fuse),
             r => r,
         },
     }
