@@ -99,9 +99,6 @@ pub enum Reason {
     KernelRefused,
     /// Idmapped mounts are not available here (kernel or filesystem).
     IdmapUnsupported,
-    /// The target's user namespace was not made by the container's root in
-    /// the container's user namespace: iwsd writes no map for it.
-    UserNamespaceNotRootMade,
     /// Malformed input.
     BadInput,
     /// A limit was hit.

@@ -231,6 +231,17 @@ fn nosuid_nodev(tree: &OwnedFd, what: &str) -> Result<()> {
         .map_err(|e| Error::internal(&format!("mount_setattr({what}, NOSUID|NODEV)"), e))
 }
 
+/// Makes the container's root mount nosuid,nodev. Through an idmapped (or
+/// shiftfs) mark, ring root writes as on-disk root into the very filesystem
+/// the container's root serves: it can leave a setuid-root program there,
+/// which a nosuid mark alone would not stop from running as root from the
+/// container's normal path. So once a mark writes through to the root
+/// filesystem, no file of it may raise privileges or open a device anywhere
+/// in the container. (Rings made afterwards copy the flag, locked.)
+fn root_nosuid_nodev(root: &OwnedFd) -> Result<()> {
+    nosuid_nodev(root, "container root")
+}
+
 /// Makes the container's root mount shared and mounts an idmapped clone of
 /// it at `mark_path`, both inside the container's mount namespace.
 fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Result<u64> {
@@ -254,6 +265,7 @@ fn mark_idmapped(container: &Container, mark_path: &str, userns: &OwnedFd) -> Re
             _ => Error::internal("mount_setattr(MOUNT_ATTR_IDMAP)", e),
         })?;
         nosuid_nodev(&tree, "idmapped mark")?;
+        root_nosuid_nodev(&t.root)?;
         attach(&tree, &mark, &format!("onto {mark_path}"))
     })
 }
@@ -277,6 +289,7 @@ fn mark_shiftfs(container: &Container, mark_path: &str) -> Result<u64> {
             },
             rustix::mount::MountAttrFlags::MOUNT_ATTR_NOSUID | rustix::mount::MountAttrFlags::MOUNT_ATTR_NODEV,
         )?;
+        root_nosuid_nodev(&t.root)?;
         attach(&mnt, &mark, &format!("shiftfs onto {mark_path}"))
     })
 }

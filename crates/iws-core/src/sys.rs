@@ -117,16 +117,6 @@ pub fn spawn_lock_ns_child(tree: BorrowedFd<'_>, dir: &std::ffi::CStr) -> io::Re
     }
 }
 
-/// `ioctl(userns, NS_GET_OWNER_UID)`: the uid (in the caller's user
-/// namespace) of the process that created the user namespace `userns`.
-pub fn ns_get_owner_uid(userns: impl AsFd) -> io::Result<u32> {
-    let mut uid: libc::uid_t = 0;
-    // SAFETY: NS_GET_OWNER_UID writes one uid_t through the pointer, which
-    // points to a live, properly aligned uid_t; the fd is valid for the call.
-    cvt(unsafe { libc::ioctl(userns.as_fd().as_raw_fd(), libc::NS_GET_OWNER_UID, &mut uid as *mut libc::uid_t) })?;
-    Ok(uid)
-}
-
 /// `pidfd_send_signal(pidfd, 0)`: Ok(true) while the process exists (a zombie
 /// still holds its pid, so the pid cannot be reused), Ok(false) once reaped.
 pub fn pidfd_alive(pidfd: impl AsFd) -> io::Result<bool> {
