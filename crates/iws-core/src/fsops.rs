@@ -309,7 +309,15 @@ impl Walk {
 /// daemon's own) are cleared on the way. A missing `name` is removed already.
 pub fn remove_tree(parent: &str, name: &str) -> Result<RemoveOutcome> {
     check_name(name)?;
-    let p = open_daemon_dir(parent)?;
+    if !parent.starts_with('/') {
+        return Err(Error::invalid(format!("{parent:?} is not an absolute path")));
+    }
+    let p = match openat(CWD, parent, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(p) => p,
+        // No parent, no tree.
+        Err(Errno::NOENT) => return Ok(RemoveOutcome { removed: true, entries: 0, problems: vec![] }),
+        Err(e) => return Err(fs_err(&format!("open({parent})"), e)),
+    };
     let mut w = Walk { mnt: mnt_of(p.as_fd())?, entries: 0, problems: Vec::new() };
     let n = OsStr::new(name);
     let mut removed = false;
