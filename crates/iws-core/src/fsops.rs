@@ -424,19 +424,18 @@ pub fn prepare_workspace_dir(parent: &str, name: &str, mark: Option<&str>) -> Re
     }
     let (_p, ws) = open_workspace_dir(parent, name, true)?;
     let mut out = SealOutcome::default();
-    set_immutable(ws.as_fd(), false)?;
     if let Some(m) = mark {
         let mut w = Walk { mnt: mnt_of(ws.as_fd())?, entries: 0, problems: Vec::new() };
         let mn = OsStr::new(m);
-        if !kept(ws.as_fd(), mn, mark) && w.remove_entry(ws.as_fd(), mn, "", 0) {
-            // Whatever was there (a file, a symlink, a fifo) is gone.
-            if rustix::fs::accessat(&ws, mn, rustix::fs::Access::EXISTS, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
-                out.problems.push(format!("{m}: could not be replaced"));
+        // The directory's flag comes off only when the mark must be made
+        // (first registration, or something else is at its name).
+        if !kept(ws.as_fd(), mn, mark) {
+            set_immutable(ws.as_fd(), false)?;
+            w.remove_entry(ws.as_fd(), mn, "", 0);
+            match mkdirat(&ws, m, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(fs_err(&format!("mkdirat(workspace dir, {m})"), e)),
             }
-        }
-        match mkdirat(&ws, m, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(fs_err(&format!("mkdirat(workspace dir, {m})"), e)),
         }
         let md = open_child_dir(ws.as_fd(), mn).map_err(|e| {
             Error::new(
@@ -474,11 +473,51 @@ pub fn install_socket(
     check_name(src_name)?;
     let src = open_daemon_dir(src_dir)?;
     let (_p, ws) = open_workspace_dir(parent, name, false)?;
+    let ours = ino(src.as_fd(), OsStr::new(src_name)).map_err(|e| fs_err("statx(socket)", e))?;
     let mut out = SealOutcome::default();
-    set_immutable(ws.as_fd(), false)?;
+    // `src_name` stays as the daemon's own link to the socket inode until the
+    // end: each attempt renames a fresh hard link of it, so one that the
+    // workspace replaced in the window can be made again.
+    let link = format!("{src_name}.link");
+    let mut result = Ok(());
+    for _ in 0..MAX_SEAL_ROUNDS {
+        let _ = unlinkat(&src, link.as_str(), AtFlags::empty());
+        if let Err(e) = rustix::fs::linkat(&src, src_name, &src, link.as_str(), AtFlags::empty()) {
+            result = Err(fs_err("linkat(socket)", e));
+            break;
+        }
+        if let Err(e) = place(src.as_fd(), &link, ws.as_fd(), name, &mut out) {
+            result = Err(e);
+            break;
+        }
+        seal(ws.as_fd(), mark, &mut out)?;
+        if ino(ws.as_fd(), OsStr::new(SOCKET_NAME)).ok() == Some(ours) {
+            result = Ok(());
+            break;
+        }
+        result = Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("could not put the socket of workspace {name} in place: {SOCKET_NAME} keeps being replaced"),
+        ));
+    }
+    let _ = unlinkat(&src, link.as_str(), AtFlags::empty());
+    let _ = unlinkat(&src, src_name, AtFlags::empty());
+    result.map(|()| out)
+}
+
+/// (dev, ino) of `name` in `dir`, not following a symlink.
+fn ino(dir: BorrowedFd<'_>, name: &OsStr) -> std::result::Result<(u32, u32, u64), Errno> {
+    let st = statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::INO)?;
+    Ok((st.stx_dev_major, st.stx_dev_minor, st.stx_ino))
+}
+
+/// One attempt: flag off, rename `src/link` over `ws/daemon.sock` (a planted
+/// directory there is removed first), flag on.
+fn place(src: BorrowedFd<'_>, link: &str, ws: BorrowedFd<'_>, name: &str, out: &mut SealOutcome) -> Result<()> {
+    set_immutable(ws, false)?;
     let mut renamed = false;
     for _ in 0..MAX_PASSES {
-        match renameat(&src, src_name, &ws, SOCKET_NAME) {
+        match renameat(src, link, ws, SOCKET_NAME) {
             Ok(()) => {
                 renamed = true;
                 break;
@@ -486,31 +525,31 @@ pub fn install_socket(
             // A directory planted at daemon.sock: rename never replaces one
             // with a socket. Remove it (fd-based) and try again.
             Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
-                let mut w = Walk { mnt: mnt_of(ws.as_fd())?, entries: 0, problems: Vec::new() };
-                w.remove_entry(ws.as_fd(), OsStr::new(SOCKET_NAME), "", 0);
+                let mut w = Walk { mnt: mnt_of(ws)?, entries: 0, problems: Vec::new() };
+                w.remove_entry(ws, OsStr::new(SOCKET_NAME), "", 0);
                 out.problems.append(&mut w.problems);
             }
             Err(Errno::XDEV) => {
+                let _ = set_immutable(ws, true);
                 return Err(Error::new(
                     ErrorKind::FailedPrecondition,
                     "the workspace directory is on another filesystem or mount than the state directory's tmp/",
-                ))
+                ));
             }
             Err(e) => {
-                let _ = set_immutable(ws.as_fd(), true);
+                let _ = set_immutable(ws, true);
                 return Err(fs_err("renameat(socket, workspace dir)", e));
             }
         }
     }
+    set_immutable(ws, true)?;
     if !renamed {
-        let _ = set_immutable(ws.as_fd(), true);
         return Err(Error::new(
             ErrorKind::Unavailable,
-            format!("could not put the socket of workspace {name} in place: {SOCKET_NAME} keeps being replaced"),
+            format!("could not put the socket of workspace {name} in place: a directory keeps being planted at {SOCKET_NAME}"),
         ));
     }
-    seal(ws.as_fd(), mark, &mut out)?;
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -685,7 +724,7 @@ mod tests {
         fs::write(&canary, "c").unwrap();
         fs::set_permissions(&canary, fs::Permissions::from_mode(0o600)).unwrap();
         prepare_workspace_dir(s(&t.0), "ws", Some("mark")).unwrap();
-        for planted in ["dir", "link", "file"] {
+        for planted in ["dir", "link", "file", "fifo"] {
             set_immutable(open_daemon_dir(s(&ws)).unwrap().as_fd(), false).unwrap();
             let _ = remove_tree(s(&ws), SOCKET_NAME);
             match planted {
@@ -694,6 +733,8 @@ mod tests {
                     fs::write(ws.join("daemon.sock/sub/f"), "x").unwrap();
                 }
                 "link" => symlink(&canary, ws.join("daemon.sock")).unwrap(),
+                "fifo" => nix::unistd::mkfifo(&ws.join("daemon.sock"), nix::sys::stat::Mode::from_bits_truncate(0o644))
+                    .unwrap(),
                 _ => fs::write(ws.join("daemon.sock"), "x").unwrap(),
             }
             fs::write(ws.join("foreign"), "x").unwrap();
