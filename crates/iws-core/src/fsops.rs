@@ -384,27 +384,35 @@ fn open_workspace_dir(parent: &str, name: &str, create: bool) -> Result<(OwnedFd
 /// Clears the workspace directory's flag, prunes everything but the kept
 /// entries, sets the flag again; repeated (bounded) while entries appear in
 /// the window the flag was off. Ends with the flag set where supported.
-fn seal(ws: BorrowedFd<'_>, mark: Option<&str>, out: &mut SealOutcome) -> Result<()> {
+/// `open`: the flag is off now (the caller's window): prune in it first.
+fn seal(ws: BorrowedFd<'_>, mark: Option<&str>, out: &mut SealOutcome, mut open: bool) -> Result<()> {
     let mut w = Walk { mnt: mnt_of(ws)?, entries: 0, problems: Vec::new() };
-    for round in 0..MAX_SEAL_ROUNDS {
+    if !open {
         out.immutable = set_immutable(ws, true)?;
+    }
+    for round in 0..MAX_SEAL_ROUNDS {
         let names = w.names(ws).map_err(|e| fs_err("readdir(workspace dir)", e))?;
         let foreign: Vec<_> = names.into_iter().filter(|n| !kept(ws, n, mark)).collect();
-        if foreign.is_empty() {
+        if !open && foreign.is_empty() {
             break;
         }
-        if round + 1 == MAX_SEAL_ROUNDS {
+        if !open && round + 1 == MAX_SEAL_ROUNDS {
             for n in &foreign {
                 w.problems.push(format!("{}: appeared again in every window; left (immutable dir)", shown("", n)));
             }
             break;
         }
-        set_immutable(ws, false)?;
+        if !open {
+            set_immutable(ws, false)?;
+        }
         for n in &foreign {
             if w.remove_entry(ws, n, "", 0) {
                 out.pruned.push(shown("", n));
             }
         }
+        // Flag on again; the next round checks under it.
+        out.immutable = set_immutable(ws, true)?;
+        open = false;
     }
     out.problems.append(&mut w.problems);
     Ok(())
@@ -454,7 +462,7 @@ pub fn prepare_workspace_dir(parent: &str, name: &str, mark: Option<&str>) -> Re
         set_immutable(md.as_fd(), true)?;
         out.problems.append(&mut w.problems);
     }
-    seal(ws.as_fd(), mark, &mut out)?;
+    seal(ws.as_fd(), mark, &mut out, false)?;
     Ok(out)
 }
 
@@ -490,7 +498,9 @@ pub fn install_socket(
             result = Err(e);
             break;
         }
-        seal(ws.as_fd(), mark, &mut out)?;
+        // Still in place()'s window: foreign entries go before the flag is
+        // set again, so the window is one, not two.
+        seal(ws.as_fd(), mark, &mut out, true)?;
         if ino(ws.as_fd(), OsStr::new(SOCKET_NAME)).ok() == Some(ours) {
             result = Ok(());
             break;
@@ -512,7 +522,7 @@ fn ino(dir: BorrowedFd<'_>, name: &OsStr) -> std::result::Result<(u32, u32, u64)
 }
 
 /// One attempt: flag off, rename `src/link` over `ws/daemon.sock` (a planted
-/// directory there is removed first), flag on.
+/// directory there is removed first); the flag stays off for `seal`.
 fn place(src: BorrowedFd<'_>, link: &str, ws: BorrowedFd<'_>, name: &str, out: &mut SealOutcome) -> Result<()> {
     set_immutable(ws, false)?;
     let mut renamed = false;
@@ -542,8 +552,8 @@ fn place(src: BorrowedFd<'_>, link: &str, ws: BorrowedFd<'_>, name: &str, out: &
             }
         }
     }
-    set_immutable(ws, true)?;
     if !renamed {
+        set_immutable(ws, true)?;
         return Err(Error::new(
             ErrorKind::Unavailable,
             format!("could not put the socket of workspace {name} in place: a directory keeps being planted at {SOCKET_NAME}"),
