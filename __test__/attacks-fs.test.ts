@@ -135,7 +135,7 @@ async function addRm(d: TestDaemon, id: string, pid: number): Promise<{ added: b
     try {
       await call((o, cb) => admin.AddWorkspace(addWorkspaceRequest({ id, pid }), o, cb));
     } catch (err) {
-      return { added: false, error: (err as Error).message };
+      return { added: false, error: `${(err as Error).message}` };
     }
     await call((o, cb) => admin.RemoveWorkspace({ id }, o, cb));
     return { added: true };

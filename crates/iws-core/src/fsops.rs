@@ -26,7 +26,7 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Reason, Result};
 
 /// How deep a removal descends before it gives up on a subtree.
 pub const MAX_DEPTH: usize = 64;
@@ -374,8 +374,13 @@ fn open_workspace_dir(parent: &str, name: &str, create: bool) -> Result<(OwnedFd
             ErrorKind::FailedPrecondition,
             format!("the workspace directory of {name} is not a directory (a symlink or file); remove it"),
         )
+        .with_reason(if e == Errno::LOOP { Reason::Symlink } else { Reason::NotADirectory })
         .with_detail(format!("open({parent}/{name}, O_NOFOLLOW|O_DIRECTORY): {e}")),
-        Errno::NOENT => Error::new(ErrorKind::NotFound, format!("workspace directory of {name} does not exist")),
+        Errno::NOENT => Error::because(
+            ErrorKind::NotFound,
+            Reason::Missing,
+            format!("workspace directory of {name} does not exist"),
+        ),
         e => fs_err(&format!("open({parent}/{name})"), e),
     })?;
     Ok((p, d))
@@ -450,6 +455,7 @@ pub fn prepare_workspace_dir(parent: &str, name: &str, mark: Option<&str>) -> Re
                 ErrorKind::FailedPrecondition,
                 format!("the mark directory {m} of workspace {name} cannot be made"),
             )
+            .with_reason(Reason::NotADirectory)
             .with_detail(format!("open({m}, O_NOFOLLOW|O_DIRECTORY): {e}"))
         })?;
         if let Err(e) = clear_flags(md.as_fd()) {
@@ -505,8 +511,9 @@ pub fn install_socket(
             result = Ok(());
             break;
         }
-        result = Err(Error::new(
+        result = Err(Error::because(
             ErrorKind::Unavailable,
+            Reason::Raced,
             format!("could not put the socket of workspace {name} in place: {SOCKET_NAME} keeps being replaced"),
         ));
     }
@@ -541,8 +548,9 @@ fn place(src: BorrowedFd<'_>, link: &str, ws: BorrowedFd<'_>, name: &str, out: &
             }
             Err(Errno::XDEV) => {
                 let _ = set_immutable(ws, true);
-                return Err(Error::new(
+                return Err(Error::because(
                     ErrorKind::FailedPrecondition,
+                    Reason::KernelRefused,
                     "the workspace directory is on another filesystem or mount than the state directory's tmp/",
                 ));
             }
@@ -554,8 +562,9 @@ fn place(src: BorrowedFd<'_>, link: &str, ws: BorrowedFd<'_>, name: &str, out: &
     }
     if !renamed {
         set_immutable(ws, true)?;
-        return Err(Error::new(
+        return Err(Error::because(
             ErrorKind::Unavailable,
+            Reason::Raced,
             format!("could not put the socket of workspace {name} in place: a directory keeps being planted at {SOCKET_NAME}"),
         ));
     }
