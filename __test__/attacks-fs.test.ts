@@ -193,7 +193,7 @@ rootTestSerial('container root swapping daemon.sock for a symlink at registratio
   t.log(`${served} of ${TRIES} registrations served while the attacker raced`);
 });
 
-rootTestSerial('container root swapping daemon.sock for a symlink across kill -9 restarts never changes a host file; the workspace is restored every time', async (t) => {
+rootTestSerial('container root swapping daemon.sock for a symlink across kill -9 restarts never changes a host file; its directory is kept and the workspace served again', async (t) => {
   const d = await startDaemon(t);
   const c = await startContainer(t);
   const canary = canaryFile(t);
