@@ -63,7 +63,7 @@ rootTest('runc: the OCI hook registers the container, inside is served, outside 
   cfg.process.terminal = false;
   cfg.root = { path: fs.rootfs, readonly: false };
   cfg.annotations = { 'io.iwsd.workspace-id': id };
-  cfg.mounts.push({ destination: '/.workspace', type: 'bind', source: wsDir, options: ['rbind', 'rslave'] });
+  cfg.mounts.push({ destination: '/.workspace', type: 'bind', source: wsDir, options: ['rbind', 'rslave', 'ro'] });
   cfg.hooks = { createRuntime: [hook('createRuntime')], poststop: [hook('poststop')] };
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(cfg));
 

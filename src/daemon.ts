@@ -3,8 +3,8 @@
  * per workspace socket. Holds no kernel logic; every privileged step is a
  * call into the native library.
  */
-import { chmod, mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, lstat, mkdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 
 import * as grpc from '@grpc/grpc-js';
 import type { RateLimiterMemory } from 'rate-limiter-flexible';
@@ -86,6 +86,7 @@ export class Daemon {
   #tokens = new Map<number, string>();
   #nextToken = 0;
   #closed = false;
+  #warnedNotImmutable = false;
   readonly metrics: Metrics;
   #metricsServer: HttpServer | undefined;
 
@@ -114,6 +115,70 @@ export class Daemon {
     this.#server.addService(workspaceProto().iws.InWorkspaceService.service, workspaceHandlers((call) => this.#connections.of(call), this.metrics));
     addStandardServices(this.#server, 'workspace_daemon.proto', 'iws.InWorkspaceService');
     this.#injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  }
+
+  /** `<state>/tmp`: daemon-only (0700 in the 0700 state dir); sockets are bound and chmod'ed here, then renamed into place. */
+  get tmpDir(): string {
+    return join(this.config.stateDir, 'tmp');
+  }
+
+  get #workspacesDir(): string {
+    return join(this.config.stateDir, 'workspaces');
+  }
+
+  /**
+   * The name of the mark directory inside the workspace directory, when the
+   * mark path is `/.workspace/<name>` (where runtimes bind the workspace
+   * directory): the daemon creates it beforehand, so the workspace directory
+   * can be sealed (immutable) and bound read-only.
+   */
+  static markDirName(markPath: string): string | undefined {
+    const m = /^\/\.workspace\/([^/]+)\/?$/.exec(markPath);
+    return m && m[1] !== '.' && m[1] !== '..' && m[1] !== 'daemon.sock' ? m[1] : undefined;
+  }
+
+  #sealed(id: string, what: string, r: native.SealResult): void {
+    const log = this.log.child({ workspace: id });
+    if (!r.immutable && !this.#warnedNotImmutable) {
+      this.#warnedNotImmutable = true;
+      log.warn(
+        { stateDir: this.config.stateDir },
+        `the state filesystem does not support the immutable flag: a workspace can create files in its directory unless /.workspace is bound read-only (bind it read-only)`,
+      );
+    }
+    if (r.pruned.length) log.warn({ pruned: r.pruned }, `workspace ${id}: removed ${r.pruned.length} foreign entries from its directory (${what})`);
+    if (r.problems.length) log.warn({ problems: r.problems }, `workspace ${id}: its directory is not clean (${what}): ${r.problems.join('; ')}`);
+  }
+
+  /** Removes a workspace-reachable tree `parent/name` by file descriptor (see native.removeTree). */
+  async #removeTree(id: string, parent: string, name: string): Promise<void> {
+    let r: native.RemoveTreeResult;
+    try {
+      r = await native.removeTree(parent, name);
+    } catch (err) {
+      const e = toIwsError(err);
+      this.log.error({ workspace: id, dir: join(parent, name), error: e.message, detail: e.detail }, `${join(parent, name)} not removed: ${e.message}`);
+      return;
+    }
+    if (!r.removed || r.problems.length) {
+      this.log.warn({ workspace: id, dir: join(parent, name), problems: r.problems }, `${join(parent, name)} not fully removed: ${r.problems.join('; ')}`);
+    }
+  }
+
+  /** Whether the container recorded in `state` (same init PID and start time) still runs. */
+  async #stillRuns(state: WorkspaceState): Promise<boolean> {
+    let c: native.Container;
+    try {
+      c = await native.openContainer(state.container.hostPid);
+    } catch (err) {
+      // Only a container that is gone is taken as gone.
+      return toIwsError(err).code !== 'NOT_FOUND';
+    }
+    try {
+      return c.isAlive() && (c.startTime ?? -1) === state.container.startTime;
+    } finally {
+      c.close();
+    }
   }
 
   /** A workspace's FUSE dirs: host-only, never inside the bind-mounted workspace dir. */
@@ -153,10 +218,14 @@ export class Daemon {
     const d = new Daemon(config, log, strategy, mountStrategy);
     await mkdir(join(config.stateDir, 'workspaces'), { recursive: true, mode: 0o700 });
     await chmod(config.stateDir, 0o700);
+    // Leftovers of a previous process (killed between bind and rename).
+    await native.removeTree(config.stateDir, 'tmp');
+    await mkdir(d.tmpDir, { mode: 0o700 });
+    await chmod(d.tmpDir, 0o700);
     const server = new grpc.Server();
     server.addService(adminProto().iwsd.admin.v1.Admin.service, adminHandlers(d));
     addStandardServices(server, 'admin.proto', 'iwsd.admin.v1.Admin');
-    await bindUnix(server, d.adminSocket, 0o600);
+    await bindUnix(server, d.adminSocket, 0o600, d.tmpDir);
     d.#admin = server;
     const features = await native.probeKernel();
     if (config.metrics.enabled) {
@@ -189,6 +258,12 @@ export class Daemon {
     const dir = workspaceDir(this.config.stateDir, id);
     let container: native.Container | undefined;
     let guard: GuardedSocket<CallContext> | undefined;
+    // Removed on failure only when this call created it: a directory that
+    // existed may be bound into a running container.
+    const existed = await lstat(dir).then(
+      () => true,
+      () => false,
+    );
     try {
       container = await native.openContainer(opts.hostPid);
       const identity = { hostPid: container.hostPid ?? 0, startTime: container.startTime ?? 0 };
@@ -216,9 +291,10 @@ export class Daemon {
             mark: null,
             mounts: [],
           };
-      await mkdir(dir, { recursive: true, mode: 0o755 });
-      this.#store.save(state);
       const reg = state.registration;
+      const markDir = Daemon.markDirName(reg.markPath);
+      this.#sealed(id, 'registration', await native.prepareWorkspaceDir(this.#workspacesDir, id, markDir));
+      this.#store.save(state);
       const workspace: Workspace = {
         id,
         hostPid: opts.hostPid,
@@ -253,6 +329,13 @@ export class Daemon {
       guard = await GuardedSocket.listen({
         path: workspace.socketPath,
         mode: 0o666,
+        tmpDir: this.tmpDir,
+        // The rename into the sealed workspace directory is the core's:
+        // flag off, rename over whatever is there, flag on, prune.
+        place: async (tmp) => this.#sealed(id, 'socket', await native.installSocket(this.tmpDir, basename(tmp), this.#workspacesDir, id, markDir)),
+        // The directory is sealed: the socket goes with it (rm) or stays
+        // stale until the next start replaces it.
+        unlinkOnClose: false,
         injector: this.#injector,
         table: this.#connections,
         context: { service, log },
@@ -269,7 +352,7 @@ export class Daemon {
     } catch (err) {
       await guard?.close();
       container?.close();
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      if (!existed) await this.#removeTree(id, this.#workspacesDir, id).catch(() => undefined);
       throw err;
     } finally {
       this.#pending.delete(id);
@@ -300,8 +383,8 @@ export class Daemon {
     const r = await entry.service.removeMark().catch((err: unknown) => ({ success: false, problems: [toIwsError(err).message] }));
     if (!r.success) log.warn({ problems: r.problems }, `mark of workspace ${id} not fully removed: ${r.problems.join('; ')}`);
     workspace.container.close();
-    await rm(workspace.dir, { recursive: true, force: true });
-    await rm(join(this.config.stateDir, 'fuse', id), { recursive: true, force: true });
+    await this.#removeTree(id, this.#workspacesDir, id);
+    await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
     const archived = await this.#store.archive(id);
     await this.#limiter.delete(id);
     log.info({ reason, archived }, `workspace ${id} torn down (${reason})`);
@@ -328,11 +411,17 @@ export class Daemon {
         await this.addWorkspace({ id, hostPid: state.container.hostPid }, state);
       } catch (err) {
         const e = toIwsError(err);
+        if (await this.#stillRuns(state)) {
+          // Never delete a running container's directory (it is bound into
+          // it); its state stays for the next start to try again.
+          this.log.error({ workspace: id, reason: e.message, code: e.code }, `workspace ${id} not restored (${e.message}); its container still runs, so its directory and state are kept`);
+          continue;
+        }
         if (state.mark?.fusePid) {
           await native.stopFuseHelper(state.mark.fusePid, this.fuseOptions(id).staging).catch(() => false);
         }
-        await rm(workspaceDir(this.config.stateDir, id), { recursive: true, force: true });
-        await rm(join(this.config.stateDir, 'fuse', id), { recursive: true, force: true });
+        await this.#removeTree(id, this.#workspacesDir, id);
+        await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
         const archived = await this.#store.archive(id);
         this.log.info({ workspace: id, reason: e.message, archived }, `workspace ${id} not restored (${e.message}); cleaned up`);
       }

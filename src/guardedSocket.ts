@@ -8,7 +8,7 @@
  * reports as the call's peer: that is how a call finds its workspace and its
  * verified caller.
  */
-import { chmod } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 
 import type * as grpc from '@grpc/grpc-js';
@@ -16,7 +16,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { toIwsError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Peer } from './native.js';
-import { removeStaleSocket, unlinkQuiet } from './sockets.js';
+import { listenPrivately, unlinkQuiet } from './sockets.js';
 
 /** Node's accepted unix sockets carry their fd on the (internal) handle. */
 function fdOf(socket: Socket): number {
@@ -50,6 +50,7 @@ export class ConnectionTable<T> {
 export class GuardedSocket<T> {
   #net: NetServer;
   #sockets = new Set<Socket>();
+  #unlinkOnClose = true;
 
   private constructor(
     readonly path: string,
@@ -84,10 +85,18 @@ export class GuardedSocket<T> {
     });
   }
 
-  /** Listens on `path` (a stale socket file there is replaced) with file mode `mode`. */
+  /**
+   * Listens on `path` with file mode `mode`: bound and given its mode in the
+   * daemon-only directory `tmpDir`, then put at `path` by `place` (default: a
+   * rename, which replaces whatever is at `path` and never follows it).
+   */
   static async listen<T>(opts: {
     path: string;
     mode: number;
+    tmpDir: string;
+    place?: (tmp: string) => Promise<void>;
+    /** Remove `path` on close (default true); false where the directory is sealed. */
+    unlinkOnClose?: boolean;
     injector: Injector;
     table: ConnectionTable<T>;
     context: T;
@@ -96,24 +105,31 @@ export class GuardedSocket<T> {
     onRefused?: () => void;
   }): Promise<GuardedSocket<T>> {
     const g = new GuardedSocket(opts.path, opts.injector, opts.table, opts.context, opts.check, opts.log, opts.onRefused ?? (() => undefined));
-    await removeStaleSocket(opts.path);
-    await new Promise<void>((resolve, reject) => {
-      g.#net.once('error', reject);
-      g.#net.listen(opts.path, () => {
-        g.#net.off('error', reject);
-        resolve();
+    g.#unlinkOnClose = opts.unlinkOnClose ?? true;
+    const listen = (tmp: string) =>
+      new Promise<void>((resolve, reject) => {
+        g.#net.once('error', reject);
+        g.#net.listen(tmp, () => {
+          g.#net.off('error', reject);
+          resolve();
+        });
       });
-    });
-    await chmod(opts.path, opts.mode);
+    try {
+      await listenPrivately(opts.tmpDir, opts.mode, listen, opts.place ?? ((tmp) => rename(tmp, opts.path)));
+    } catch (err) {
+      await g.close();
+      throw err;
+    }
     return g;
   }
 
-  /** Stops accepting, closes every connection (calls in flight end with them), removes the socket file. */
+  /** Stops accepting, closes every connection (calls in flight end with them), removes the socket file (see `unlinkOnClose`). */
   async close(): Promise<void> {
+    if (!this.#net.listening) return;
     // net.Server#close waits for open connections: end them first.
     const closed = new Promise<void>((resolve) => this.#net.close(() => resolve()));
     for (const s of this.#sockets) s.destroy();
     await closed;
-    await unlinkQuiet(this.path);
+    if (this.#unlinkOnClose) await unlinkQuiet(this.path);
   }
 }

@@ -110,3 +110,35 @@ export function validateIdPolicy(policy: IdPolicy): void {
     throw toIwsError(err);
   }
 }
+
+export type RemoveTreeResult = Binding.RemoveTreeResult;
+export type SealResult = Binding.SealResult;
+
+/**
+ * Removes `parent/name` and everything below it by file descriptor: no
+ * symlink is followed, no mount crossed (a mount point inside is left and
+ * reported in `problems`), bounded in depth and entries. `parent` must be a
+ * daemon-owned directory; `name` one file name.
+ */
+export function removeTree(parent: string, name: string): Promise<RemoveTreeResult> {
+  return wrap(() => binding.removeTree(parent, name));
+}
+
+/**
+ * Creates (if missing) workspace directory `parent/name`, never through a
+ * symlink; makes `mark` an empty directory of the daemon's, prunes every
+ * other entry but a socket at daemon.sock, and makes the directory and its
+ * mark immutable where the filesystem supports it.
+ */
+export function prepareWorkspaceDir(parent: string, name: string, mark: string | undefined): Promise<SealResult> {
+  return wrap(() => binding.prepareWorkspaceDir(parent, name, mark ?? null));
+}
+
+/**
+ * Renames socket `srcDir/srcName` (bound and chmod'ed in a daemon-only
+ * directory) to `parent/name/daemon.sock`, replacing whatever is there, then
+ * seals the workspace directory again (see prepareWorkspaceDir).
+ */
+export function installSocket(srcDir: string, srcName: string, parent: string, name: string, mark: string | undefined): Promise<SealResult> {
+  return wrap(() => binding.installSocket(srcDir, srcName, parent, name, mark ?? null));
+}

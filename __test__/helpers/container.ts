@@ -61,12 +61,23 @@ export interface ContainerOptions {
    * (not the mount namespace) with nsenter.
    */
   rootfs?: string;
+  /**
+   * With `rootfs`: host directories bind-mounted into it before the pivot
+   * (as a runtime's `mounts`), read-only when `readOnly`.
+   */
+  binds?: { source: string; target: string; readOnly?: boolean }[];
 }
 
 /** The pivot_root dance of an OCI runtime, in sh, then busybox sleep as init. */
-function pivotScript(rootfs: string): string {
+function pivotScript(rootfs: string, binds: NonNullable<ContainerOptions['binds']> = []): string {
+  const mounts = binds
+    .map((b) => {
+      const dst = `${rootfs}/${b.target.replace(/^\/+/, '')}`;
+      return `mkdir -p ${dst} && mount --bind ${b.source} ${dst}${b.readOnly ? ` && mount -o remount,bind,ro ${dst}` : ''} && `;
+    })
+    .join('');
   return (
-    `mount --bind ${rootfs} ${rootfs} && cd ${rootfs} && mkdir -p .old && pivot_root . .old && ` +
+    `mount --bind ${rootfs} ${rootfs} && ${mounts}cd ${rootfs} && mkdir -p .old && pivot_root . .old && ` +
     `exec /bin/busybox sh -c 'cd / && /bin/busybox umount -l /.old && /bin/busybox rmdir /.old && exec /bin/busybox sleep 100000'`
   );
 }
@@ -118,7 +129,7 @@ export class TestContainer {
 
   static async start(opts: ContainerOptions = {}): Promise<TestContainer> {
     if (opts.rootfs) {
-      const unshare = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private', '--net', '--', 'sh', '-c', pivotScript(opts.rootfs)], {
+      const unshare = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private', '--net', '--', 'sh', '-c', pivotScript(opts.rootfs, opts.binds)], {
         stdio: ['ignore', 'inherit', 'inherit'],
       });
       const pid = await waitFor('pivoted container init', () => {

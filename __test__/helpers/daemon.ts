@@ -2,7 +2,7 @@
  * Starts the real daemon through its CLI (`bin/iwsd.js serve`) in a temp
  * state dir, and runs CLI commands against it.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -134,6 +134,9 @@ export class TestDaemon {
   async stop(): Promise<number | null> {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
     const code = await this.#exit;
+    // Workspace directories left registered are immutable (the daemon seals
+    // them): clear the flag so the temp dir can go.
+    spawnSync('chattr', ['-R', '-f', '-i', this.base], { stdio: 'ignore' });
     await rm(this.base, { recursive: true, force: true });
     return code;
   }

@@ -103,6 +103,9 @@ pub enum Reason {
     BadInput,
     /// A limit was hit.
     Limit,
+    /// A name the daemon was placing kept being changed under it (a
+    /// workspace racing the daemon on its own directory).
+    Raced,
 }
 
 impl Reason {

@@ -3,6 +3,7 @@
 //! over this crate.
 
 pub mod error;
+pub mod fsops;
 pub mod idmap;
 pub mod mount;
 pub mod nsthread;

@@ -716,3 +716,101 @@ impl Task for StopFuseTask {
 pub fn stop_fuse_helper(pid: i32, staging: String) -> AsyncTask<StopFuseTask> {
     AsyncTask::new(StopFuseTask { pid, staging })
 }
+
+// ---- workspace directories ----------------------------------------------------
+
+#[napi(object)]
+pub struct RemoveTreeResult {
+    /// The tree is gone (or was never there).
+    pub removed: bool,
+    /// Entries looked at.
+    pub entries: f64,
+    /// What was left and why, for the log (e.g. a mount point inside).
+    pub problems: Vec<String>,
+}
+
+#[napi(object)]
+pub struct SealResult {
+    /// The directory (and its mark directory) carry FS_IMMUTABLE_FL.
+    pub immutable: bool,
+    /// Foreign entries removed.
+    pub pruned: Vec<String>,
+    /// What could not be removed, for the log.
+    pub problems: Vec<String>,
+}
+
+fn seal_result(o: core::fsops::SealOutcome) -> SealResult {
+    SealResult { immutable: o.immutable, pruned: o.pruned, problems: o.problems }
+}
+
+pub enum SealOp {
+    Prepare { parent: String, name: String, mark: Option<String> },
+    Install { src_dir: String, src_name: String, parent: String, name: String, mark: Option<String> },
+}
+
+pub struct RemoveTreeTask {
+    parent: String,
+    name: String,
+}
+
+impl Task for RemoveTreeTask {
+    type Output = core::Result<core::fsops::RemoveOutcome>;
+    type JsValue = RemoveTreeResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(core::fsops::remove_tree(&self.parent, &self.name))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |o| RemoveTreeResult { removed: o.removed, entries: o.entries as f64, problems: o.problems })
+    }
+}
+
+/// Removes `parent/name` and everything below it by file descriptor (no
+/// symlink followed, no mount crossed, bounded). `parent` must be a
+/// daemon-owned directory.
+#[napi(ts_return_type = "Promise<RemoveTreeResult>")]
+pub fn remove_tree(parent: String, name: String) -> AsyncTask<RemoveTreeTask> {
+    AsyncTask::new(RemoveTreeTask { parent, name })
+}
+
+pub struct SealTask(SealOp);
+
+impl Task for SealTask {
+    type Output = core::Result<core::fsops::SealOutcome>;
+    type JsValue = SealResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(match &self.0 {
+            SealOp::Prepare { parent, name, mark } => core::fsops::prepare_workspace_dir(parent, name, mark.as_deref()),
+            SealOp::Install { src_dir, src_name, parent, name, mark } => {
+                core::fsops::install_socket(src_dir, src_name, parent, name, mark.as_deref())
+            }
+        })
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, seal_result)
+    }
+}
+
+/// Creates (if missing) and prepares workspace directory `parent/name`: the
+/// mark directory `mark` made, foreign entries pruned, immutable where the
+/// filesystem supports it.
+#[napi(ts_return_type = "Promise<SealResult>")]
+pub fn prepare_workspace_dir(parent: String, name: String, mark: Option<String>) -> AsyncTask<SealTask> {
+    AsyncTask::new(SealTask(SealOp::Prepare { parent, name, mark }))
+}
+
+/// Renames the socket `srcDir/srcName` to `parent/name/daemon.sock`
+/// (replacing whatever is there), then seals the directory again.
+#[napi(ts_return_type = "Promise<SealResult>")]
+pub fn install_socket(
+    src_dir: String,
+    src_name: String,
+    parent: String,
+    name: String,
+    mark: Option<String>,
+) -> AsyncTask<SealTask> {
+    AsyncTask::new(SealTask(SealOp::Install { src_dir, src_name, parent, name, mark }))
+}
