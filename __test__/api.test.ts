@@ -3,7 +3,7 @@
  * code in the documented set is produced here, and the examples run.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
+import { removeStateDir } from './helpers/daemon.js';
 import { startDaemon } from '../src/index.js';
 import { createClient } from '../src/api/client.js';
 import { Container, ERROR_CODES, IwsError, mountProc, prepareShiftMark, umountProc, writeIdMapping } from '../src/api/native.js';
@@ -52,7 +53,7 @@ rootTest('every documented error code is produced through the public API', async
   await expect('NOT_FOUND', writeIdMapping(container, { pid: 2147483000, mappings: ring }));
   await expect('FAILED_PRECONDITION', Container.open(process.pid));
   const dir = mkdtempSync(join(tmpdir(), 'iwsd-api-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.teardown(() => removeStateDir(dir));
   // A fuse "binary" that cannot be executed: an unexpected failure, INTERNAL.
   const notExecutable = join(dir, 'not-executable');
   writeFileSync(notExecutable, 'x', { mode: 0o644 });
@@ -100,7 +101,7 @@ rootTest('the examples run', async (t) => {
   t.is(unmounted!.unmounted, '/proc');
 
   const dir = mkdtempSync(join(tmpdir(), 'iwsd-ex-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.teardown(() => removeStateDir(dir));
   const daemon = spawn(process.execPath, [join(ROOT, 'examples/embed-daemon.mjs'), String(c.initHostPid), join(dir, 'state')], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });

@@ -4,13 +4,14 @@
  * CommonJS JavaScript, and real operations run through them as root.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { TestContainer, makeRootfs, readMap } from './helpers/container.js';
+import { removeStateDir } from './helpers/daemon.js';
 import { rootTest } from './helpers/root.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -67,7 +68,7 @@ client.writeIdMapping({ pid: Number(pid), gid: false, mapping: [{ containerId: 0
 
 rootTest('npm pack → fresh project: TypeScript, ESM and CommonJS consumers, real operations', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'iwsd-pkg-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.teardown(() => removeStateDir(dir));
   execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT, stdio: 'ignore' });
   const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
   const app = join(dir, 'app');

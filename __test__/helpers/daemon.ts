@@ -3,7 +3,7 @@
  * state dir, and runs CLI commands against it.
  */
 import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,10 +134,17 @@ export class TestDaemon {
   async stop(): Promise<number | null> {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
     const code = await this.#exit;
-    // Workspace directories left registered are immutable (the daemon seals
-    // them): clear the flag so the temp dir can go.
-    spawnSync('chattr', ['-R', '-f', '-i', this.base], { stdio: 'ignore' });
-    await rm(this.base, { recursive: true, force: true });
+    removeStateDir(this.base);
     return code;
   }
+}
+
+/**
+ * Removes a test's temp dir that held a daemon's state: workspace directories
+ * left registered are immutable (the daemon seals them), so the flag is
+ * cleared first.
+ */
+export function removeStateDir(dir: string): void {
+  spawnSync('chattr', ['-R', '-f', '-i', dir], { stdio: 'ignore' });
+  rmSync(dir, { recursive: true, force: true });
 }

@@ -327,9 +327,16 @@ fn empty_dir() -> Result<OwnedFd> {
 }
 
 /// The daemon's `/dev/null`, detached.
+///
+/// Made private at once: a clone of a shared mount joins its peer group, and
+/// under systemd the host's `/dev` is shared, so every file mask would be a
+/// peer of it and a mount on top of a mask (locking forbids unmounting, not
+/// mounting on top) would propagate onto the host's `/dev/null`.
 fn dev_null() -> Result<OwnedFd> {
-    open_tree(CWD, "/dev/null", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
-        .map_err(|e| kernel("open_tree(/dev/null, CLONE)", e))
+    let fd = open_tree(CWD, "/dev/null", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
+        .map_err(|e| kernel("open_tree(/dev/null, CLONE)", e))?;
+    sys::mount_make_rprivate(&fd).map_err(|e| Error::internal("mount_setattr(/dev/null clone, MS_PRIVATE)", e))?;
+    Ok(fd)
 }
 
 /// Attaches masks to the detached tree `mnt`.
@@ -591,11 +598,14 @@ fn place(at: &MountTarget, mnt: OwnedFd, target: &str, strategy: MountStrategy) 
     let guard = PropagationGuard::new(strategy)?;
     let lock = lock_ns()?;
     let id = on_fresh_thread(|t| {
-        let mnt = lock_tree(t, lock, mnt, strategy)?;
+        // Target first, so that a refused request costs no lock step.
         t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
         let fd = resolve_target(at.root(), target, ErrorKind::InvalidArgument)?;
         // Never let a mount propagate back into the daemon's namespace.
         guard.check(fd.as_fd(), target)?;
+        let mnt = lock_tree(t, lock, mnt, strategy)?;
+        // The resolved O_PATH fd stays valid across setns.
+        t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
         attach(&mnt, &fd, &format!("onto {target}"))
     })?;
     at.process().ensure_alive()?;
@@ -683,6 +693,20 @@ fn make_lock_ns() -> Result<LockNs> {
     Ok(LockNs { mntns, home, base })
 }
 
+/// How many mounts the lock namespace holds (1 when idle: its own tmpfs).
+/// For tests and diagnostics; makes the lock namespace if need be.
+pub fn lock_namespace_mounts() -> Result<usize> {
+    let l = lock_ns()?;
+    let proc = rustix::fs::open("/proc", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::internal("open(/proc)", e))?;
+    on_fresh_thread(|t| {
+        t.setns(l.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")?;
+        let fd = rustix::fs::openat(&proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::internal("open(lock ns mountinfo)", e))?;
+        Ok(read_to_string(fd, "read(lock ns mountinfo)")?.lines().count())
+    })
+}
+
 /// Steps 1-4 above: a copy of the detached tree `tree` whose submounts are
 /// locked. Leaves the calling thread in the lock namespace.
 fn lock_tree(t: &NsThread, l: &LockNs, tree: OwnedFd, strategy: MountStrategy) -> Result<OwnedFd> {
@@ -701,6 +725,9 @@ fn lock_tree(t: &NsThread, l: &LockNs, tree: OwnedFd, strategy: MountStrategy) -
             (EMPTY_DIR.cover()?, l.home.try_clone().map_err(|e| Error::internal("dup(mnt ns)", e))?)
         }
         MountStrategy::Fallback => {
+            // A staging copy of the daemon's namespace (this thread may have
+            // entered the target's already).
+            t.setns(l.home.as_fd(), CloneFlags::CLONE_NEWNS, "home")?;
             let base = private_staging(t)?;
             let p = detached("tmpfs", |_| Ok(()), NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY)?;
             move_mount(&p, "", CWD, base, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
@@ -740,17 +767,32 @@ fn lock_tree(t: &NsThread, l: &LockNs, tree: OwnedFd, strategy: MountStrategy) -
             )
             .map_err(|e| kernel("open_tree(locked copy, CLONE|RECURSIVE)", e))
         });
-    // R (with the locked copy on it) out of the lock namespace, whatever happened.
-    let detach = t
-        .setns(l.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")
-        .and_then(|_| rustix::process::fchdir(&r).map_err(|e| Error::internal("fchdir(carrier)", e)))
-        .and_then(|_| {
-            rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
-                .map_err(|e| Error::internal("umount2(carrier, MNT_DETACH)", e))
-        });
-    let _ = rustix::fs::unlinkat(&l.base, name.as_str(), AtFlags::REMOVEDIR);
+    // R and the locked copy on it out of the lock namespace, whatever
+    // happened. umount2 follows the mounts stacked on the path it is given
+    // (LOOKUP_MOUNTPOINT), so it takes the top first: the copy, then R.
+    let drop = || {
+        t.setns(l.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")?;
+        rustix::process::fchdir(&l.base).map_err(|e| Error::internal("fchdir(lock ns base)", e))?;
+        for _ in 0..3 {
+            match rustix::mount::unmount(
+                name.as_str(),
+                rustix::mount::UnmountFlags::DETACH | rustix::mount::UnmountFlags::NOFOLLOW,
+            ) {
+                Ok(()) => {}
+                Err(Errno::INVAL) => break, // nothing mounted there any more
+                Err(e) => return Err(Error::internal("umount2(carrier in lock ns, MNT_DETACH)", e)),
+            }
+        }
+        rustix::fs::unlinkat(&l.base, name.as_str(), AtFlags::REMOVEDIR)
+            .map_err(|e| Error::internal("rmdir(carrier dir in lock ns)", e))
+    };
+    let dropped = drop();
     let locked = locked?;
-    detach?;
+    dropped?;
+    // Placed private: it joins no peer group of the carrier's, nor (through a
+    // mask) of anything the masks were cloned from.
+    sys::mount_make_rprivate(&locked)
+        .map_err(|e| Error::internal("mount_setattr(locked tree, AT_RECURSIVE, MS_PRIVATE)", e))?;
     Ok(locked)
 }
 
@@ -826,6 +868,8 @@ pub fn mount_sysfs(
 pub fn umount(container: &Container, strategy: PidStrategy, pid: i64, target: &str, owned: &[u64]) -> Result<u64> {
     check_target(target)?;
     let at = container.mount_target(container.resolve(pid, strategy)?)?;
+    let host_proc = rustix::fs::open("/proc", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::internal("open(/proc)", e))?;
     on_fresh_thread(|ns| {
         ns.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
         let t = resolve_target(at.root(), target, ErrorKind::NotFound)?;
@@ -844,13 +888,50 @@ pub fn umount(container: &Container, strategy: PidStrategy, pid: i64, target: &s
                 format!("the mount at {target:?} was not made by iwsd for this workspace; only those can be unmounted"),
             ));
         }
-        // Unmount exactly the checked mount: "." from a cwd set to its root
-        // is not looked up by name again, so a swap cannot redirect it.
+        // "." from a cwd set to the checked mount's root is not looked up by
+        // name again, so a swap of the path cannot redirect the unmount. But
+        // umount2 takes the top of the stack there (LOOKUP_MOUNTPOINT): if the
+        // caller mounted something onto ours in between, that goes instead.
+        // So ours counts as removed only once it is really gone from the
+        // namespace; otherwise it stays owned (and counted) and the caller is
+        // told (its own racing mount is what was unmounted).
         rustix::process::fchdir(&t).map_err(|e| Error::internal("fchdir(target)", e))?;
         rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
             .map_err(|e| Error::internal(&format!("umount2({target:?}, MNT_DETACH)"), e))?;
+        if mounted_here(&host_proc, id)? {
+            return Err(Error::because(
+                ErrorKind::Unavailable,
+                Reason::Raced,
+                format!("something was mounted onto the mount at {target:?} during the unmount; it is still mounted, try again"),
+            ));
+        }
         Ok(id)
     })
+}
+
+/// Whether the mount with id `id` is in the calling thread's mount namespace
+/// (for tests; see `umount`).
+pub fn is_mounted_here(id: u64) -> Result<bool> {
+    let host_proc = rustix::fs::open("/proc", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::internal("open(/proc)", e))?;
+    mounted_here(&host_proc, id)
+}
+
+/// Whether the mount with id `id` (as [`mount_id`] reports it) is in the
+/// calling thread's mount namespace: `statmount(2)` where it works, else the
+/// thread's mountinfo (read through the daemon's procfs, `host_proc`).
+fn mounted_here(host_proc: &OwnedFd, id: u64) -> Result<bool> {
+    if statmount_works() {
+        return match sys::statmount_propagation(id) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(Error::internal("statmount(STATMOUNT_MNT_BASIC)", e)),
+        };
+    }
+    let fd = rustix::fs::openat(host_proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))?;
+    let table = read_to_string(fd, "read(mountinfo in target ns)")?;
+    Ok(table.lines().any(|l| l.split(' ').next().and_then(|f| f.parse::<u64>().ok()) == Some(id)))
 }
 
 /// Whether statx reports unique (never reused) mount ids.

@@ -115,6 +115,14 @@ fn open_in(dir: impl AsFd, name: &str, flags: OFlags) -> io::Result<OwnedFd> {
     Ok(openat(dir, name, flags | OFlags::CLOEXEC | follow, Mode::empty())?)
 }
 
+/// Whether the mount of directory `root` is in `p`'s mount namespace (listed
+/// in its mountinfo).
+fn root_in(p: &PinnedProcess, root: &OwnedFd) -> Result<bool> {
+    let id = mount_of(root)?;
+    let table = p.read("mountinfo")?;
+    Ok(table.lines().any(|l| l.split(' ').next().and_then(|f| f.parse::<u64>().ok()) == Some(id)))
+}
+
 /// The mount id of the mount `fd` is on.
 fn mount_of(fd: impl AsFd) -> Result<u64> {
     rustix::fs::statx(fd, "", rustix::fs::AtFlags::EMPTY_PATH, rustix::fs::StatxFlags::MNT_ID)
@@ -449,8 +457,9 @@ impl Container {
     /// at or below the container's (strictly below when the container has no
     /// user namespace of its own: the daemon's user namespace owns every host
     /// mount namespace); never the daemon's own; and a root at or below the
-    /// container's root (walking `..` from the process's root). PERMISSION_DENIED
-    /// naming the rule otherwise.
+    /// container's root (walking `..` from the process's root), or, in a
+    /// namespace made inside the container, a root mounted in that namespace.
+    /// PERMISSION_DENIED naming the rule otherwise.
     pub fn mount_target(&self, p: PinnedProcess) -> Result<MountTarget> {
         let mntns = p.open("ns/mnt", OFlags::RDONLY)?;
         let root = p.open("root", OFlags::PATH | OFlags::DIRECTORY)?;
@@ -463,14 +472,21 @@ impl Container {
                 format!("pid is in the host's mount namespace, not the workspace's; a process that joined only the container's PID namespace (e.g. `nsenter --pid`) must also join its mount namespace (`nsenter --mount --pid`)"),
             ));
         }
-        if key != self.mntns_key && !self.owns_below(&mntns, daemon_user)? {
+        let own = key == self.mntns_key;
+        if !own && !self.owns_below(&mntns, daemon_user)? {
             return Err(Error::because(
                 ErrorKind::PermissionDenied,
                 Reason::ForeignMountNamespace,
                 "the process's mount namespace is neither the container's nor one created inside it",
             ));
         }
-        if !self.root_at_or_below(&root)? {
+        // In a namespace made inside the container (a ring, or a container
+        // nested in one) the root may be anything mounted there: a ring that
+        // pivot_root()s into the mark or into a nested container's rootfs
+        // has no path back to the container's root, and everything in that
+        // namespace came from the container. In the container's own
+        // namespace the root must be at or below the container's.
+        if !self.root_at_or_below(&root)? && (own || !root_in(&p, &root)?) {
             return Err(Error::because(
                 ErrorKind::PermissionDenied,
                 Reason::EscapesRoot,

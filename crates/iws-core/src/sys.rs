@@ -188,6 +188,11 @@ pub fn mount_make_shared(dfd: impl AsFd) -> io::Result<()> {
     mount_setattr(dfd.as_fd(), false, &MountAttr { propagation: libc::MS_SHARED, ..Default::default() })
 }
 
+/// Makes the mount tree at `dfd` private (`MS_PRIVATE`), recursively.
+pub fn mount_make_rprivate(dfd: impl AsFd) -> io::Result<()> {
+    mount_setattr(dfd.as_fd(), true, &MountAttr { propagation: libc::MS_PRIVATE, ..Default::default() })
+}
+
 /// Turns the detached mount `dfd` into an idmapped mount using the id
 /// mapping of the user namespace `userns` (Linux 5.12+).
 pub fn mount_idmap(dfd: impl AsFd, userns: impl AsFd) -> io::Result<()> {

@@ -130,38 +130,84 @@ fn mount_ops_refuse_a_foreign_mount_namespace() {
     assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(Reason::ForeignMountNamespace)), "{e}");
 }
 
-/// Attack: a process whose mount namespace is owned by a user namespace below
-/// the container's (the host's, for a container without one) but whose root
-/// is the host's root, not at or below the container's.
+/// Attack: a process in the container's own mount namespace whose root is
+/// not at or below the container's root (a container made with chroot keeps
+/// the host's tree in its namespace; `nsenter --mount` without `--root` puts
+/// a process at its top).
 #[test]
 fn mount_ops_refuse_a_root_outside_the_container() {
     if !root_or_skip("mount_ops_refuse_a_root_outside_the_container") {
         return;
     }
-    let c = RootfsContainer::start();
+    let c = RootfsContainer::start_in(&std::env::temp_dir(), "slave");
     let ws = pidns::Container::open(c.init as i64).unwrap();
     let init = c.init.to_string();
-    let p = Proc::start(&[
-        "nsenter",
-        "--target",
-        &init,
-        "--pid",
-        "--",
-        "unshare",
-        "--user",
-        "--map-root-user",
-        "--mount",
-        "--propagation",
-        "private",
-        "sleep",
-        "1000",
-    ]);
+    let p = Proc::start(&["nsenter", "--target", &init, "--mount", "--pid", "--", "sleep", "1000"]);
     let target = c.outside.to_str().unwrap().to_string();
     let e =
         mount::mount_proc(&ws, strategy(), MountStrategy::Detached, p.in_container(), &target, &Masks::proc_default())
             .unwrap_err();
     assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(Reason::EscapesRoot)), "{e}");
     assert!(mounts_of(p.host).iter().all(|m| !m.0.starts_with(&target)), "nothing mounted in its namespace");
+}
+
+/// Not an attack: a ring that pivot_root()s (into the mark, or a container
+/// nested in the ring into its rootfs) has no path back to the container's
+/// root; its root is mounted in its own namespace, which came from the
+/// container, and it is served.
+#[test]
+fn a_ring_that_pivot_roots_is_served() {
+    if !root_or_skip("a_ring_that_pivot_roots_is_served") {
+        return;
+    }
+    let c = RootfsContainer::start();
+    let ws = pidns::Container::open(c.init as i64).unwrap();
+    let init = c.init.to_string();
+    let bb = "/bin/busybox";
+    let script = format!(
+        "until [ \"$({bb} id -u)\" = 0 ]; do {bb} usleep 10000; done; {bb} mount -t tmpfs t /work/sub && {bb} mkdir /work/sub/old /work/sub/proc /work/sub/bin && {bb} cp {bb} /work/sub/bin/ && cd /work/sub && {bb} pivot_root . old && cd / && {bb} umount -l /old && exec {bb} sleep 1000"
+    );
+    let child = Command::new("nsenter")
+        .args([
+            "--target", &init, "--mount", "--pid", "--root", "--wd=/", "--", bb, "unshare", "-U", "-m", bb, "sh", "-c",
+        ])
+        .arg(&script)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let own = common::ns_ino(std::process::id() as i32, "user");
+    let top = child.id() as i32;
+    let start = std::time::Instant::now();
+    let host = loop {
+        if let Some(k) = children(top).first().copied() {
+            if std::fs::metadata(format!("/proc/{k}/ns/user")).is_ok() && common::ns_ino(k, "user") != own {
+                break k;
+            }
+        }
+        assert!(start.elapsed().as_secs() < 10, "ring did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let ring = Proc { child, host };
+    for f in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{host}/{f}"), "0 0 1\n").unwrap();
+    }
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(format!("/proc/{host}/cmdline")).unwrap_or_default().contains("sleep") {
+        assert!(start.elapsed().as_secs() < 10, "ring did not pivot");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let id = mount::mount_proc(
+        &ws,
+        strategy(),
+        MountStrategy::Detached,
+        ring.in_container(),
+        "/proc",
+        &Masks::proc_default(),
+    )
+    .unwrap()
+    .mount_id;
+    assert!(mounts_of(host).iter().any(|m| m.0 == "/proc" && m.1 == "proc"));
+    mount::umount(&ws, strategy(), ring.in_container(), "/proc", &[id]).unwrap();
 }
 
 /// Attack: ring root (uid 0 of a user namespace made inside the container,
@@ -246,4 +292,176 @@ fn ring_root_cannot_remove_masks_or_remount_read_only_parts() {
         let ours = mounts_of(ring.host).into_iter().filter(|m| m.0 == "/work/target").count();
         assert_eq!(ours, 1);
     }
+}
+
+/// A ring whose maps (uid and gid 0 -> 0) are written from outside, as
+/// workspacekit's ring1 gets them through WriteIDMapping.
+fn start_ring(c: &RootfsContainer) -> Proc {
+    let init = c.init.to_string();
+    let ring = Proc::start(&[
+        "nsenter",
+        "--target",
+        &init,
+        "--mount",
+        "--pid",
+        "--root",
+        "--wd=/",
+        "--",
+        "/bin/busybox",
+        "unshare",
+        "-U",
+        "-m",
+        "/bin/busybox",
+        "sleep",
+        "1000",
+    ]);
+    for f in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{}/{f}", ring.host), "0 0 1\n").unwrap();
+    }
+    ring
+}
+
+/// Attack: ring root mounts a file of its own *on top of* a `/dev/null`
+/// mask (locking forbids unmounting, not mounting on top). Under systemd the
+/// host's `/dev` is shared; a mask cloned from it was its peer, and the mount
+/// propagated onto the host's `/dev/null`. Runs itself again in a private
+/// mount namespace whose `/dev` is made shared, as on such a host.
+#[test]
+fn ring_root_cannot_reach_the_hosts_dev_null_through_a_mask() {
+    const NAME: &str = "ring_root_cannot_reach_the_hosts_dev_null_through_a_mask";
+    if !root_or_skip(NAME) {
+        return;
+    }
+    if std::env::var("IWSD_TEST_SHARED_DEV").as_deref() != Ok("1") {
+        let exe = std::env::current_exe().unwrap();
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(format!("mount --make-shared /dev && exec \"$0\" --exact {NAME} --nocapture --test-threads=1"))
+            .arg(exe)
+            .env("IWSD_TEST_SHARED_DEV", "1")
+            .output()
+            .unwrap();
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && log.contains("1 passed"), "{log}");
+        return;
+    }
+    let shared = mounts_of(std::process::id() as i32).into_iter().any(|m| m.0 == "/dev");
+    assert!(shared, "no /dev here");
+    for ms in STRATEGIES {
+        let c = RootfsContainer::start();
+        std::fs::write(c.rootfs.join("evil"), b"attacker content\n").unwrap();
+        let ws = pidns::Container::open(c.init as i64).unwrap();
+        let ring = start_ring(&c);
+        mount::mount_proc(&ws, strategy(), ms, ring.in_container(), "/work/target", &Masks::proc_default()).unwrap();
+        // Nothing placed joins a peer group (of the host's /dev or anything).
+        for m in std::fs::read_to_string(format!("/proc/{}/mountinfo", ring.host)).unwrap().lines() {
+            if m.split(' ').nth(4).is_some_and(|mp| mp.starts_with("/work/target")) {
+                assert!(!m.contains("shared:") && !m.contains("master:"), "{ms:?}: {m}");
+            }
+        }
+        let _ = c.sh_as(ring.host, "/bin/busybox mount --bind /evil /work/target/keys");
+        let on_dev_null: Vec<_> =
+            mounts_of(std::process::id() as i32).into_iter().filter(|m| m.0 == "/dev/null").collect();
+        assert_eq!(on_dev_null, vec![], "{ms:?}: a mount reached the host's /dev/null");
+        assert_eq!(std::fs::read_to_string("/dev/null").unwrap(), "", "{ms:?}");
+    }
+}
+
+/// Attack: MountProc calls by the thousand, most of them refused, must not
+/// fill the lock namespace (each call's carrier leaked there before: after
+/// about 4,000 calls every MountProc on the node failed).
+#[test]
+fn the_lock_namespace_does_not_grow() {
+    if !root_or_skip("the_lock_namespace_does_not_grow") {
+        return;
+    }
+    let c = RootfsContainer::start();
+    let ws = pidns::Container::open(c.init as i64).unwrap();
+    let ring = start_ring(&c);
+    for ms in STRATEGIES {
+        for _ in 0..20 {
+            let id =
+                mount::mount_proc(&ws, strategy(), ms, ring.in_container(), "/work/target", &Masks::proc_default())
+                    .unwrap()
+                    .mount_id;
+            mount::umount(&ws, strategy(), ring.in_container(), "/work/target", &[id]).unwrap();
+            let e = mount::mount_proc(&ws, strategy(), ms, ring.in_container(), "/no/such", &Masks::proc_default())
+                .unwrap_err();
+            assert_eq!(e.reason(), Some(Reason::Missing), "{e}");
+        }
+        assert_eq!(mount::lock_namespace_mounts().unwrap(), 1, "{ms:?}");
+    }
+}
+
+/// Attack: ring root keeps mounting something onto the proc iwsd made for it
+/// while asking iwsd to unmount that proc. umount2 takes the top of the
+/// stack, so the racing mount could go instead of ours, and ours would have
+/// been reported removed (dropped from the workspace's count) while still
+/// mounted. Whenever iwsd reports a mount removed, it must be gone.
+#[test]
+fn an_unmount_reported_done_is_done_even_under_a_racing_mount() {
+    if !root_or_skip("an_unmount_reported_done_is_done_even_under_a_racing_mount") {
+        return;
+    }
+    let c = RootfsContainer::start();
+    let ws = pidns::Container::open(c.init as i64).unwrap();
+    let ring = start_ring(&c);
+    let racer = Command::new("nsenter")
+        .args(["--target", &ring.host.to_string(), "--user", "--mount", "--root", "--wd=/", "--"])
+        .args([
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "while :; do /bin/busybox mount -t tmpfs race /work/target; /bin/busybox umount /work/target/.; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _racer = Kill(racer);
+    let (mut done, mut other) = (0, 0);
+    for _ in 0..1000 {
+        let Ok(m) = mount::mount_proc(
+            &ws,
+            strategy(),
+            MountStrategy::Detached,
+            ring.in_container(),
+            "/work/target",
+            &Masks::proc_default(),
+        ) else {
+            other += 1;
+            continue;
+        };
+        match mount::umount(&ws, strategy(), ring.in_container(), "/work/target", &[m.mount_id]) {
+            Ok(id) => {
+                done += 1;
+                assert_eq!(id, m.mount_id);
+                assert!(!unique_id_mounted(ring.host, id), "reported removed, still mounted");
+            }
+            Err(_) => other += 1,
+        }
+    }
+    eprintln!("{done} unmounts done, {other} refused or raced");
+    assert!(done > 0);
+}
+
+/// Whether a mount with unique id `id` is in `pid`'s mount namespace (listmount
+/// is not needed: statmount from a thread that joined the namespace).
+fn unique_id_mounted(pid: i32, id: u64) -> bool {
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt")).unwrap();
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).unwrap();
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+        iws_core::mount::is_mounted_here(id).unwrap()
+    })
+    .join()
+    .unwrap()
 }
