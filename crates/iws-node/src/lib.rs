@@ -813,6 +813,7 @@ pub fn install_socket(
     mark: Option<String>,
 ) -> AsyncTask<SealTask> {
     AsyncTask::new(SealTask(SealOp::Install { src_dir, src_name, parent, name, mark }))
+}
 
 // ---- supervision: state-dir lock, sd_notify -----------------------------------
 
