@@ -76,9 +76,14 @@ export class TestDaemon {
    * in a private mount namespace of its own with a tmpfs of that size at
    * `<state-dir>/state` (its state store), invisible to the host and gone
    * with the daemon. Fill it through `/proc/<pid>/root`. `env`: the
-   * daemon's environment.
+   * daemon's environment. `wrap`: a command the daemon runs under (e.g.
+   * setpriv with the systemd unit's capability bounding set).
    */
-  static async start(config: Record<string, unknown> = {}, extraArgs: string[] = [], opts: { stateStoreTmpfs?: string; env?: NodeJS.ProcessEnv } = {}): Promise<TestDaemon> {
+  static async start(
+    config: Record<string, unknown> = {},
+    extraArgs: string[] = [],
+    opts: { stateStoreTmpfs?: string; env?: NodeJS.ProcessEnv; wrap?: string[] } = {},
+  ): Promise<TestDaemon> {
     const base = await mkdtemp(join(tmpdir(), 'iwsd-test-'));
     const stateDir = join(base, 'state');
     const cfg = join(base, 'config.json');
@@ -89,6 +94,10 @@ export class TestDaemon {
       const script = 'mkdir -p "$1/state" && mount -t tmpfs -o "mode=0700,$2" iwsd-test-state "$1/state" && shift 2 && exec "$@"';
       args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', stateDir, opts.stateStoreTmpfs, process.execPath, ...args];
       command = 'unshare';
+    }
+    if (opts.wrap?.length) {
+      args = [...opts.wrap.slice(1), command, ...args];
+      command = opts.wrap[0]!;
     }
     const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: opts.env ?? process.env });
     const d = new TestDaemon(stateDir, proc, args, command);
