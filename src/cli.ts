@@ -15,9 +15,9 @@ import { createLogger } from './log.js';
 import { actionFor, ANNOTATIONS, parseState } from './ociHook.js';
 import { doctor, formatReport } from './doctor.js';
 import { workspaceProto } from './proto.js';
+import { VERSION } from './version.js';
 import type { Workspace as WorkspaceMsg } from './gen/iwsd/admin/v1/Workspace.js';
 
-const VERSION = '0.1.0';
 
 const RPCS = ['WriteIDMapping', 'MountProc', 'UmountProc', 'MountSysfs', 'UmountSysfs', 'PrepareForUserNS', 'Teardown'] as const;
 

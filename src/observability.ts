@@ -14,6 +14,7 @@ import descriptor from 'protobufjs/ext/descriptor/index.js';
 
 import type { Logger } from './log.js';
 import { LOADER_OPTIONS, PROTO_DIR } from './proto.js';
+import { VERSION } from './version.js';
 
 const { FileDescriptorProto } = descriptor;
 
@@ -140,6 +141,16 @@ export class Metrics {
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'iwsd_' });
+    // prom-client's gauges named *_total break the naming rules promtool
+    // checks (`_total` is for counters); the same numbers are served by the
+    // iwsd_nodejs_active_{handles,requests,resources} gauges without it.
+    for (const kind of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`iwsd_nodejs_active_${kind}_total`);
+    new Gauge({
+      name: 'iwsd_build_info',
+      help: 'Always 1; labels name the iwsd version and the Node.js it runs on',
+      labelNames: ['version', 'nodejs_version'] as const,
+      registers: [this.registry],
+    }).set({ version: VERSION, nodejs_version: process.version }, 1);
   }
 
   observe(rpc: string, code: string, seconds: number): void {
