@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { TestContainer, hostMountinfo, makeRootfs, mountsOf, shInside } from './helpers/container.js';
+import { TestContainer, hostMounts, makeRootfs, mountsOf, shInside } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest, rootTestSerial } from './helpers/root.js';
 
@@ -33,17 +33,19 @@ test.after.always(async () => {
 /** A registered container with a chrooted requester. */
 async function setup(t: ExecutionContext, strategy: Strategy) {
   const daemon = daemons.get(strategy)!;
-  const hostBefore = hostMountinfo();
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
+  const id = `m-${process.pid}-${++n}`;
+  const own = [fs.base, join(daemon.stateDir, 'workspaces', id), join(daemon.stateDir, 'fuse', id)];
+  const hostBefore = hostMounts(own);
   const c = await TestContainer.start({ mountNs: true });
   t.teardown(async () => {
     await c.stop();
-    // Every test leaves the host's mount table byte-identical (a throwing
-    // teardown fails the test).
-    if (hostMountinfo() !== hostBefore) throw new Error("the host's mount table changed");
+    // Every test leaves what iwsd could have added to the host's mount table
+    // as it was (a throwing teardown fails the test).
+    const after = hostMounts(own);
+    if (JSON.stringify(after) !== JSON.stringify(hostBefore)) throw new Error(`the host's mount table changed: ${JSON.stringify({ before: hostBefore, after })}`);
   });
-  const id = `m-${process.pid}-${++n}`;
   const socket = await daemon.add(id, c.initHostPid);
   const pid = await c.spawnChroot(fs.rootfs);
   const host = c.hostPidOf(pid);

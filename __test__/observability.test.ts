@@ -1,4 +1,5 @@
 /** Metrics on a loopback port, gRPC health checking and server reflection. */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -80,4 +81,21 @@ rootTest('/metrics, health (SERVING) and reflection on workspace and admin socke
   client.close();
   t.true(names.includes('iwsd.admin.v1.Admin'), JSON.stringify(names));
   t.true(names.includes('grpc.health.v1.Health'));
+});
+
+rootTest('metrics follow the naming rules promtool checks and carry a build-info metric', async (t) => {
+  const daemon = await TestDaemon.start({ metrics: { enabled: true, port: 0 } });
+  t.teardown(() => daemon.stop().then(() => undefined));
+  const port = (await daemon.waitForLog((l) => typeof l.metricsPort === 'number')).metricsPort as number;
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+  t.true(types.size > 10);
+  for (const [name, type] of types) {
+    if (type !== 'counter') t.false(name.endsWith('_total'), `${type} ${name} must not end in _total`);
+    else t.true(name.endsWith('_total'), `counter ${name} must end in _total`);
+    t.regex(text, new RegExp(`^# HELP ${name} \\S`, 'm'), `${name} has help`);
+  }
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  t.regex(text, new RegExp(`^iwsd_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",nodejs_version="${process.version}"\\} 1$`, 'm'));
+  t.regex(text, /^iwsd_nodejs_active_handles(\{[^}]*\})? \d+$/m);
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { TestContainer, hostMountinfo, makeRootfs, mountsOf, shAsUserns, spawnUsernsInside } from './helpers/container.js';
+import { TestContainer, hostMounts, makeRootfs, mountsOf, shAsUserns, spawnUsernsInside } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
@@ -39,16 +39,19 @@ async function setup(
   prepareRootfs?: (rootfs: string, outside: string) => void,
   daemon: TestDaemon = daemons.get(method)!,
 ) {
-  const hostBefore = hostMountinfo();
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
+  const id = `p-${process.pid}-${++n}`;
+  // What iwsd could have added to the host's mount table (see hostMounts).
+  const own = [fs.base, join(daemon.stateDir, 'workspaces', id), join(daemon.stateDir, 'fuse', id)];
+  const hostBefore = hostMounts(own);
   prepareRootfs?.(fs.rootfs, fs.outside);
   const c = await TestContainer.start({ rootfs: fs.rootfs });
   t.teardown(async () => {
     await c.stop();
-    if (hostMountinfo() !== hostBefore) throw new Error("the host's mount table changed");
+    const after = hostMounts(own);
+    if (JSON.stringify(after) !== JSON.stringify(hostBefore)) throw new Error(`the host's mount table changed: ${JSON.stringify({ before: hostBefore, after })}`);
   });
-  const id = `p-${process.pid}-${++n}`;
   const socket = await daemon.add(id, c.initHostPid);
   return { c, socket, id, daemon, ...fs };
 }

@@ -24,11 +24,15 @@ function toMsg(w: WorkspaceInfo): WorkspaceMsg {
 
 function unary<Req, Res>(d: Daemon, rpc: string, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
+    const started = process.hrtime.bigint();
     fn(call.request).then(
-      (res) => callback(null, res),
+      (res) => {
+        d.log.debug({ admin: rpc, request: call.request, result: 'OK', ms: Number(process.hrtime.bigint() - started) / 1e6 }, `admin ${rpc} ok`);
+        callback(null, res);
+      },
       (thrown: unknown) => {
         const err = toIwsError(thrown);
-        const level = err.code === 'INTERNAL' ? 'error' : 'info';
+        const level = err.code === 'INTERNAL' ? 'error' : 'warn';
         d.log[level]({ admin: rpc, request: call.request, result: err.code, error: err.message, detail: err.detail }, `admin ${rpc} failed: ${err.message}`);
         callback({ code: err.grpcStatus, details: err.message }, null);
       },

@@ -8,15 +8,16 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { addWorkspaceRequest, call, connectAdmin } from './adminClient.js';
 import { IdRangeSchema, loadConfig, type Config } from './config.js';
-import { Daemon } from './daemon.js';
+import { Daemon, RELOADABLE } from './daemon.js';
+import { sdNotify } from './native.js';
 import { IwsError, toIwsError } from './errors.js';
 import { createLogger } from './log.js';
 import { actionFor, ANNOTATIONS, parseState } from './ociHook.js';
 import { doctor, formatReport } from './doctor.js';
 import { workspaceProto } from './proto.js';
+import { VERSION } from './version.js';
 import type { Workspace as WorkspaceMsg } from './gen/iwsd/admin/v1/Workspace.js';
 
-const VERSION = '0.1.0';
 
 const RPCS = ['WriteIDMapping', 'MountProc', 'UmountProc', 'MountSysfs', 'UmountSysfs', 'PrepareForUserNS', 'Teardown'] as const;
 
@@ -70,8 +71,20 @@ function fmtRange(r: { start?: number; size?: number } | null | undefined): stri
 async function serve(opts: CommonOpts): Promise<void> {
   const config = configFor(opts);
   const log = createLogger(config.logLevel);
+  // systemd readiness (Type=notify): a no-op without $NOTIFY_SOCKET.
+  const notifySocket = process.env.NOTIFY_SOCKET || undefined;
+  const notify = (state: string) => {
+    if (!notifySocket) return;
+    try {
+      sdNotify(notifySocket, state);
+      log.debug({ notifySocket, state }, `sd_notify ${state.split('\n')[0]}`);
+    } catch (err) {
+      log.warn({ notifySocket, error: (err as Error).message }, `sd_notify failed: ${(err as Error).message}`);
+    }
+  };
   // Signal handlers go in before anything starts, so a SIGTERM during
-  // start-up still shuts down gracefully (once start-up is done).
+  // start-up still shuts down gracefully (once start-up is done) and a SIGHUP
+  // never kills the daemon.
   let signalled: NodeJS.Signals | undefined;
   let wake: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (wake = resolve));
@@ -81,25 +94,61 @@ async function serve(opts: CommonOpts): Promise<void> {
     log.info({ signal }, `received ${signal}, shutting down`);
     wake();
   };
+  let daemon: Daemon | undefined;
+  let reloadPending = false;
+  const reload = (d: Daemon) => {
+    notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+    try {
+      const r = d.reload(configFor(opts));
+      log.info(
+        { applied: r.applied, needsRestart: r.needsRestart, reloadable: RELOADABLE },
+        r.applied.length || r.needsRestart.length ? `configuration reloaded; applied: ${r.applied.join(', ') || 'nothing'}` : 'configuration reloaded; nothing changed',
+      );
+      if (r.needsRestart.length) {
+        log.warn({ needsRestart: r.needsRestart }, `changed configuration that needs a restart to take effect: ${r.needsRestart.join(', ')}`);
+      }
+    } catch (err) {
+      const e = toIwsError(err);
+      log.error({ error: e.message }, `configuration reload failed, the running configuration stays: ${e.message}`);
+    }
+    notify('READY=1');
+  };
+  const onHup = () => {
+    log.info({ signal: 'SIGHUP' }, 'received SIGHUP, reloading the configuration');
+    if (signalled) return;
+    if (daemon) reload(daemon);
+    else reloadPending = true;
+  };
+  const off = () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    process.off('SIGHUP', onHup);
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  let daemon: Daemon;
+  process.on('SIGHUP', onHup);
   try {
     daemon = await Daemon.start(config, log);
   } catch (err) {
     const e = toIwsError(err);
     log.fatal({ error: e.message, detail: e.detail }, `iwsd failed to start: ${e.message}`);
     log.flush();
+    off();
+    // Daemon.start closed everything it opened; should a handle leak all
+    // the same, never linger as a half-started daemon.
+    setTimeout(() => process.exit(1), 5000).unref();
     throw e;
   }
+  notify(`READY=1\nMAINPID=${process.pid}\nSTATUS=serving ${daemon.adminSocket}`);
+  if (reloadPending && !signalled) reload(daemon);
   await stopped;
+  notify('STOPPING=1');
   try {
     await daemon.close();
   } catch (err) {
     log.error({ err }, 'error during shutdown');
   }
-  process.off('SIGTERM', onSignal);
-  process.off('SIGINT', onSignal);
+  off();
   log.flush();
 }
 
@@ -132,7 +181,7 @@ export function buildProgram(): Command {
     )
     .addHelpText(
       'after',
-      '\nConfiguration precedence: built-in defaults < --config file < IWSD_* environment < flags.\nStops gracefully on SIGTERM or SIGINT. Logs are JSON lines on stdout.',
+      `\nConfiguration precedence: built-in defaults < --config file < IWSD_* environment < flags.\nStops gracefully on SIGTERM or SIGINT. SIGHUP reloads the configuration: ${RELOADABLE.join(', ')} take effect at once,\nother changes are logged as needing a restart. With $NOTIFY_SOCKET set (systemd Type=notify) it sends READY=1\nonce every socket serves. One daemon per state dir (<state-dir>/iwsd.lock). Logs are JSON lines on stdout.`,
     )
     .action(serve);
 

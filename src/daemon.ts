@@ -11,7 +11,7 @@ import type { RateLimiterMemory } from 'rate-limiter-flexible';
 
 import { checkWorkspaceId, type Config } from './config.js';
 import { IwsError, toIwsError } from './errors.js';
-import type { Logger } from './log.js';
+import { setLevel, type Logger } from './log.js';
 import * as native from './native.js';
 import { adminHandlers } from './admin.js';
 import { adminProto, workspaceProto } from './proto.js';
@@ -22,6 +22,41 @@ import { createWriteIdMappingLimiter, workspaceHandlers, WorkspaceService, type 
 import { bindUnix, shutdown, unlinkQuiet } from './sockets.js';
 import { StateStore, type WorkspaceState } from './state.js';
 import { defaultShift, workspaceDir, workspaceSocket, type Workspace } from './workspace.js';
+
+/** The lock file in the state dir (see lockStateDir). */
+export const LOCK_FILE = 'iwsd.lock';
+
+/** Configuration keys a reload (SIGHUP) applies without a restart. */
+export const RELOADABLE = ['logLevel', 'rateLimits', 'limits'] as const;
+
+/** Takes the state dir's lock, or throws naming the daemon that holds it. */
+function lockStateDir(stateDir: string): native.StateLock {
+  const path = join(stateDir, LOCK_FILE);
+  let lock: native.StateLock;
+  try {
+    lock = native.StateLock.acquire(path);
+  } catch (err) {
+    throw new IwsError('FAILED_PRECONDITION', (err as Error).message);
+  }
+  if (!lock.locked) {
+    const who = lock.holderPid ? `pid ${lock.holderPid}` : `pid unknown: ${path} holds none yet`;
+    throw new IwsError(
+      'FAILED_PRECONDITION',
+      `another iwsd (${who}) is serving state dir ${stateDir}; stop it first, or give this one its own --state-dir`,
+    );
+  }
+  return lock;
+}
+
+/** A configuration as dotted path → JSON value, for comparing two of them. */
+function flatten(v: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v)) flatten(x, prefix ? `${prefix}.${k}` : k, out);
+  } else {
+    out.set(prefix, JSON.stringify(v));
+  }
+  return out;
+}
 
 export interface AddWorkspaceOptions {
   id: string;
@@ -89,6 +124,8 @@ export class Daemon {
   #warnedNotImmutable = false;
   readonly metrics: Metrics;
   #metricsServer: HttpServer | undefined;
+  /** The flock on <state>/iwsd.lock: one daemon per state dir. */
+  #lock: native.StateLock | undefined;
 
   private constructor(
     readonly config: Config,
@@ -207,38 +244,86 @@ export class Daemon {
     }
   }
 
-  /** Creates the state dir, probes the kernel and serves the admin socket. */
+  /**
+   * Creates and locks the state dir, probes the kernel and serves the admin
+   * socket, the metrics port and every workspace that is still running. A
+   * failure at any step closes what was opened (no socket is left bound, the
+   * lock is released) and throws.
+   */
   static async start(config: Config, log: Logger): Promise<Daemon> {
     if (process.getuid?.() !== 0) {
       log.warn('iwsd is not running as root: registering workspaces and writing id maps will fail');
     }
     native.validateIdPolicy(config.idPolicy);
-    const strategy = await native.resolvePidStrategy(config.pidStrategy);
-    const mountStrategy = await native.resolveMountStrategy(config.mountStrategy);
-    const d = new Daemon(config, log, strategy, mountStrategy);
     await mkdir(join(config.stateDir, 'workspaces'), { recursive: true, mode: 0o700 });
     await chmod(config.stateDir, 0o700);
-    // Leftovers of a previous process (killed between bind and rename).
-    await native.removeTree(config.stateDir, 'tmp');
-    await mkdir(d.tmpDir, { mode: 0o700 });
-    await chmod(d.tmpDir, 0o700);
-    const server = new grpc.Server();
-    server.addService(adminProto().iwsd.admin.v1.Admin.service, adminHandlers(d));
-    addStandardServices(server, 'admin.proto', 'iwsd.admin.v1.Admin');
-    await bindUnix(server, d.adminSocket, 0o600, d.tmpDir);
-    d.#admin = server;
-    const features = await native.probeKernel();
-    if (config.metrics.enabled) {
-      const { server: http, port } = await serveMetrics(d.metrics, config.metrics.host, config.metrics.port, log);
-      d.#metricsServer = http;
-      log.info({ metricsPort: port, metricsHost: config.metrics.host }, `metrics on http://${config.metrics.host}:${port}/metrics`);
+    const lock = lockStateDir(config.stateDir);
+    log.debug({ lock: join(config.stateDir, LOCK_FILE) }, `locked state dir ${config.stateDir}`);
+    let d: Daemon | undefined;
+    try {
+      const strategy = await native.resolvePidStrategy(config.pidStrategy);
+      const mountStrategy = await native.resolveMountStrategy(config.mountStrategy);
+      d = new Daemon(config, log, strategy, mountStrategy);
+      d.#lock = lock;
+      // Leftovers of a previous process (killed between bind and rename).
+      await native.removeTree(config.stateDir, 'tmp');
+      await mkdir(d.tmpDir, { mode: 0o700 });
+      await chmod(d.tmpDir, 0o700);
+      const server = new grpc.Server();
+      server.addService(adminProto().iwsd.admin.v1.Admin.service, adminHandlers(d));
+      addStandardServices(server, 'admin.proto', 'iwsd.admin.v1.Admin');
+      await bindUnix(server, d.adminSocket, 0o600, d.tmpDir).catch((err: unknown) => {
+        server.forceShutdown();
+        throw err;
+      });
+      d.#admin = server;
+      log.debug({ adminSocket: d.adminSocket }, 'admin socket bound');
+      const features = await native.probeKernel();
+      if (config.metrics.enabled) {
+        const { server: http, port } = await serveMetrics(d.metrics, config.metrics.host, config.metrics.port, log);
+        d.#metricsServer = http;
+        log.info({ metricsPort: port, metricsHost: config.metrics.host }, `metrics on http://${config.metrics.host}:${port}/metrics`);
+      }
+      await d.#recover();
+      log.info(
+        { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, mountStrategy, kernel: features, workspaces: d.#workspaces.size },
+        `iwsd serving admin socket ${d.adminSocket}`,
+      );
+      return d;
+    } catch (err) {
+      if (d) await d.close().catch(() => undefined);
+      else lock.release();
+      throw err;
     }
-    await d.#recover();
-    log.info(
-      { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, mountStrategy, kernel: features, workspaces: d.#workspaces.size },
-      `iwsd serving admin socket ${d.adminSocket}`,
-    );
-    return d;
+  }
+
+  /**
+   * Applies a new configuration (SIGHUP) to the running daemon: the keys in
+   * RELOADABLE take effect at once; every other changed key is reported and
+   * needs a restart. Returns the changed keys (dotted paths) by outcome.
+   */
+  reload(next: Config): { applied: string[]; needsRestart: string[] } {
+    const before = flatten(this.config);
+    const after = flatten(next);
+    const applied: string[] = [];
+    const needsRestart: string[] = [];
+    for (const key of new Set([...before.keys(), ...after.keys()])) {
+      if (before.get(key) === after.get(key)) continue;
+      ((RELOADABLE as readonly string[]).includes(key.split('.')[0]!) ? applied : needsRestart).push(key);
+    }
+    const top = new Set(applied.map((k) => k.split('.')[0]));
+    if (top.has('logLevel')) {
+      this.config.logLevel = next.logLevel;
+      setLevel(this.log, next.logLevel);
+    }
+    if (top.has('rateLimits')) {
+      this.config.rateLimits = next.rateLimits;
+      const rl = next.rateLimits.writeIdMapping;
+      this.#limiter.points = rl.points;
+      this.#limiter.duration = rl.durationSeconds;
+    }
+    if (top.has('limits')) this.config.limits = next.limits;
+    return { applied, needsRestart };
   }
 
   /** Registers a running container and starts its workspace socket. */
@@ -309,6 +394,7 @@ export class Daemon {
         state,
       };
       const log = this.log.child({ workspace: id });
+      const limits = () => this.config.limits;
       const service = new WorkspaceService(workspace, {
         log,
         store: this.#store,
@@ -320,7 +406,10 @@ export class Daemon {
         metrics: this.metrics,
         proc: this.config.proc,
         sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },
-        mountsPerWorkspace: this.config.limits.mountsPerWorkspace,
+        // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
+        get mountsPerWorkspace() {
+          return limits().mountsPerWorkspace;
+        },
       });
       // The workspace's own users must be able to connect from inside the
       // container: who may call is decided per connection (the peer must be
@@ -468,6 +557,7 @@ export class Daemon {
       await shutdown(this.#admin);
       await unlinkQuiet(this.adminSocket);
     }
+    this.#lock?.release();
     this.log.info('iwsd stopped');
   }
 }

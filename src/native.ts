@@ -142,3 +142,12 @@ export function prepareWorkspaceDir(parent: string, name: string, mark: string |
 export function installSocket(srcDir: string, srcName: string, parent: string, name: string, mark: string | undefined): Promise<SealResult> {
   return wrap(() => binding.installSocket(srcDir, srcName, parent, name, mark ?? null));
 }
+
+/** An exclusive flock on a state dir's lock file; see crates/iws-core/src/supervise.rs. */
+export const StateLock = binding.StateLock;
+export type StateLock = Binding.StateLock;
+
+/** Sends one sd_notify datagram (e.g. "READY=1") to `socket`, the value of $NOTIFY_SOCKET. */
+export function sdNotify(socket: string, state: string): void {
+  binding.sdNotify(socket, state);
+}

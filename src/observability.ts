@@ -10,9 +10,87 @@ import { ReflectionService } from '@grpc/reflection';
 import * as protoLoader from '@grpc/proto-loader';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import descriptor from 'protobufjs/ext/descriptor/index.js';
 
 import type { Logger } from './log.js';
-import { definition } from './proto.js';
+import { LOADER_OPTIONS, PROTO_DIR } from './proto.js';
+import { VERSION } from './version.js';
+
+const { FileDescriptorProto } = descriptor;
+
+type Descriptor = Record<string, unknown>;
+interface FieldD extends Descriptor {
+  name: string;
+  typeName?: string;
+  label?: number;
+  proto3Optional?: boolean;
+}
+interface MessageD extends Descriptor {
+  name: string;
+  field?: FieldD[];
+  nestedType?: MessageD[];
+  oneofDecl?: { name: string }[];
+  options?: { mapEntry?: boolean };
+}
+
+/** protoc's name for the entry type of map field `name`: foo_bar → FooBarEntry. */
+function mapEntryName(name: string): string {
+  return `${name.replace(/(?:^|_)([a-z0-9])/g, (_, c: string) => c.toUpperCase())}Entry`;
+}
+
+/**
+ * Makes a descriptor from protobufjs what protoc would make, for strict
+ * clients (Go's protoreflect in grpcurl and grpc-health-probe): map entry
+ * types are named `<Field>Entry` (protobufjs names them `<Field>`, which
+ * they reject as "an invalid map"), and a proto3 `optional` field is marked
+ * proto3_optional in its synthetic oneof (protobufjs drops the flag).
+ */
+function protocLike(m: MessageD): void {
+  for (const n of m.nestedType ?? []) protocLike(n);
+  for (const n of m.nestedType ?? []) {
+    if (!n.options?.mapEntry) continue;
+    const field = m.field?.find((f) => f.typeName === n.name || f.typeName?.endsWith(`.${n.name}`));
+    if (!field) continue;
+    const entry = mapEntryName(field.name);
+    field.typeName = `${field.typeName!.slice(0, -n.name.length)}${entry}`;
+    n.name = entry;
+  }
+  for (const f of m.field ?? []) {
+    if (Object.prototype.hasOwnProperty.call(f, 'oneofIndex') && m.oneofDecl?.[f.oneofIndex as number]?.name === `_${f.name}`) f.proto3Optional = true;
+  }
+}
+
+/**
+ * What reflection serves: our protos with the field names as written (the
+ * contract's, e.g. container_id: grpcurl then takes requests in the
+ * contract's JSON names, and also in their camelCase JSON names) and the
+ * health service, with protoc-like descriptors. Only reflection uses it:
+ * the services are served from proto.ts's camelCase definition; field
+ * numbers and types, so the wire format, are the same.
+ */
+export function reflectionDefinition(file: 'workspace_daemon.proto' | 'admin.proto'): protoLoader.PackageDefinition {
+  const def: protoLoader.PackageDefinition = {
+    ...protoLoader.loadSync(PROTO_DIR + file, { ...LOADER_OPTIONS, keepCase: true }),
+    ...protoLoader.loadSync(healthProtoPath, { keepCase: true }),
+  };
+  const fixed = new Map<Buffer, Buffer>();
+  const fix = (bin: Buffer): Buffer => {
+    let out = fixed.get(bin);
+    if (!out) {
+      const fd = FileDescriptorProto.decode(bin) as unknown as { messageType?: MessageD[] };
+      for (const m of fd.messageType ?? []) protocLike(m);
+      out = Buffer.from(FileDescriptorProto.encode(fd as unknown as Record<string, unknown>).finish());
+      fixed.set(bin, out);
+    }
+    return out;
+  };
+  const out: protoLoader.PackageDefinition = {};
+  for (const [name, v] of Object.entries(def)) {
+    const protos = (v as { fileDescriptorProtos?: unknown }).fileDescriptorProtos;
+    out[name] = Array.isArray(protos) ? ({ ...v, fileDescriptorProtos: (protos as Buffer[]).map(fix) } as typeof v) : v;
+  }
+  return out;
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -63,6 +141,16 @@ export class Metrics {
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'iwsd_' });
+    // prom-client's gauges named *_total break the naming rules promtool
+    // checks (`_total` is for counters); the same numbers are served by the
+    // iwsd_nodejs_active_{handles,requests,resources} gauges without it.
+    for (const kind of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`iwsd_nodejs_active_${kind}_total`);
+    new Gauge({
+      name: 'iwsd_build_info',
+      help: 'Always 1; labels name the iwsd version and the Node.js it runs on',
+      labelNames: ['version', 'nodejs_version'] as const,
+      registers: [this.registry],
+    }).set({ version: VERSION, nodejs_version: process.version }, 1);
   }
 
   observe(rpc: string, code: string, seconds: number): void {
@@ -112,8 +200,7 @@ export function addStandardServices(server: grpc.Server, file: 'workspace_daemon
   if (!s) {
     const health = new HealthImplementation({ '': 'SERVING', [serviceName]: 'SERVING' });
     // Reflection lists our service and the health service.
-    const healthDef = protoLoader.loadSync(healthProtoPath, { keepCase: true });
-    s = { health, reflection: new ReflectionService({ ...definition(file), ...healthDef }) };
+    s = { health, reflection: new ReflectionService(reflectionDefinition(file)) };
     standard.set(file, s);
   }
   s.health.addToServer(server);

@@ -268,6 +268,62 @@ export function hostMountinfo(): string {
   return readFileSync('/proc/self/mountinfo', 'utf8');
 }
 
+/** Filesystem types iwsd itself mounts (proc, sysfs, FUSE and shiftfs marks). */
+const IWSD_TYPES = new Set(['proc', 'sysfs', 'fuse.fuse-overlayfs', 'shiftfs']);
+
+function under(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+/**
+ * The part of the host's mount table that iwsd could have added to during a
+ * test, as sorted "mount point type source" lines: every mount under `own`
+ * (the test's own temp and state paths), and every mount of a type iwsd makes
+ * outside the temp dir (where an escaped mount would land). Mounts other
+ * programs make meanwhile (container runtimes, other test runs, each in a
+ * directory of its own) are not compared.
+ */
+export function hostMounts(own: string[]): string[] {
+  const tmp = tmpdir();
+  return hostMountinfo()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const f = l.split(' ');
+      const sep = f.indexOf('-');
+      return { mp: f[4]!, type: f[sep + 1]!, source: f[sep + 2]! };
+    })
+    .filter(({ mp, type }) => own.some((d) => under(mp, d)) || (IWSD_TYPES.has(type) && !under(mp, tmp)))
+    .map(({ mp, type, source }) => `${mp} ${type} ${source}`)
+    .sort();
+}
+
+/**
+ * Another program mounting and unmounting on the host meanwhile, as a
+ * container runtime does: a tmpfs and a proc in a private temp dir of its own,
+ * over and over until stopped; `stop()` unmounts and removes everything.
+ */
+export function startHostMounter(): { dir: string; stop: () => Promise<number> } {
+  const dir = mkdtempSync(join(tmpdir(), 'other-mounter-'));
+  const script =
+    `cd ${dir} && mkdir -p a b && n=0 && trap 'umount -l a b 2>/dev/null; echo $n; exit 0' TERM && ` +
+    'while :; do mount -t tmpfs other a && mount -t proc other b && umount a && umount b && n=$((n+1)); done';
+  const p = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  p.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  return {
+    dir,
+    async stop() {
+      p.kill('SIGTERM');
+      await exited;
+      spawnSync('umount', ['-l', join(dir, 'a'), join(dir, 'b')], { stdio: 'ignore' });
+      rmSync(dir, { recursive: true, force: true });
+      return Number(out.trim()) || 0;
+    },
+  };
+}
+
 /**
  * A busybox-static rootfs in a temp dir, with traps for escape tests:
  * `escape` (symlink to a host dir outside), `file`, `work/target`.

@@ -75,9 +75,15 @@ export class TestDaemon {
    * `stateStoreTmpfs`: tmpfs options (e.g. "size=64k"); the daemon then runs
    * in a private mount namespace of its own with a tmpfs of that size at
    * `<state-dir>/state` (its state store), invisible to the host and gone
-   * with the daemon. Fill it through `/proc/<pid>/root`.
+   * with the daemon. Fill it through `/proc/<pid>/root`. `env`: the
+   * daemon's environment. `wrap`: a command the daemon runs under (e.g.
+   * setpriv with the systemd unit's capability bounding set).
    */
-  static async start(config: Record<string, unknown> = {}, extraArgs: string[] = [], opts: { stateStoreTmpfs?: string } = {}): Promise<TestDaemon> {
+  static async start(
+    config: Record<string, unknown> = {},
+    extraArgs: string[] = [],
+    opts: { stateStoreTmpfs?: string; env?: NodeJS.ProcessEnv; wrap?: string[] } = {},
+  ): Promise<TestDaemon> {
     const base = await mkdtemp(join(tmpdir(), 'iwsd-test-'));
     const stateDir = join(base, 'state');
     const cfg = join(base, 'config.json');
@@ -89,7 +95,11 @@ export class TestDaemon {
       args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', stateDir, opts.stateStoreTmpfs, process.execPath, ...args];
       command = 'unshare';
     }
-    const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    if (opts.wrap?.length) {
+      args = [...opts.wrap.slice(1), command, ...args];
+      command = opts.wrap[0]!;
+    }
+    const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: opts.env ?? process.env });
     const d = new TestDaemon(stateDir, proc, args, command);
     try {
       await d.#ready();

@@ -10,6 +10,7 @@ pub mod nsthread;
 pub mod ops;
 pub mod pidns;
 pub mod shift;
+pub mod supervise;
 mod sys;
 pub mod watch;
 

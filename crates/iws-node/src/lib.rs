@@ -814,3 +814,49 @@ pub fn install_socket(
 ) -> AsyncTask<SealTask> {
     AsyncTask::new(SealTask(SealOp::Install { src_dir, src_name, parent, name, mark }))
 }
+
+// ---- supervision: state-dir lock, sd_notify -----------------------------------
+
+/// An exclusive lock on `<state>/iwsd.lock`, or the PID of whoever holds it.
+#[napi]
+pub struct StateLock {
+    inner: Option<core::supervise::StateLock>,
+    holder: Option<u32>,
+}
+
+#[napi]
+impl StateLock {
+    /// Tries to take the lock without waiting; see `locked` and `holderPid`.
+    #[napi(factory)]
+    pub fn acquire(path: String) -> Result<Self> {
+        match core::supervise::StateLock::acquire(std::path::Path::new(&path)) {
+            Ok(core::supervise::Acquire::Locked(l)) => Ok(StateLock { inner: Some(l), holder: None }),
+            Ok(core::supervise::Acquire::Held { pid }) => Ok(StateLock { inner: None, holder: pid }),
+            Err(e) => Err(Error::new(Status::GenericFailure, format!("cannot lock {path}: {e}"))),
+        }
+    }
+
+    /// Whether this process now holds the lock.
+    #[napi(getter)]
+    pub fn locked(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// When not locked: the PID the holder wrote into the lock file, if any.
+    #[napi(getter)]
+    pub fn holder_pid(&self) -> Option<u32> {
+        self.holder
+    }
+
+    /// Releases the lock. Idempotent.
+    #[napi]
+    pub fn release(&mut self) {
+        self.inner.take();
+    }
+}
+
+/// Sends one sd_notify datagram (e.g. "READY=1") to `socket` ($NOTIFY_SOCKET).
+#[napi]
+pub fn sd_notify(socket: String, state: String) -> Result<()> {
+    core::supervise::sd_notify(&socket, &state).map_err(|e| Error::new(Status::GenericFailure, format!("sd_notify to {socket}: {e}")))
+}
