@@ -10,7 +10,7 @@ import { readlinkSync, writeFileSync } from 'node:fs';
 import test from 'ava';
 
 import { DEFAULT_PROC_MASKS, DEFAULT_SYSFS_MASKS } from '../src/api/native.js';
-import { TestContainer, children, makeRootfs, mountsOf, nspid, shAsUserns } from './helpers/container.js';
+import { TestContainer, children, makeRootfs, mountsOf, nspid, shAsUserns, waitFor } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
@@ -34,15 +34,6 @@ function hostMountsUnder(dir: string): string[] {
     .filter((mp) => mp === dir || mp.startsWith(`${dir}/`));
 }
 
-async function waitFor<T>(what: string, f: () => T | undefined): Promise<T> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /**
  * A ring: a process in the container (its root, mount and PID namespaces) in a

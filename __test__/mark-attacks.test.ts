@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { TestContainer, children, hostMountinfo, makeRootfs, mountsOf, nspid } from './helpers/container.js';
+import { TestContainer, children, hostMountinfo, makeRootfs, mountsOf, nspid, waitFor } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
@@ -85,15 +85,6 @@ function asRingRoot(ring: number, script: string): Sh {
   return run(['--target', String(ring), '--user', '--mount', '--root', '--wd=/', '--', '/bin/busybox', 'sh', '-c', script]);
 }
 
-async function waitFor<T>(what: string, f: () => T | undefined, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /**
  * Starts a ring inside the container: `busybox unshare -U [-m] sleep`, as

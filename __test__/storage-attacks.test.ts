@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { TestContainer, children, hostMountinfo, makeRootfs, mountsOf, nspid } from './helpers/container.js';
+import { TestContainer, children, hostMountinfo, makeRootfs, mountsOf, nspid, waitFor } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
@@ -38,15 +38,6 @@ function sh(args: string[]): { code: number; stdout: string; stderr: string } {
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function waitFor<T>(what: string, f: () => T | undefined, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function container(t: ExecutionContext, daemon: TestDaemon) {
   const hostBefore = hostMountinfo();

@@ -41,7 +41,8 @@ export function readMap(hostPid: number, file: 'uid_map' | 'gid_map'): number[][
     .map((l) => l.trim().split(/\s+/).map(Number));
 }
 
-async function waitFor<T>(what: string, f: () => T | undefined, ms = 10_000): Promise<T> {
+/** Polls `f` every 10 ms until it returns a value; throws after `ms`. */
+export async function waitFor<T>(what: string, f: () => T | undefined, ms = 10_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = f();

@@ -70,7 +70,10 @@ pub fn sd_notify(socket: &str, state: &str) -> io::Result<()> {
     } else if socket.starts_with('/') {
         sock.send_to(state.as_bytes(), socket)?
     } else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "NOTIFY_SOCKET must be an absolute path or start with @"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "NOTIFY_SOCKET must be an absolute path or start with @",
+        ));
     };
     if sent != state.len() {
         return Err(io::Error::other(format!("sd_notify: sent {sent} of {} bytes", state.len())));

@@ -59,41 +59,53 @@ pub fn ns_get_userns(ns: impl AsFd) -> io::Result<OwnedFd> {
 /// [`spawn_userns_child`]: the caller opens its `ns/mnt`, then drops the
 /// returned pipe end and reaps it.
 pub fn spawn_lock_ns_child(tree: BorrowedFd<'_>, dir: &std::ffi::CStr) -> io::Result<(nix::unistd::Pid, OwnedFd)> {
+    let tree = tree.as_raw_fd();
+    // SAFETY: plain syscalls with valid arguments (the caller's C string and
+    // static ones), no allocation: see `spawn_waiting_child`.
+    spawn_waiting_child("child could not make the lock namespace", || unsafe {
+        libc::unshare(libc::CLONE_NEWNS) == 0
+            && libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) == 0
+            && libc::syscall(
+                libc::SYS_move_mount,
+                tree,
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                dir.as_ptr(),
+                0x4 as libc::c_uint, // MOVE_MOUNT_F_EMPTY_PATH
+            ) == 0
+            // Make `tree` the root and drop every other mount, so the
+            // lock namespace pins no host filesystem (a copy of the
+            // host's mounts would keep their devices busy).
+            && libc::chdir(dir.as_ptr()) == 0
+            && libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) == 0
+            && libc::umount2(c".".as_ptr(), libc::MNT_DETACH) == 0
+            && libc::chdir(c"/".as_ptr()) == 0
+            && libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0
+    })
+}
+
+/// Forks a child that runs `setup` (raw syscalls only: the process is
+/// multi-threaded, so nothing after `fork` may allocate or take a lock),
+/// reports whether it succeeded and then waits. Returns its PID and the write
+/// end of a pipe: closing it (or dropping it) lets the child exit; reap it
+/// with `waitpid`. `failed` is the error when `setup` returns false.
+fn spawn_waiting_child(failed: &str, setup: impl FnOnce() -> bool) -> io::Result<(nix::unistd::Pid, OwnedFd)> {
     let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let (hold_r, hold_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let tree = tree.as_raw_fd();
-    // SAFETY: in the (single-threaded) child only raw syscalls on stack
-    // buffers and the caller's C string follow, then `_exit`; nothing
-    // allocates or takes locks.
+    // SAFETY: in the (single-threaded) child only `setup` (raw syscalls, by
+    // its contract) and raw syscalls on stack buffers follow, then `_exit`.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => {
             drop(hold_w);
-            // SAFETY: plain syscalls with valid arguments; see above.
+            let ok = setup();
+            // SAFETY: plain syscalls on stack buffers and valid fds.
             unsafe {
-                let ok = libc::unshare(libc::CLONE_NEWNS) == 0
-                    && libc::mount(
-                        std::ptr::null(),
-                        c"/".as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_REC | libc::MS_PRIVATE,
-                        std::ptr::null(),
-                    ) == 0
-                    && libc::syscall(
-                        libc::SYS_move_mount,
-                        tree,
-                        c"".as_ptr(),
-                        libc::AT_FDCWD,
-                        dir.as_ptr(),
-                        0x4 as libc::c_uint, // MOVE_MOUNT_F_EMPTY_PATH
-                    ) == 0
-                    // Make `tree` the root and drop every other mount, so the
-                    // lock namespace pins no host filesystem (a copy of the
-                    // host's mounts would keep their devices busy).
-                    && libc::chdir(dir.as_ptr()) == 0
-                    && libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) == 0
-                    && libc::umount2(c".".as_ptr(), libc::MNT_DETACH) == 0
-                    && libc::chdir(c"/".as_ptr()) == 0
-                    && libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0;
                 let b = [ok as u8];
                 libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
                 let mut x = [0u8; 1];
@@ -110,7 +122,7 @@ pub fn spawn_lock_ns_child(tree: BorrowedFd<'_>, dir: &std::ffi::CStr) -> io::Re
             if n != 1 || b[0] != 1 {
                 drop(hold_w);
                 let _ = nix::sys::wait::waitpid(child, None);
-                return Err(io::Error::other("child could not make the lock namespace"));
+                return Err(io::Error::other(failed.to_string()));
             }
             Ok((child, hold_w))
         }
@@ -206,37 +218,10 @@ pub fn mount_idmap(dfd: impl AsFd, userns: impl AsFd) -> io::Result<()> {
 /// child exit; reap it with `waitpid`. The caller writes its maps and opens
 /// its `ns/user`.
 pub fn spawn_userns_child() -> io::Result<(nix::unistd::Pid, OwnedFd)> {
-    let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let (hold_r, hold_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    // SAFETY: in the (single-threaded) child only raw syscalls on stack
-    // buffers follow, then `_exit`; nothing allocates or takes locks.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => {
-            drop(hold_w);
-            // SAFETY: plain syscalls with valid arguments; see above.
-            unsafe {
-                let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
-                let b = [ok as u8];
-                libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
-                let mut x = [0u8; 1];
-                // Blocks until the parent closes its end.
-                libc::read(hold_r.as_raw_fd(), x.as_mut_ptr().cast(), 1);
-                libc::_exit(0)
-            }
-        }
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(ready_w);
-            drop(hold_r);
-            let mut b = [0u8; 1];
-            let n = rustix::io::read(&ready_r, &mut b)?;
-            if n != 1 || b[0] != 1 {
-                drop(hold_w);
-                let _ = nix::sys::wait::waitpid(child, None);
-                return Err(io::Error::other("child could not create a user namespace"));
-            }
-            Ok((child, hold_w))
-        }
-    }
+    // SAFETY: one plain syscall: see `spawn_waiting_child`.
+    spawn_waiting_child("child could not create a user namespace", || unsafe {
+        libc::unshare(libc::CLONE_NEWUSER) == 0
+    })
 }
 
 /// Creates a proc instance for the PID namespace `pidns` on kernels whose

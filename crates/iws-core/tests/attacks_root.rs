@@ -222,28 +222,7 @@ fn ring_root_cannot_remove_masks_or_remount_read_only_parts() {
     for ms in STRATEGIES {
         let c = RootfsContainer::start();
         let ws = pidns::Container::open(c.init as i64).unwrap();
-        let init = c.init.to_string();
-        let ring = Proc::start(&[
-            "nsenter",
-            "--target",
-            &init,
-            "--mount",
-            "--pid",
-            "--root",
-            "--wd=/",
-            "--",
-            "/bin/busybox",
-            "unshare",
-            "-U",
-            "-m",
-            "/bin/busybox",
-            "sleep",
-            "1000",
-        ]);
-        // Its maps, written from outside (the container has no /proc).
-        for f in ["uid_map", "gid_map"] {
-            std::fs::write(format!("/proc/{}/{f}", ring.host), "0 0 1\n").unwrap();
-        }
+        let ring = start_ring(&c);
         let sh = |script: &str| c.sh_as(ring.host, script);
         mount::mount_proc(&ws, strategy(), ms, ring.in_container(), "/work/target", &Masks::proc_default()).unwrap();
         mount::mount_sysfs(&ws, strategy(), ms, ring.in_container(), "/work/sub", &SysfsOptions::default()).unwrap();

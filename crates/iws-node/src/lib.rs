@@ -858,5 +858,6 @@ impl StateLock {
 /// Sends one sd_notify datagram (e.g. "READY=1") to `socket` ($NOTIFY_SOCKET).
 #[napi]
 pub fn sd_notify(socket: String, state: String) -> Result<()> {
-    core::supervise::sd_notify(&socket, &state).map_err(|e| Error::new(Status::GenericFailure, format!("sd_notify to {socket}: {e}")))
+    core::supervise::sd_notify(&socket, &state)
+        .map_err(|e| Error::new(Status::GenericFailure, format!("sd_notify to {socket}: {e}")))
 }
