@@ -1,7 +1,8 @@
 /** The admin service on `<state-dir>/admin.sock`: register, remove, list. */
 import type * as grpc from '@grpc/grpc-js';
 
-import { toIwsError } from './errors.js';
+import { Boundary, auditUnimplemented } from './rpc.js';
+import { IwsError } from './errors.js';
 import type { Daemon, WorkspaceInfo } from './daemon.js';
 import type { AdminHandlers } from './gen/iwsd/admin/v1/Admin.js';
 import type { Workspace as WorkspaceMsg } from './gen/iwsd/admin/v1/Workspace.js';
@@ -22,25 +23,14 @@ function toMsg(w: WorkspaceInfo): WorkspaceMsg {
   };
 }
 
-function unary<Req, Res>(d: Daemon, rpc: string, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    const started = process.hrtime.bigint();
-    fn(call.request).then(
-      (res) => {
-        d.log.debug({ admin: rpc, request: call.request, result: 'OK', ms: Number(process.hrtime.bigint() - started) / 1e6 }, `admin ${rpc} ok`);
-        callback(null, res);
-      },
-      (thrown: unknown) => {
-        const err = toIwsError(thrown);
-        const level = err.code === 'INTERNAL' ? 'error' : 'warn';
-        d.log[level]({ admin: rpc, request: call.request, result: err.code, error: err.message, detail: err.detail }, `admin ${rpc} failed: ${err.message}`);
-        callback({ code: err.grpcStatus, details: err.message }, null);
-      },
-    );
-  };
+/** The admin server's side of the one error boundary (src/rpc.ts): the daemon's log, no peer to name. */
+function adminBoundary(d: Daemon): Boundary<Daemon> {
+  return new Boundary({ server: 'admin', okLevel: 'debug', scope: () => ({ context: d, log: d.log, audit: {} }) });
 }
 
 export function adminHandlers(d: Daemon): AdminHandlers {
+  const b = adminBoundary(d);
+  const unary = <Req, Res>(_d: Daemon, rpc: string, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> => b.unary<Req, Res>(rpc, (_ctx, req) => fn(req));
   return {
     AddWorkspace: unary(d, 'AddWorkspace', async (req) =>
       toMsg(
@@ -61,4 +51,14 @@ export function adminHandlers(d: Daemon): AdminHandlers {
     }),
     ListWorkspaces: unary(d, 'ListWorkspaces', async () => ({ workspaces: d.list().map(toMsg) })),
   } satisfies AdminHandlers;
+}
+
+/** Makes the admin server audit every method it does not implement (through the same boundary). */
+export function auditAdminUnimplemented(server: grpc.Server, d: Daemon): void {
+  const b = adminBoundary(d);
+  auditUnimplemented(server, (path) =>
+    b.unary<Buffer, Buffer>(path, async () => {
+      throw new IwsError('UNIMPLEMENTED', `iwsd does not implement ${path} on the admin socket`);
+    }),
+  );
 }

@@ -34,6 +34,17 @@ export const DEFAULT_PROC_MASKED = ['acpi', 'asound', 'interrupts', 'kcore', 'ke
 export const DEFAULT_PROC_READONLY = ['bus', 'fs', 'irq', 'sys', 'sysrq-trigger'] as const;
 export const DEFAULT_SYSFS_MASKED = ['firmware', 'devices/virtual/powercap'] as const;
 
+/** A token bucket per workspace: `points` calls per `durationSeconds`. */
+function rateLimit(points: number, durationSeconds: number) {
+  return z
+    .object({
+      points: z.number().int().positive().default(points),
+      durationSeconds: z.number().int().positive().default(durationSeconds),
+    })
+    .strict()
+    .prefault({});
+}
+
 export const ConfigSchema = z
   .object({
     stateDir: z.string().min(1).default('/run/iwsd'),
@@ -100,15 +111,60 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Connections to workspace sockets. A connection over a cap is refused
+     * before its peer is checked (the check is native work); it is answered
+     * with a gRPC status naming the cap when a refusal slot is free.
+     */
+    connections: z
+      .object({
+        /** Connections one workspace may hold open at once (checked, pending or served). */
+        perWorkspace: z.number().int().positive().max(100_000).default(32),
+        /** Connections all workspaces may hold open at once; kept well below RLIMIT_NOFILE (the admin socket and the daemon keep theirs). */
+        total: z.number().int().positive().max(1_000_000).default(4096),
+        /** A connection whose client sends no HTTP/2 preface within this time is closed. */
+        prefaceTimeoutMs: z.number().int().positive().max(600_000).default(2000),
+        /** A connection without calls for this long is closed (grpc.max_connection_idle_ms). */
+        idleTimeoutMs: z.number().int().positive().max(86_400_000).default(300_000),
+        /** Concurrent streams (calls) per connection (grpc.max_concurrent_streams). */
+        maxConcurrentStreams: z.number().int().positive().max(1000).default(16),
+        /** Refused connections being answered a status at once; beyond, a refused connection is just closed. */
+        refusalAnswers: z.number().int().min(0).max(10_000).default(64),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Native work. Short calls (id maps, mounts) and long ones (a mark: a
+     * FUSE helper's start or stop can block for seconds) run in separate
+     * lanes of the libuv pool, each bounded daemon-wide and shared fairly
+     * (round robin) between workspaces.
+     */
+    work: z
+      .object({
+        /** Native calls of one workspace in flight at once; the rest wait in its queue. */
+        inFlightPerWorkspace: z.number().int().positive().max(64).default(2),
+        /** Calls of one workspace waiting for a slot; beyond, RESOURCE_EXHAUSTED. */
+        queuePerWorkspace: z.number().int().min(0).max(10_000).default(64),
+        /** Short native calls in flight daemon-wide (libuv pool threads they may take). */
+        shortLane: z.number().int().positive().max(64).default(4),
+        /** Long native calls (PrepareForUserNS, Teardown) in flight daemon-wide. */
+        longLane: z.number().int().positive().max(64).default(2),
+        /** How long a call may wait for a slot before it is refused (UNAVAILABLE); also bounded by the call's own deadline. */
+        queueTimeoutMs: z.number().int().positive().max(600_000).default(10_000),
+        /** Deadline of a long native call, waiting included: the caller gets UNAVAILABLE after it (the operation itself is bounded by the core). */
+        longDeadlineMs: z.number().int().positive().max(600_000).default(30_000),
+      })
+      .strict()
+      .prefault({}),
     rateLimits: z
       .object({
-        writeIdMapping: z
-          .object({
-            points: z.number().int().positive().default(4),
-            durationSeconds: z.number().int().positive().default(10),
-          })
-          .strict()
-          .prefault({}),
+        writeIdMapping: rateLimit(4, 10),
+        prepareForUserNS: rateLimit(4, 10),
+        teardown: rateLimit(4, 10),
+        mountProc: rateLimit(200, 10),
+        umountProc: rateLimit(200, 10),
+        mountSysfs: rateLimit(200, 10),
+        umountSysfs: rateLimit(200, 10),
       })
       .strict()
       .prefault({}),

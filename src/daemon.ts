@@ -7,18 +7,18 @@ import { chmod, lstat, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
 import * as grpc from '@grpc/grpc-js';
-import type { RateLimiterMemory } from 'rate-limiter-flexible';
 
 import { checkWorkspaceId, type Config } from './config.js';
 import { IwsError, toIwsError } from './errors.js';
 import { setLevel, type Logger } from './log.js';
 import * as native from './native.js';
-import { adminHandlers } from './admin.js';
+import { adminHandlers, auditAdminUnimplemented } from './admin.js';
 import { adminProto, workspaceProto } from './proto.js';
-import { ConnectionTable, GuardedSocket } from './guardedSocket.js';
+import { ConnectionBudget, ConnectionTable, GuardedSocket } from './guardedSocket.js';
 import { addStandardServices, Metrics, serveMetrics } from './observability.js';
 import type { Server as HttpServer } from 'node:http';
-import { createWriteIdMappingLimiter, workspaceHandlers, WorkspaceService, type CallContext } from './service.js';
+import { RpcGuard } from './rpcGuard.js';
+import { auditWorkspaceUnimplemented, workspaceHandlers, WorkspaceService, type CallContext } from './service.js';
 import { bindUnix, shutdown, unlinkQuiet } from './sockets.js';
 import { StateStore, type WorkspaceState } from './state.js';
 import { defaultShift, workspaceDir, workspaceSocket, type Workspace } from './workspace.js';
@@ -27,7 +27,7 @@ import { defaultShift, workspaceDir, workspaceSocket, type Workspace } from './w
 export const LOCK_FILE = 'iwsd.lock';
 
 /** Configuration keys a reload (SIGHUP) applies without a restart. */
-export const RELOADABLE = ['logLevel', 'rateLimits', 'limits'] as const;
+export const RELOADABLE = ['logLevel', 'rateLimits', 'limits', 'work'] as const;
 
 /** Takes the state dir's lock, or throws naming the daemon that holds it. */
 function lockStateDir(stateDir: string): native.StateLock {
@@ -85,14 +85,21 @@ export interface WorkspaceInfo {
 /**
  * Workspace sockets face hostile clients: the largest valid request (a
  * 340-line map) is about 12 KiB, so anything far larger is refused by grpc-js
- * before it is parsed.
+ * before it is parsed; streams per connection are bounded, and a connection
+ * without calls is closed after `connections.idleTimeoutMs`.
  */
-export const WORKSPACE_SERVER_OPTIONS: grpc.ServerOptions = {
-  'grpc.max_receive_message_length': 64 * 1024,
-  'grpc.max_concurrent_streams': 16,
-  // No channelz: nothing serves it, and it costs every call bookkeeping.
-  'grpc.enable_channelz': 0,
-};
+export function workspaceServerOptions(c: Config['connections']): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': 64 * 1024,
+    'grpc.max_concurrent_streams': c.maxConcurrentStreams,
+    'grpc.max_connection_idle_ms': c.idleTimeoutMs,
+    // No channelz: nothing serves it, and it costs every call bookkeeping.
+    'grpc.enable_channelz': 0,
+  };
+}
+
+/** Descriptors kept free of workspace connections (the admin socket, state files, FUSE helpers, the metrics port). */
+export const FD_RESERVE = 512;
 
 interface Entry {
   workspace: Workspace;
@@ -112,10 +119,13 @@ export class Daemon {
    * verified connections to it, and a call finds its workspace by its
    * connection (idle cost per workspace is then a socket, not a server).
    */
-  #server = new grpc.Server(WORKSPACE_SERVER_OPTIONS);
+  #server: grpc.Server;
   #injector: ReturnType<grpc.Server['createConnectionInjector']>;
   #connections = new ConnectionTable<CallContext>();
-  #limiter: RateLimiterMemory;
+  readonly guard: RpcGuard;
+  /** Open workspace connections; the total cap is kept below RLIMIT_NOFILE (set in start()). */
+  #budget: ConnectionBudget;
+  #fdCap = Infinity;
   #store: StateStore;
   #watcher: native.ExitWatcher;
   #tokens = new Map<number, string>();
@@ -134,8 +144,6 @@ export class Daemon {
     readonly mountStrategy: 'detached' | 'fallback',
   ) {
     this.adminSocket = join(config.stateDir, 'admin.sock');
-    const rl = config.rateLimits.writeIdMapping;
-    this.#limiter = createWriteIdMappingLimiter(rl.points, rl.durationSeconds);
     this.#store = new StateStore(config.stateDir);
     this.#watcher = new native.ExitWatcher((token) => this.#onExit(token));
     this.metrics = new Metrics({
@@ -149,9 +157,47 @@ export class Daemon {
         return m;
       },
     });
-    this.#server.addService(workspaceProto().iws.InWorkspaceService.service, workspaceHandlers((call) => this.#connections.of(call), this.metrics));
+    // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
+    this.guard = new RpcGuard(() => this.config, { metrics: this.metrics, log: this.log });
+    this.#budget = new ConnectionBudget(() => {
+      const c = this.config.connections;
+      return { perWorkspace: c.perWorkspace, total: Math.min(c.total, this.#fdCap), prefaceTimeoutMs: c.prefaceTimeoutMs, refusalAnswers: c.refusalAnswers };
+    });
+    this.#server = new grpc.Server(workspaceServerOptions(config.connections));
+    const contextOf = (call: { getPeer(): string }) => this.#connections.of(call);
+    this.#server.addService(workspaceProto().iws.InWorkspaceService.service, workspaceHandlers(contextOf, this.metrics));
+    auditWorkspaceUnimplemented(this.#server, contextOf, this.metrics);
     addStandardServices(this.#server, 'workspace_daemon.proto', 'iws.InWorkspaceService');
     this.#injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  }
+
+  /**
+   * Raises RLIMIT_NOFILE's soft limit to the hard one and keeps the
+   * workspace connections' total cap FD_RESERVE below it, so the admin
+   * socket and the daemon's own files always have descriptors.
+   */
+  #raiseFdLimit(): void {
+    let soft: number;
+    try {
+      const l = native.raiseNofileLimit();
+      soft = l.soft;
+      this.log.debug({ before: l.before, soft: l.soft, hard: l.hard }, `RLIMIT_NOFILE soft limit ${l.before} -> ${l.soft}`);
+    } catch (err) {
+      this.log.warn({ error: (err as Error).message }, 'could not raise RLIMIT_NOFILE');
+      return;
+    }
+    this.#fdCap = Math.max(1, soft - FD_RESERVE);
+    if (this.config.connections.total > this.#fdCap) {
+      this.log.warn(
+        { configured: this.config.connections.total, nofile: soft, effective: this.#fdCap },
+        `connections.total ${this.config.connections.total} does not fit RLIMIT_NOFILE ${soft}: at most ${this.#fdCap} workspace connections are served`,
+      );
+    }
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const w = this.config.work;
+    if (w.shortLane + w.longLane >= pool) {
+      this.log.warn({ uvThreadpoolSize: pool, shortLane: w.shortLane, longLane: w.longLane }, `work.shortLane + work.longLane (${w.shortLane + w.longLane}) leave no libuv pool thread of ${pool} for the daemon's own I/O; set UV_THREADPOOL_SIZE higher`);
+    }
   }
 
   /** `<state>/tmp`: daemon-only (0700 in the 0700 state dir); sockets are bound and chmod'ed here, then renamed into place. */
@@ -265,12 +311,14 @@ export class Daemon {
       const mountStrategy = await native.resolveMountStrategy(config.mountStrategy);
       d = new Daemon(config, log, strategy, mountStrategy);
       d.#lock = lock;
+      d.#raiseFdLimit();
       // Leftovers of a previous process (killed between bind and rename).
       await native.removeTree(config.stateDir, 'tmp');
       await mkdir(d.tmpDir, { mode: 0o700 });
       await chmod(d.tmpDir, 0o700);
       const server = new grpc.Server();
       server.addService(adminProto().iwsd.admin.v1.Admin.service, adminHandlers(d));
+      auditAdminUnimplemented(server, d);
       addStandardServices(server, 'admin.proto', 'iwsd.admin.v1.Admin');
       await bindUnix(server, d.adminSocket, 0o600, d.tmpDir).catch((err: unknown) => {
         server.forceShutdown();
@@ -318,11 +366,10 @@ export class Daemon {
     }
     if (top.has('rateLimits')) {
       this.config.rateLimits = next.rateLimits;
-      const rl = next.rateLimits.writeIdMapping;
-      this.#limiter.points = rl.points;
-      this.#limiter.duration = rl.durationSeconds;
+      this.guard.applyRateLimits();
     }
     if (top.has('limits')) this.config.limits = next.limits;
+    if (top.has('work')) this.config.work = next.work;
     return { applied, needsRestart };
   }
 
@@ -394,22 +441,18 @@ export class Daemon {
         state,
       };
       const log = this.log.child({ workspace: id });
-      const limits = () => this.config.limits;
       const service = new WorkspaceService(workspace, {
         log,
         store: this.#store,
+        native,
+        guard: this.guard,
         shiftMethod: this.config.shift.method,
         fuseOptions: (wid) => this.fuseOptions(wid),
         pidStrategy: this.pidStrategy,
         mountStrategy: this.mountStrategy,
-        writeIdMappingLimiter: this.#limiter,
         metrics: this.metrics,
         proc: this.config.proc,
         sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },
-        // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
-        get mountsPerWorkspace() {
-          return limits().mountsPerWorkspace;
-        },
       });
       // The workspace's own users must be able to connect from inside the
       // container: who may call is decided per connection (the peer must be
@@ -430,7 +473,11 @@ export class Daemon {
         context: { service, log },
         check: (fd) => native.checkPeer(c, fd),
         log,
-        onRefused: () => this.metrics.refused.inc(),
+        budget: this.#budget,
+        events: {
+          onRefused: (kind) => (kind === 'peer' ? this.metrics.refused : this.metrics.overCap).inc(),
+          onNoPreface: () => this.metrics.noPreface.inc(),
+        },
       });
       const token = ++this.#nextToken;
       this.#tokens.set(token, id);
@@ -475,7 +522,7 @@ export class Daemon {
     await this.#removeTree(id, this.#workspacesDir, id);
     await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
     const archived = await this.#store.archive(id);
-    await this.#limiter.delete(id);
+    await this.guard.forget(id);
     log.info({ reason, archived }, `workspace ${id} torn down (${reason})`);
   }
 

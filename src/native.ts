@@ -151,3 +151,10 @@ export type StateLock = Binding.StateLock;
 export function sdNotify(socket: string, state: string): void {
   binding.sdNotify(socket, state);
 }
+
+export type NofileLimit = Binding.NofileLimit;
+
+/** Raises this process's soft RLIMIT_NOFILE to its hard limit (never lowers it). */
+export function raiseNofileLimit(): NofileLimit {
+  return binding.raiseNofileLimit();
+}

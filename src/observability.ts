@@ -118,6 +118,16 @@ export class Metrics {
     help: 'Connections to workspace sockets refused by the peer-credential check',
     registers: [this.registry],
   });
+  readonly overCap = new Counter({
+    name: 'iwsd_connections_over_cap_total',
+    help: 'Connections to workspace sockets refused by a connection cap (connections.perWorkspace, connections.total)',
+    registers: [this.registry],
+  });
+  readonly noPreface = new Counter({
+    name: 'iwsd_connections_no_preface_total',
+    help: 'Connections to workspace sockets closed because their client sent no HTTP/2 preface in time',
+    registers: [this.registry],
+  });
 
   constructor(source: { workspaces(): number; mounts(): { proc: number; sysfs: number; marks: number } }) {
     new Gauge({

@@ -3,13 +3,12 @@
  * method per RPC (authorise, rate-limit, call the native library), and a thin
  * adapter that wires it to grpc-js through the single error boundary.
  */
-import * as grpc from '@grpc/grpc-js';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-
-import { IwsError, toIwsError } from './errors.js';
+import { IwsError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './observability.js';
 import * as native from './native.js';
+import { Boundary, auditUnimplemented, deadlineOf } from './rpc.js';
+import type { Caller, RpcGuard, RpcName } from './rpcGuard.js';
 import { storeWriteFailed, type MountEvent, type StateStore } from './state.js';
 import type { MountKind, Workspace } from './workspace.js';
 import type { FSShiftMethod } from './gen/iws/FSShiftMethod.js';
@@ -20,11 +19,22 @@ import type { UmountProcRequest__Output } from './gen/iws/UmountProcRequest.js';
 import type { InWorkspaceServiceHandlers } from './gen/iws/InWorkspaceService.js';
 import type { WriteIDMappingRequest__Output } from './gen/iws/WriteIDMappingRequest.js';
 import type { WriteIDMappingResponse } from './gen/iws/WriteIDMappingResponse.js';
+import type * as grpc from '@grpc/grpc-js';
+
+/**
+ * The native calls a workspace's RPCs make: the native library in the
+ * daemon, a fake in unit tests (__test__/guard.test.ts).
+ */
+export type NativeOps = Pick<typeof native, 'writeIdMapping' | 'mountProc' | 'mountSysfs' | 'umount' | 'prepareShiftMark' | 'removeShiftMark'>;
 
 export interface ServiceDeps {
   log: Logger;
-  metrics?: Metrics;
-  store: StateStore;
+  metrics?: Metrics | undefined;
+  store: Pick<StateStore, 'save' | 'recordMount'>;
+  /** The native library (or a fake). */
+  native: NativeOps;
+  /** Every TypeScript-side check: rate limits, lanes, the mount quota, one-shots. */
+  guard: RpcGuard;
   /** The configured shift method and where a workspace's FUSE dirs live. */
   shiftMethod: 'auto' | 'idmapped' | 'fuse' | 'shiftfs';
   fuseOptions: (workspaceId: string) => native.FuseOptions;
@@ -32,30 +42,6 @@ export interface ServiceDeps {
   mountStrategy: 'detached' | 'fallback';
   proc: native.Masks;
   sysfs: { readOnly: boolean; masks: native.Masks };
-  mountsPerWorkspace: number;
-  /** Shared across workspaces; keyed by workspace id. */
-  writeIdMappingLimiter: RateLimiterMemory;
-}
-
-export function createWriteIdMappingLimiter(points: number, durationSeconds: number): RateLimiterMemory {
-  return new RateLimiterMemory({ keyPrefix: 'WriteIDMapping', points, duration: durationSeconds });
-}
-
-/** Consumes one point for `key`, or throws RESOURCE_EXHAUSTED with the delay. */
-async function consume(limiter: RateLimiterMemory, key: string, rpc: string, metrics?: Metrics): Promise<void> {
-  try {
-    await limiter.consume(key);
-  } catch (err) {
-    if (err instanceof RateLimiterRes) {
-      metrics?.rateLimited.inc({ rpc });
-      const seconds = Math.ceil(err.msBeforeNext / 1000);
-      throw new IwsError(
-        'RESOURCE_EXHAUSTED',
-        `${rpc} is limited to ${limiter.points} calls per ${limiter.duration}s per workspace; retry in ${seconds}s (retry-after-ms=${err.msBeforeNext})`,
-      );
-    }
-    throw err;
-  }
 }
 
 export class WorkspaceService {
@@ -64,9 +50,16 @@ export class WorkspaceService {
     private readonly deps: ServiceDeps,
   ) {}
 
-  async writeIdMapping(req: WriteIDMappingRequest__Output): Promise<WriteIDMappingResponse> {
-    await consume(this.deps.writeIdMappingLimiter, this.workspace.id, 'WriteIDMapping', this.deps.metrics);
-    const res = await native.writeIdMapping(this.workspace.container, {
+  /**
+   * Runs one RPC's work for `caller` behind the guard (authorization, rate
+   * limit, a fair native slot, a deadline for long calls).
+   */
+  run<T>(rpc: RpcName, caller: Caller, fn: () => Promise<T>, callDeadline?: number): Promise<T> {
+    return this.deps.guard.run(rpc, this.workspace.id, caller, fn, callDeadline);
+  }
+
+  async writeIdMapping(req: WriteIDMappingRequest__Output, _caller: Caller): Promise<WriteIDMappingResponse> {
+    const res = await this.deps.native.writeIdMapping(this.workspace.container, {
       pid: req.pid,
       gid: req.gid,
       mappings: req.mapping.map((m) => ({ containerId: m.containerId, hostId: m.hostId, size: m.size })),
@@ -76,24 +69,28 @@ export class WorkspaceService {
     return { message: res.message, errorCode: 0 };
   }
 
-  async mount(kind: MountKind, req: MountProcRequest__Output): Promise<Record<string, never>> {
+  async mount(kind: MountKind, req: MountProcRequest__Output, _caller: Caller): Promise<Record<string, never>> {
     const { mounts } = this.workspace;
-    if (mounts.size >= this.deps.mountsPerWorkspace) {
-      throw new IwsError(
-        'RESOURCE_EXHAUSTED',
-        `this workspace already has ${mounts.size} mounts made by iwsd (limit ${this.deps.mountsPerWorkspace}); unmount some first`,
-      );
-    }
+    // Taken before the native call, so concurrent calls never overshoot the limit.
+    const slot = this.deps.guard.reserveMount(this.workspace);
     const common = {
       pid: req.pid,
       target: req.target,
       pidStrategy: this.deps.pidStrategy,
       mountStrategy: this.deps.mountStrategy,
     };
-    const { mountId } =
-      kind === 'proc'
-        ? await native.mountProc(this.workspace.container, { ...common, masks: this.deps.proc })
-        : await native.mountSysfs(this.workspace.container, { ...common, ...this.deps.sysfs });
+    let mountId: string;
+    try {
+      ({ mountId } =
+        kind === 'proc'
+          ? await this.deps.native.mountProc(this.workspace.container, { ...common, masks: this.deps.proc })
+          : await this.deps.native.mountSysfs(this.workspace.container, { ...common, ...this.deps.sysfs }));
+    } catch (err) {
+      slot.release();
+      throw err;
+    }
+    // Counted in `mounts` from here on (also if recording fails below: the undo removes it again).
+    slot.commit();
     const record = { kind, target: req.target, pid: req.pid };
     const before = this.workspace.state;
     mounts.set(mountId, record);
@@ -103,7 +100,7 @@ export class WorkspaceService {
       // Unrecorded, the mount could not be unmounted after a restart: undo it.
       mounts.delete(mountId);
       this.workspace.state = before;
-      const undone = await native
+      const undone = await this.deps.native
         .umount(this.workspace.container, { pid: req.pid, target: req.target, owned: [mountId], pidStrategy: this.deps.pidStrategy })
         .then(
           () => true,
@@ -132,10 +129,10 @@ export class WorkspaceService {
    * mark. The shot is used (and persisted) before any work, so a failed call
    * still uses it.
    */
-  async prepareForUserNS(): Promise<PrepareForUserNSResponse> {
+  async prepareForUserNS(_caller: Caller): Promise<PrepareForUserNSResponse> {
     const w = this.workspace;
     this.#useShot('prepared', 'PrepareForUserNS');
-    const mark = await native.prepareShiftMark(w.container, {
+    const mark = await this.deps.native.prepareShiftMark(w.container, {
       markPath: w.markPath,
       shift: w.shift,
       policy: w.policy,
@@ -163,7 +160,7 @@ export class WorkspaceService {
    * One-shot: unmounts the mark, stops a FUSE helper, releases the user
    * namespace. `success` only when everything was cleaned.
    */
-  async teardown(): Promise<TeardownResponse> {
+  async teardown(_caller: Caller): Promise<TeardownResponse> {
     this.#useShot('tornDown', 'Teardown');
     const r = await this.removeMark();
     if (r.success) {
@@ -185,15 +182,14 @@ export class WorkspaceService {
    * still uses it), or throws RESOURCE_EXHAUSTED if it was used.
    */
   #useShot(flag: 'prepared' | 'tornDown', rpc: string): void {
-    const w = this.workspace;
-    if (w.state[flag]) throw new IwsError('RESOURCE_EXHAUSTED', `${rpc} can be called once per workspace, and it has been`);
-    w.state = { ...w.state, [flag]: true };
-    try {
-      this.deps.store.save(w.state);
-    } catch (err) {
-      // The shot stays used in memory (fail closed); nothing was done yet.
-      throw storeWriteFailed(err, `${rpc} was not started`);
-    }
+    this.deps.guard.takeShot(this.workspace, flag, rpc, (state) => {
+      try {
+        this.deps.store.save(state);
+      } catch (err) {
+        // The shot stays used in memory (fail closed); nothing was done yet.
+        throw storeWriteFailed(err, `${rpc} was not started`);
+      }
+    });
   }
 
   /**
@@ -205,7 +201,7 @@ export class WorkspaceService {
     const w = this.workspace;
     const mark = w.state.mark;
     if (!mark) return { success: true, problems: [] };
-    return native.removeShiftMark(w.container, {
+    return this.deps.native.removeShiftMark(w.container, {
       markPath: mark.markPath,
       mark: { method: mark.method, mountId: mark.mountId, fusePid: mark.fusePid ?? undefined },
       shift: mark.shift,
@@ -214,9 +210,9 @@ export class WorkspaceService {
     });
   }
 
-  async umount(kind: MountKind, req: UmountProcRequest__Output): Promise<Record<string, never>> {
+  async umount(kind: MountKind, req: UmountProcRequest__Output, _caller: Caller): Promise<Record<string, never>> {
     const owned = [...this.workspace.mounts].filter(([, m]) => m.kind === kind).map(([id]) => id);
-    const { mountId } = await native.umount(this.workspace.container, {
+    const { mountId } = await this.deps.native.umount(this.workspace.container, {
       pid: req.pid,
       target: req.target,
       owned,
@@ -247,58 +243,45 @@ export interface CallContext {
 }
 export type ContextOf = (call: { getPeer(): string }) => { peer: native.Peer; context: CallContext } | undefined;
 
-/**
- * The single error boundary: runs `fn` for the call's workspace, logs one
- * audit record, and answers either the result or a gRPC status derived from
- * the error's code. INTERNAL errors carry a generic message; their detail
- * goes to the log only.
- */
-function unary<Req, Res>(
-  rpc: string,
-  contextOf: ContextOf,
-  fn: (service: WorkspaceService, req: Req) => Promise<Res>,
-  metrics?: Metrics,
-): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    const started = process.hrtime.bigint();
-    const req = call.request;
-    const conn = contextOf(call);
-    if (!conn) {
+/** The boundary of the workspace server: each call's scope is its connection's workspace and verified peer. */
+export function workspaceBoundary(contextOf: ContextOf, metrics?: Metrics): Boundary<{ service: WorkspaceService; caller: Caller }> {
+  return new Boundary({
+    server: 'workspace',
+    okLevel: 'info',
+    metrics,
+    scope: (call) => {
+      const conn = contextOf(call);
       // Its connection closed (the workspace was removed) while the call was queued.
-      callback({ code: grpc.status.UNAVAILABLE, details: 'this connection is no longer served: its workspace was removed' }, null);
-      return;
-    }
-    const { log, service } = conn.context;
-    const peer = { pid: conn.peer.pid, uid: conn.peer.uid };
-    fn(service, req).then(
-      (res) => {
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        metrics?.observe(rpc, 'OK', ms / 1000);
-        log.info({ rpc, peer, request: req, result: 'OK', durationMs: ms }, `${rpc} ok`);
-        callback(null, res);
-      },
-      (thrown: unknown) => {
-        const err = toIwsError(thrown);
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        metrics?.observe(rpc, err.code, ms / 1000);
-        const rec = { rpc, peer, request: req, result: err.code, error: err.message, detail: err.detail, durationMs: ms };
-        if (err.code === 'INTERNAL') log.error({ ...rec, cause: err.cause }, `${rpc} failed: ${err.detail ?? err.message}`);
-        else log.info(rec, `${rpc} refused: ${err.code}`);
-        callback({ code: err.grpcStatus, details: err.message }, null);
-      },
-    );
-  };
+      if (!conn) return new IwsError('UNAVAILABLE', 'this connection is no longer served: its workspace was removed');
+      const { service, log } = conn.context;
+      const caller: Caller = { pid: conn.peer.pid, uid: conn.peer.uid, gid: conn.peer.gid };
+      return { context: { service, caller }, log, audit: { peer: { pid: caller.pid, uid: caller.uid } }, budgetKey: service.workspace.id };
+    },
+  });
 }
 
-/** gRPC handlers of the one server behind every workspace socket. */
+/** gRPC handlers of the one server behind every workspace socket; every RPC runs behind the guard. */
 export function workspaceHandlers(contextOf: ContextOf, metrics?: Metrics): InWorkspaceServiceHandlers {
+  const b = workspaceBoundary(contextOf, metrics);
+  const guarded = <Req, Res>(rpc: RpcName, fn: (s: WorkspaceService, req: Req, caller: Caller) => Promise<Res>) =>
+    b.unary<Req, Res>(rpc, ({ service, caller }, req, call) => service.run(rpc, caller, () => fn(service, req, caller), deadlineOf(call)));
   return {
-    WriteIDMapping: unary('WriteIDMapping', contextOf, (s, req) => s.writeIdMapping(req), metrics),
-    PrepareForUserNS: unary('PrepareForUserNS', contextOf, (s) => s.prepareForUserNS(), metrics),
-    MountProc: unary('MountProc', contextOf, (s, req) => s.mount('proc', req), metrics),
-    UmountProc: unary('UmountProc', contextOf, (s, req) => s.umount('proc', req), metrics),
-    MountSysfs: unary('MountSysfs', contextOf, (s, req) => s.mount('sysfs', req), metrics),
-    UmountSysfs: unary('UmountSysfs', contextOf, (s, req) => s.umount('sysfs', req), metrics),
-    Teardown: unary('Teardown', contextOf, (s) => s.teardown(), metrics),
+    WriteIDMapping: guarded('WriteIDMapping', (s, req: WriteIDMappingRequest__Output, caller) => s.writeIdMapping(req, caller)),
+    PrepareForUserNS: guarded('PrepareForUserNS', (s, _req, caller) => s.prepareForUserNS(caller)),
+    MountProc: guarded('MountProc', (s, req: MountProcRequest__Output, caller) => s.mount('proc', req, caller)),
+    UmountProc: guarded('UmountProc', (s, req: UmountProcRequest__Output, caller) => s.umount('proc', req, caller)),
+    MountSysfs: guarded('MountSysfs', (s, req: MountProcRequest__Output, caller) => s.mount('sysfs', req, caller)),
+    UmountSysfs: guarded('UmountSysfs', (s, req: UmountProcRequest__Output, caller) => s.umount('sysfs', req, caller)),
+    Teardown: guarded('Teardown', (s, _req, caller) => s.teardown(caller)),
   } satisfies InWorkspaceServiceHandlers;
+}
+
+/** Makes the workspace server audit (and refuse through the same boundary) every method it does not implement. */
+export function auditWorkspaceUnimplemented(server: grpc.Server, contextOf: ContextOf, metrics?: Metrics): void {
+  const b = workspaceBoundary(contextOf, metrics);
+  auditUnimplemented(server, (path) =>
+    b.unary<Buffer, Buffer>(path, async () => {
+      throw new IwsError('UNIMPLEMENTED', `iwsd does not implement ${path} on workspace sockets`);
+    }),
+  );
 }

@@ -1,6 +1,7 @@
 //! What a supervised daemon needs from the host beyond its sockets: one
 //! instance per state directory (an `flock` on `<state>/iwsd.lock`) and
-//! systemd readiness (`sd_notify` datagrams on `$NOTIFY_SOCKET`).
+//! systemd readiness (`sd_notify` datagrams on `$NOTIFY_SOCKET`), and as
+//! many file descriptors as the host allows it (`RLIMIT_NOFILE`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -81,6 +82,37 @@ pub fn sd_notify(socket: &str, state: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// The `RLIMIT_NOFILE` limits after raising the soft limit to the hard one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NofileLimit {
+    /// The soft limit before the call.
+    pub before: u64,
+    /// The soft limit now (the hard limit, unless raising failed).
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (every
+/// connection of every workspace is a descriptor; the default soft limit of
+/// 1024 is what a few hundred idle connections exhaust). Never lowers it.
+pub fn raise_nofile_limit() -> io::Result<NofileLimit> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur as u64;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: setrlimit reads one rlimit from the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        lim = raised;
+    }
+    Ok(NofileLimit { before, soft: lim.rlim_cur as u64, hard: lim.rlim_max as u64 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +170,14 @@ mod tests {
 
         assert!(sd_notify("relative.sock", "READY=1").is_err());
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn nofile_soft_limit_is_raised_to_the_hard_limit() {
+        let l = raise_nofile_limit().unwrap();
+        assert_eq!(l.soft, l.hard);
+        assert!(l.before <= l.soft);
+        // Idempotent.
+        assert_eq!(raise_nofile_limit().unwrap(), NofileLimit { before: l.soft, soft: l.soft, hard: l.hard });
     }
 }

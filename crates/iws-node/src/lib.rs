@@ -861,3 +861,20 @@ pub fn sd_notify(socket: String, state: String) -> Result<()> {
     core::supervise::sd_notify(&socket, &state)
         .map_err(|e| Error::new(Status::GenericFailure, format!("sd_notify to {socket}: {e}")))
 }
+
+/// `RLIMIT_NOFILE` after [`raise_nofile_limit`].
+#[napi(object)]
+pub struct NofileLimit {
+    /// The soft limit before the call.
+    pub before: f64,
+    pub soft: f64,
+    pub hard: f64,
+}
+
+/// Raises the daemon's soft RLIMIT_NOFILE to its hard limit (never lowers it).
+#[napi]
+pub fn raise_nofile_limit() -> Result<NofileLimit> {
+    let l = core::supervise::raise_nofile_limit().map_err(|e| Error::new(Status::GenericFailure, format!("RLIMIT_NOFILE: {e}")))?;
+    // u64::MAX (RLIM_INFINITY) is not exact as f64, and need not be.
+    Ok(NofileLimit { before: l.before as f64, soft: l.soft as f64, hard: l.hard as f64 })
+}
