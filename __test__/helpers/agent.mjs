@@ -9,7 +9,15 @@
 //                                               -> {"id":4,"results":[{ok,code,details},...]}  (one connection)
 //   {"id":5,"op":"swap","dir":D,"link":L,"target":T} -> starts a process that swaps D between a
 //                                                  directory and a symlink to T until "unswap"
+//   {"id":6,"op":"hold","name":N,"socket":S,"n":K} -> opens K raw connections that send nothing
+//                                                  -> {"id":6,"connected":C}  (once each connected or failed)
+//   {"id":7,"op":"held","name":N}                -> {"id":7,"total":K,"closed":X}  (closed by the other side)
+//   {"id":8,"op":"unhold","name":N}              -> closes the rest
+//   {"id":9,"op":"flood","socket":S,"calls":[{rpc,request}],"concurrency":C,"clients":K}
+//                                               -> keeps C calls outstanding over K clients until "unflood"
+//   {"id":10,"op":"unflood"}                     -> {"id":10,"calls":N,"codes":{CODE:count}}
 import { spawn } from 'node:child_process';
+import * as net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -146,6 +154,50 @@ function reflect(socket) {
   });
 }
 
+const held = new Map();
+
+function hold(name, socket, n) {
+  const set = { socks: [], closed: 0 };
+  held.set(name, set);
+  let connected = 0;
+  return Promise.all(
+    Array.from({ length: n }, () => new Promise((resolve) => {
+      const s = net.connect(socket);
+      set.socks.push(s);
+      s.on('error', () => undefined);
+      s.on('data', () => undefined);
+      s.once('connect', () => {
+        connected++;
+        resolve();
+      });
+      s.once('close', () => {
+        set.closed++;
+        resolve();
+      });
+    })),
+  ).then(() => connected);
+}
+
+let flooding;
+
+function flood(socket, calls, concurrency, clients) {
+  const cs = Array.from({ length: clients }, () => new Service(`unix:${socket}`, grpc.credentials.createInsecure()));
+  const state = { stop: false, calls: 0, codes: {}, done: undefined };
+  let i = 0;
+  const worker = async () => {
+    while (!state.stop) {
+      const c = calls[i % calls.length];
+      const client = cs[i++ % cs.length];
+      const r = await callOn(client, c.rpc, c.request);
+      state.calls++;
+      const code = r.ok ? 'OK' : r.code;
+      state.codes[code] = (state.codes[code] ?? 0) + 1;
+    }
+  };
+  state.done = Promise.all(Array.from({ length: concurrency }, worker)).then(() => cs.forEach((c) => c.close()));
+  flooding = state;
+}
+
 const rl = createInterface({ input: process.stdin });
 rl.on('line', async (line) => {
   const cmd = JSON.parse(line);
@@ -170,6 +222,22 @@ rl.on('line', async (line) => {
       swapper.kill('SIGKILL');
       await done;
       reply({ id: cmd.id });
+    }
+    else if (cmd.op === 'hold') reply({ id: cmd.id, connected: await hold(cmd.name, cmd.socket, cmd.n) });
+    else if (cmd.op === 'held') {
+      const h = held.get(cmd.name);
+      reply({ id: cmd.id, total: h.socks.length, closed: h.closed });
+    } else if (cmd.op === 'unhold') {
+      for (const s of held.get(cmd.name)?.socks ?? []) s.destroy();
+      held.delete(cmd.name);
+      reply({ id: cmd.id });
+    } else if (cmd.op === 'flood') {
+      flood(cmd.socket, cmd.calls, cmd.concurrency, cmd.clients ?? 1);
+      reply({ id: cmd.id });
+    } else if (cmd.op === 'unflood') {
+      flooding.stop = true;
+      await flooding.done;
+      reply({ id: cmd.id, calls: flooding.calls, codes: flooding.codes });
     }
     else if (cmd.op === 'call') reply({ id: cmd.id, ...(await call(cmd.socket, cmd.rpc, cmd.request)) });
     else reply({ id: cmd.id, error: `unknown op ${cmd.op}` });

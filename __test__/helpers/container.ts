@@ -209,6 +209,31 @@ export class TestContainer {
     return (await this.#send({ op: 'callMany', socket, calls, concurrency })).results as CallResult[];
   }
 
+  /** Opens `n` raw connections to `socket` that send nothing; resolves with how many connected. */
+  async hold(name: string, socket: string, n: number): Promise<number> {
+    return (await this.#send({ op: 'hold', name, socket, n })).connected as number;
+  }
+
+  /** Of the connections held under `name`: how many there are and how many the other side closed. */
+  async held(name: string): Promise<{ total: number; closed: number }> {
+    const r = await this.#send({ op: 'held', name });
+    return { total: r.total as number, closed: r.closed as number };
+  }
+
+  async unhold(name: string): Promise<void> {
+    await this.#send({ op: 'unhold', name });
+  }
+
+  /** Keeps `concurrency` calls outstanding (over `clients` connections) until unflood(). */
+  async flood(socket: string, calls: { rpc: string; request: unknown }[], concurrency: number, clients = 1): Promise<void> {
+    await this.#send({ op: 'flood', socket, calls, concurrency, clients });
+  }
+
+  async unflood(): Promise<{ calls: number; codes: Record<string, number> }> {
+    const r = await this.#send({ op: 'unflood' });
+    return { calls: r.calls as number, codes: r.codes as Record<string, number> };
+  }
+
   /** Starts a process in the container that swaps `dir` with a symlink to `target`. */
   async startSwapper(dir: string, link: string, target: string): Promise<void> {
     await this.#send({ op: 'swap', dir, link, target });
