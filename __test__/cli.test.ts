@@ -148,6 +148,7 @@ rootTest('call: an operator client for every RPC, served inside the workspace, r
   const outside = await runCli(['call', 'Teardown', '--socket', socket]);
   t.is(outside.code, 1);
   t.regex(outside.stderr, /^iwsd: /);
+  t.regex(outside.stderr, /peer check/, 'the refused client is told why');
   const bad = await runCli(['call', 'Frobnicate', '--socket', socket]);
   t.regex(bad.stderr, /unknown RPC "Frobnicate"; use one of WriteIDMapping/);
 });

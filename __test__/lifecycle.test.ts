@@ -34,7 +34,7 @@ rootTest('killing the container tears its workspace down within 1 s', async (t) 
 });
 
 rootTest('kill -9 in a burst of RPCs: restarted, the workspace is served again and one-shot state holds', async (t) => {
-  const daemon = await TestDaemon.start({ rateLimits: { writeIdMapping: { points: 10_000 } } });
+  const daemon = await TestDaemon.start({ rateLimits: { writeIdMapping: { points: 10_000 }, mountProc: { points: 10_000 } } });
   t.teardown(() => daemon.stop().then(() => undefined));
   const fs = makeRootfs();
   t.teardown(fs.cleanup);

@@ -14,6 +14,9 @@ import { isRoot, rootTest, rootTestSerial } from './helpers/root.js';
 
 // Every test runs against both assembly strategies: the fd-based one and the
 // fallback for older kernels, forced by configuration.
+/** These tests make thousands of mount calls: far above the default rate limits. */
+const MANY = Object.fromEntries(['mountProc', 'umountProc', 'mountSysfs', 'umountSysfs'].map((k) => [k, { points: 100_000 }]));
+
 const STRATEGIES = ['detached', 'fallback'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 const daemons = new Map<Strategy, TestDaemon>();
@@ -22,7 +25,7 @@ let n = 0;
 test.before(async () => {
   if (!isRoot) return;
   for (const mountStrategy of STRATEGIES) {
-    daemons.set(mountStrategy, await TestDaemon.start({ mountStrategy, limits: { mountsPerWorkspace: 2000 } }));
+    daemons.set(mountStrategy, await TestDaemon.start({ mountStrategy, limits: { mountsPerWorkspace: 2000 }, rateLimits: MANY }));
   }
 });
 

@@ -93,11 +93,11 @@ rootTest('runc: the OCI hook registers the container, inside is served, outside 
   t.true(w.ok, JSON.stringify(w));
   t.deepEqual(readMap(inside.hostPidOf(child), 'uid_map'), [[0, 33333, 1]]);
 
-  // The same client from another container is refused at connect time.
+  // The same client from another container is refused at connect time, and told why.
   const other = await TestContainer.start();
   t.teardown(() => other.stop());
   const refused = await other.call(socket, 'WriteIDMapping', { pid: child, gid: true, mapping: [{ containerId: 0, hostId: 33333, size: 1 }] });
-  t.is(refused.code, 'UNAVAILABLE');
+  t.is(refused.code, 'PERMISSION_DENIED');
   t.deepEqual(readMap(inside.hostPidOf(child), 'gid_map'), []);
 
   // Stop: the poststop hook (and the exit watcher) remove it.

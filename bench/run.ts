@@ -116,7 +116,8 @@ async function main(): Promise<void> {
   const results: Record<string, Record<string, Stats>> = {};
   const put = (series: string, rpc: string, xs: number[]) => ((results[rpc] ??= {})[series] = stats(xs));
 
-  const daemon = await TestDaemon.start({ rateLimits: { writeIdMapping: { points: 1_000_000_000 } }, limits: { mountsPerWorkspace: 100_000 } });
+  const UNLIMITED = Object.fromEntries(['writeIdMapping', 'mountProc', 'umountProc', 'mountSysfs', 'umountSysfs'].map((k) => [k, { points: 1_000_000_000 }]));
+  const daemon = await TestDaemon.start({ rateLimits: UNLIMITED, limits: { mountsPerWorkspace: 100_000 } });
   const cleanups: (() => Promise<void> | void)[] = [() => daemon.stop().then(() => undefined)];
   try {
     const fs = makeRootfs();
@@ -272,6 +273,49 @@ async function main(): Promise<void> {
       growth.push({ mounts: k, p50: st.p50, p99: st.p99 });
     }
 
+    // ---- fairness: a quiet workspace during a neighbour's flood --------------------------
+    // Default configuration, except the quiet workspace's mount rate limits
+    // (its own measurement loop would hit them). The neighbour keeps 3,000
+    // WriteIDMapping calls outstanding over 16 connections (most answered
+    // RESOURCE_EXHAUSTED by its rate limit) and opens 500 more connections
+    // that send nothing.
+    log('fairness');
+    const fairness = await (async () => {
+      const fdm = await TestDaemon.start({ rateLimits: { mountProc: { points: 1_000_000_000 }, umountProc: { points: 1_000_000_000 } } });
+      cleanups.push(() => fdm.stop().then(() => undefined));
+      const ffs = makeRootfs();
+      cleanups.push(ffs.cleanup);
+      const qc = await TestContainer.start({ rootfs: ffs.rootfs });
+      cleanups.push(() => qc.stop());
+      const nc = await TestContainer.start();
+      cleanups.push(() => nc.stop());
+      const quiet = await adminAdd(fdm.stateDir, 'quiet', qc.initHostPid);
+      const noisy = await adminAdd(fdm.stateDir, 'noisy', nc.initHostPid);
+      const alone = await qc.timed(quiet, MP, N, WARMUP);
+      fail('fairness (alone)', alone.errors);
+      const before = daemonSample(fdm.proc.pid!);
+      let peak = before;
+      const sampler = setInterval(() => {
+        const x = daemonSample(fdm.proc.pid!);
+        peak = { rssKiB: Math.max(peak.rssKiB, x.rssKiB), threads: Math.max(peak.threads, x.threads), fds: Math.max(peak.fds, x.fds) };
+      }, 20);
+      const connected = await nc.hold('held', noisy, 500);
+      await nc.flood(noisy, [{ rpc: 'WriteIDMapping', request: { pid: 1, gid: false, mapping: RING } }], 3000, 16);
+      await new Promise((r) => setTimeout(r, 1000));
+      const during = await qc.timed(quiet, MP, N, WARMUP);
+      const flood = await nc.unflood();
+      const held = await nc.held('held');
+      await nc.unhold('held');
+      clearInterval(sampler);
+      fail('fairness (during the flood)', during.errors);
+      return {
+        alone: stats(alone.latencies.MountProc!),
+        during: stats(during.latencies.MountProc!),
+        flood: { ...flood, heldConnected: connected, heldClosedByDaemon: held.closed },
+        daemon: { before, peak },
+      };
+    })();
+
     // ---- idle memory per workspace ------------------------------------------------------
     log('memory');
     const memDaemon = await TestDaemon.start({});
@@ -403,7 +447,7 @@ async function main(): Promise<void> {
     }
 
     // ---- report ----------------------------------------------------------------------------
-    const report = { when: new Date().toISOString(), env, kernelFeatures: kernel, results, growth, memory, idleKiBPerWorkspace: perWs, storms };
+    const report = { when: new Date().toISOString(), env, kernelFeatures: kernel, results, growth, fairness, memory, idleKiBPerWorkspace: perWs, storms };
     const out = join(ROOT, 'bench/results');
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
@@ -423,6 +467,7 @@ function markdown(r: {
   memory: { workspaces: number; rssKiB: number }[];
   idleKiBPerWorkspace: number;
   storms: Record<string, unknown>[];
+  fairness: { alone: Stats; during: Stats; flood: { calls: number; codes: Record<string, number>; heldConnected: number; heldClosedByDaemon: number }; daemon: { before: Record<string, number>; peak: Record<string, number> } };
 }): string {
   const L: string[] = [];
   L.push(`# iwsd benchmark`, '', `kernel ${r.env.kernel}, ${r.env.cores} cores (${r.env.cpu}), node ${r.env.node}; strategies ${JSON.stringify(r.env.strategies)}; shift methods measured: ${r.env.shiftMethods} (others unavailable here); n=${r.env.n} per series (after warm-up)`, '');
@@ -456,7 +501,15 @@ function markdown(r: {
     const ok = (s.wallMs as number) <= 5000 && s.errors === 0 && (s.after as { fds: number }).fds <= (s.before as { fds: number }).fds && (s.after as { threads: number }).threads <= (s.before as { threads: number }).threads;
     row(`start storm of ${s.workspaces}: ≤ 5 s, no errors, nothing leaked`, `${s.wallMs} ms, ${s.errors} errors, fds ${(s.before as { fds: number }).fds}→${(s.after as { fds: number }).fds}, threads ${(s.before as { threads: number }).threads}→${(s.after as { threads: number }).threads}`, ok);
   }
+  const fr = r.fairness;
+  row('fairness: quiet MountProc p99 during a neighbour\'s flood ≤ 2× alone', `${f(fr.during.p99)} ms vs ${f(fr.alone.p99)} ms alone (${(fr.during.p99 / fr.alone.p99).toFixed(2)}×)`, fr.during.p99 <= 2 * fr.alone.p99);
   row('idle cost per registered workspace ≤ 100 KiB RSS', `${r.idleKiBPerWorkspace.toFixed(1)} KiB`, r.idleKiBPerWorkspace <= 100);
+  L.push('', '## Fairness: a quiet workspace\'s MountProc during a neighbour\'s flood (ms)', '', '| series | min | p50 | p95 | p99 | max |', '| --- | --- | --- | --- | --- | --- |');
+  for (const [name, st] of [['alone', fr.alone], ['during the flood', fr.during]] as const) L.push(`| ${name} | ${f(st.min)} | ${f(st.p50)} | ${f(st.p95)} | ${f(st.p99)} | ${f(st.max)} |`);
+  L.push(
+    '',
+    `Flood: 3,000 WriteIDMapping calls kept outstanding over 16 connections (${fr.flood.calls} answered while the quiet series ran: ${Object.entries(fr.flood.codes).map(([k, v]) => `${k} ${v}`).join(', ')}), plus 500 connections sending nothing (${fr.flood.heldConnected} got through connect(), ${fr.flood.heldClosedByDaemon} closed by the daemon by the end). Daemon fds ${fr.daemon.before.fds}→${fr.daemon.peak.fds} (peak), RSS ${fr.daemon.before.rssKiB}→${fr.daemon.peak.rssKiB} KiB (peak). Default configuration except the quiet workspace's mount rate limits.`,
+  );
   L.push('', '## MountProc p50 as the container mount table grows', '', '| mounts in container | p50 ms | p99 ms |', '| --- | --- | --- |');
   for (const g of r.growth) L.push(`| ${g.mounts} | ${f(g.p50)} | ${f(g.p99)} |`);
   L.push('', '## Daemon RSS with registered workspaces', '', '| workspaces | RSS KiB |', '| --- | --- |');
