@@ -126,6 +126,7 @@ export class Daemon {
   /** Open workspace connections; the total cap is kept below RLIMIT_NOFILE (set in start()). */
   #budget: ConnectionBudget;
   #fdCap = Infinity;
+  #warnedLanes = false;
   #store: StateStore;
   #watcher: native.ExitWatcher;
   #tokens = new Map<number, string>();
@@ -158,7 +159,7 @@ export class Daemon {
       },
     });
     // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
-    this.guard = new RpcGuard(() => this.config, { metrics: this.metrics, log: this.log });
+    this.guard = new RpcGuard(() => this.#guardConfig(), { metrics: this.metrics, log: this.log });
     this.#budget = new ConnectionBudget(() => {
       const c = this.config.connections;
       return { perWorkspace: c.perWorkspace, total: Math.min(c.total, this.#fdCap), prefaceTimeoutMs: c.prefaceTimeoutMs, refusalAnswers: c.refusalAnswers };
@@ -193,11 +194,26 @@ export class Daemon {
         `connections.total ${this.config.connections.total} does not fit RLIMIT_NOFILE ${soft}: at most ${this.#fdCap} workspace connections are served`,
       );
     }
-    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-    const w = this.config.work;
-    if (w.shortLane + w.longLane >= pool) {
-      this.log.warn({ uvThreadpoolSize: pool, shortLane: w.shortLane, longLane: w.longLane }, `work.shortLane + work.longLane (${w.shortLane + w.longLane}) leave no libuv pool thread of ${pool} for the daemon's own I/O; set UV_THREADPOOL_SIZE higher`);
+  }
+
+  /**
+   * The configuration the guard reads: `work`'s lanes fitted to the libuv
+   * pool, which is sized once per process (UV_THREADPOOL_SIZE; bin/iwsd.js
+   * sets 8, a process embedding iwsd may have the default 4): together they
+   * leave at least one thread for the daemon's own file I/O and peer checks.
+   */
+  #guardConfig(): Pick<Config, 'rateLimits' | 'work' | 'limits'> {
+    const c = this.config;
+    const pool = Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4);
+    const room = Math.max(2, pool - 1);
+    const long = Math.min(c.work.longLane, Math.max(1, Math.floor(room / 3)));
+    const short = Math.min(c.work.shortLane, Math.max(1, room - long));
+    if (long === c.work.longLane && short === c.work.shortLane) return c;
+    if (!this.#warnedLanes) {
+      this.#warnedLanes = true;
+      this.log.debug({ uvThreadpoolSize: pool, shortLane: short, longLane: long }, `work lanes fitted to a libuv pool of ${pool} threads: short ${short}, long ${long}`);
     }
+    return { rateLimits: c.rateLimits, limits: c.limits, work: { ...c.work, shortLane: short, longLane: long } };
   }
 
   /** `<state>/tmp`: daemon-only (0700 in the 0700 state dir); sockets are bound and chmod'ed here, then renamed into place. */
