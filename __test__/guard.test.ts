@@ -434,7 +434,8 @@ async function idle(path: string, n: number): Promise<Socket[]> {
 const closed = (s: Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
 
 test('connections: over the cap a client is told RESOURCE_EXHAUSTED; silent connections are closed after the preface timeout; the cap frees again', async (t) => {
-  const { client, path, events, sock } = await served(t, { perWorkspace: 4, prefaceTimeoutMs: 300 });
+  // A preface timeout long enough that the four are still held when the fifth comes.
+  const { client, path, events, sock } = await served(t, { perWorkspace: 4, prefaceTimeoutMs: 3000 });
   const held = await idle(path, 4);
   await until('4 connections accepted', () => sock.connections === 4);
   // The fifth connection is over the cap: the client sees why.
