@@ -226,12 +226,13 @@ for (const strategy of STRATEGIES) {
     const pid = await c.spawnUserns();
     const host = c.hostPidOf(pid);
 
-    // From the host (this test process).
+    // From the host (this test process): refused before the gRPC server sees
+    // it, and told why (PERMISSION_DENIED from the refusal answerer).
     const fromHost = await callFromHost(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
-    t.is(fromHost.code, 'UNAVAILABLE', JSON.stringify(fromHost));
+    t.is(fromHost.code, 'PERMISSION_DENIED', JSON.stringify(fromHost));
     // From another container.
     const fromOther = await other.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: RING });
-    t.is(fromOther.code, 'UNAVAILABLE', JSON.stringify(fromOther));
+    t.is(fromOther.code, 'PERMISSION_DENIED', JSON.stringify(fromOther));
     t.deepEqual(readMap(host, 'uid_map'), [], 'nothing was written');
     await new Promise((r) => setTimeout(r, 100));
     t.true(daemon.logs.filter((l) => l.refused === 'PERMISSION_DENIED' && l.socket === socket).length >= 2);

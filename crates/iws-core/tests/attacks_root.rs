@@ -192,7 +192,9 @@ fn a_ring_that_pivot_roots_is_served() {
         std::fs::write(format!("/proc/{host}/{f}"), "0 0 1\n").unwrap();
     }
     let start = std::time::Instant::now();
-    while !std::fs::read_to_string(format!("/proc/{host}/cmdline")).unwrap_or_default().contains("sleep") {
+    // Until the shell has exec'ed sleep, i.e. after the pivot (the script's
+    // own text names sleep too).
+    while !std::fs::read_to_string(format!("/proc/{host}/cmdline")).unwrap_or_default().starts_with("/bin/busybox\0sleep") {
         assert!(start.elapsed().as_secs() < 10, "ring did not pivot");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
