@@ -15,6 +15,7 @@ export function connectAdmin(stateDir: string): AdminClient {
     throw new IwsError(
       'UNAVAILABLE',
       `no admin socket at ${path}: is \`iwsd serve\` running with the same --state-dir (and are you root)?`,
+      { reason: 'NoSocket' },
     );
   }
   const Client = adminProto().iwsd.admin.v1.Admin;

@@ -6,14 +6,14 @@ import { release } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
-import { addWorkspaceRequest, call, connectAdmin } from './adminClient.js';
+import { addWorkspaceRequest, adminTarget, call, connectAdmin } from './adminClient.js';
 import { grpcStatusName } from './clientError.js';
 import { IdRangeSchema, loadConfig, type Config } from './config.js';
 import { Daemon, RELOADABLE } from './daemon.js';
 import { sdNotify } from './native.js';
 import { IwsError, toIwsError } from './errors.js';
 import { createLogger } from './log.js';
-import { actionFor, ANNOTATIONS, parseState } from './ociHook.js';
+import { actionFor, ANNOTATIONS, ON_DAEMON_DOWN, parseState, type OnDaemonDown } from './ociHook.js';
 import { doctor, formatReport } from './doctor.js';
 import { workspaceProto } from './proto.js';
 import { VERSION } from './version.js';
@@ -391,40 +391,74 @@ export function buildProgram(): Command {
     .command('oci-hook')
     .description('register/unregister the container whose OCI state is on stdin (use as a runc/crun createRuntime, poststart or poststop hook, or from a CRI-O/podman hooks.d entry)')
     .option('--event <name>', 'the hook this runs as (createRuntime, poststart, poststop); default: decided by the state\'s status')
+    .addOption(
+      new Option('--on-daemon-down <what>', `when the daemon is down at registration: fail the container's start, or let it start without its workspace socket (annotation ${ANNOTATIONS.onDaemonDown} overrides)`)
+        .choices([...ON_DAEMON_DOWN])
+        .default('fail'),
+    )
     .addOption(stateDirOption())
     .addOption(configOption())
     .addHelpText(
       'after',
-      `\nWorkspace id: annotation ${ANNOTATIONS.workspaceId}, else the container id.\nPolicy overrides: ${ANNOTATIONS.rootRange}=START:SIZE, ${ANNOTATIONS.userRanges}=START:SIZE[,...],\n${ANNOTATIONS.shiftMapping}=C:H:S[,...], ${ANNOTATIONS.markPath}=PATH, ${ANNOTATIONS.fullWorkspaceBackup}=true.\nExamples: contrib/hooks.d/iwsd.json, contrib/runc-config-snippet.json.`,
+      `\nWorkspace id: annotation ${ANNOTATIONS.workspaceId}, else the container id.\nPolicy overrides: ${ANNOTATIONS.rootRange}=START:SIZE, ${ANNOTATIONS.userRanges}=START:SIZE[,...],\n${ANNOTATIONS.shiftMapping}=C:H:S[,...], ${ANNOTATIONS.markPath}=PATH, ${ANNOTATIONS.fullWorkspaceBackup}=true.\n${ANNOTATIONS.onDaemonDown}=fail|start: as --on-daemon-down, for this container.\nA workspace directory the runtime made (the bind-mount source of /.workspace) is emptied at teardown, never removed.\nUnregistering (poststop) a workspace the daemon already tore down, or with the daemon down, is no error.\nExamples: contrib/hooks.d/iwsd.json, contrib/runc-config-snippet.json.`,
     )
-    .action(async (opts: { event?: string; stateDir?: string; config?: string }) => {
+    .action(async (opts: { event?: string; onDaemonDown: OnDaemonDown; stateDir?: string; config?: string }) => {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);
-      const act = actionFor(parseState(Buffer.concat(chunks).toString('utf8')), opts.event);
-      let client;
+      const state = parseState(Buffer.concat(chunks).toString('utf8'));
+      const act = actionFor(state, opts.event);
+      const stateDir = configFor(opts).stateDir;
+      const target = adminTarget(stateDir);
+      const say = (msg: string) => process.stderr.write(`iwsd oci-hook: ${msg}\n`);
+      // The daemon is down: no admin socket, nobody listening, no answer.
+      const down = (err: unknown) =>
+        err instanceof IwsError && err.code === 'UNAVAILABLE' && ['NoSocket', 'NotListening', 'ConnectionRefused', 'DeadlineExceeded'].includes(err.reason ?? '');
+      let client: ReturnType<typeof connectAdmin> | undefined;
       try {
-        client = connectAdmin(configFor(opts).stateDir);
-      } catch (err) {
-        // Unregistering needs no running daemon: a daemon that starts later
-        // cleans up after containers that died meanwhile.
-        if (act.action === 'rm' && err instanceof IwsError && err.code === 'UNAVAILABLE') {
-          process.stderr.write(`iwsd: daemon not running; workspace ${act.id} will be cleaned up when it starts\n`);
-          return;
-        }
-        throw err;
-      }
-      try {
+        client = connectAdmin(stateDir);
         if (act.action === 'add') {
           const req = addWorkspaceRequest({ ...act, pid: act.pid ?? 0 });
-          await call((o, cb) => client.AddWorkspace(req, o, cb));
+          await call((o, cb) => client!.AddWorkspace(req, o, cb), 10_000, target);
         } else {
-          // Idempotent: the daemon may have torn it down when the container exited.
-          await call((o, cb) => client.RemoveWorkspace({ id: act.id }, o, cb)).catch((err: unknown) => {
+          // Usually the daemon tore it down already when the container
+          // exited: not an error (older daemons answer NOT_FOUND).
+          await call((o, cb) => client!.RemoveWorkspace({ id: act.id, ifPresent: true }, o, cb), 10_000, target).catch((err: unknown) => {
             if (!(err instanceof IwsError && err.code === 'NOT_FOUND')) throw err;
           });
         }
+      } catch (err) {
+        const e = toIwsError(err);
+        if (act.action === 'rm') {
+          // Unregistering needs no running daemon: a daemon that starts
+          // later cleans up after containers that died meanwhile.
+          if (down(e)) {
+            say(`the iwsd daemon is not running (${e.message}); workspace ${act.id} will be cleaned up when it starts`);
+            return;
+          }
+          say(`could not unregister workspace ${act.id} (container ${state.id}): ${e.message}`);
+          process.exitCode = 1;
+          return;
+        }
+        if (!down(e)) {
+          say(`could not register container ${state.id} as workspace ${act.id}: ${e.code}: ${e.message}`);
+          process.exitCode = 1;
+          return;
+        }
+        const policy = act.onDaemonDown ?? opts.onDaemonDown;
+        const source = act.onDaemonDown ? `annotation ${ANNOTATIONS.onDaemonDown}=${policy}` : `--on-daemon-down ${policy}`;
+        const why = `the iwsd daemon is not running for state dir ${stateDir} (${e.message})`;
+        const todo = 'start it (systemctl start iwsd; see journalctl -u iwsd for why it stopped), or give the hook the --state-dir the daemon serves';
+        if (policy === 'start') {
+          say(`${why}: container ${state.id} starts WITHOUT its workspace socket (${source}); ${todo}, then restart the container`);
+          return;
+        }
+        say(
+          `${why}: refusing to start container ${state.id} (workspace ${act.id}) without its workspace socket; ${todo}, then start the container again. ` +
+            `To let containers start without iwsd instead, set annotation ${ANNOTATIONS.onDaemonDown}=start or pass --on-daemon-down start to the hook.`,
+        );
+        process.exitCode = 1;
       } finally {
-        client.close();
+        client?.close();
       }
     });
 

@@ -106,6 +106,8 @@ export class Daemon {
   readonly adminSocket: string;
   #workspaces = new Map<string, Entry>();
   #pending = new Set<string>();
+  /** Teardowns in progress: a registration or removal of the same id waits for it. */
+  #disposing = new Map<string, Promise<void>>();
   #admin: grpc.Server | undefined;
   /**
    * One gRPC server behind every workspace socket: each socket hands its
@@ -330,6 +332,9 @@ export class Daemon {
   async addWorkspace(opts: AddWorkspaceOptions, restore?: WorkspaceState): Promise<WorkspaceInfo> {
     if (this.#closed) throw new IwsError('UNAVAILABLE', 'iwsd is shutting down');
     const id = checkWorkspaceId(opts.id);
+    // The previous container's teardown (its directory emptied, its state
+    // archived) finishes before the next one of the same id is registered.
+    await this.#disposing.get(id);
     if (this.#workspaces.has(id) || this.#pending.has(id)) {
       throw new IwsError('FAILED_PRECONDITION', `workspace ${id} is already registered; remove it first (iwsd workspace rm --id ${id})`);
     }
@@ -375,6 +380,7 @@ export class Daemon {
             tornDown: false,
             mark: null,
             mounts: [],
+            runtimeDir: existed,
           };
       const reg = state.registration;
       const markDir = Daemon.markDirName(reg.markPath);
@@ -448,11 +454,21 @@ export class Daemon {
     }
   }
 
-  /** Removes a workspace on the admin's request (see #dispose). */
-  async removeWorkspace(id: string): Promise<void> {
+  /**
+   * Removes a workspace on the admin's request (see #dispose), once a
+   * teardown already in progress has finished. Not registered: NOT_FOUND, or
+   * with `ifPresent` (the OCI hook's poststop, usually after the daemon tore
+   * the workspace down when its container exited) false. True when removed.
+   */
+  async removeWorkspace(id: string, opts: { ifPresent?: boolean } = {}): Promise<boolean> {
     checkWorkspaceId(id);
-    if (!this.#workspaces.has(id)) throw new IwsError('NOT_FOUND', `no workspace ${id} is registered (see iwsd workspace ls)`);
+    await this.#disposing.get(id);
+    if (!this.#workspaces.has(id)) {
+      if (opts.ifPresent) return false;
+      throw new IwsError('NOT_FOUND', `no workspace ${id} is registered (see iwsd workspace ls)`);
+    }
     await this.#dispose(id, 'removed');
+    return true;
   }
 
   /**
@@ -464,15 +480,35 @@ export class Daemon {
     const entry = this.#workspaces.get(id);
     if (!entry) return;
     this.#workspaces.delete(id);
+    const done = this.#teardown(id, entry, reason).finally(() => this.#disposing.delete(id));
+    this.#disposing.set(id, done);
+    await done;
+  }
+
+  /** Removes the workspace directory, or empties it when the runtime made it (see WorkspaceState.runtimeDir). */
+  async #removeWorkspaceDir(id: string, state: WorkspaceState): Promise<void> {
+    if (state.runtimeDir === false) return this.#removeTree(id, this.#workspacesDir, id);
+    const dir = join(this.#workspacesDir, id);
+    const r = await native.emptyTree(this.#workspacesDir, id).catch((err: unknown) => ({ removed: false, problems: [toIwsError(err).message] }));
+    if (!r.removed || r.problems.length) this.log.warn({ workspace: id, dir, problems: r.problems }, `${dir} not fully emptied: ${r.problems.join('; ')}`);
+    else this.log.debug({ workspace: id, dir }, `${dir} emptied and kept: the runtime made it and binds it into the workspace's next container`);
+  }
+
+  async #teardown(id: string, entry: Entry, reason: 'removed' | 'container exited'): Promise<void> {
     this.#tokens.delete(entry.token);
     this.#watcher.unwatch(entry.token);
     const { workspace } = entry;
     const log = this.log.child({ workspace: id });
     await entry.socket.close();
+    const mark = workspace.state.mark;
+    const alive = workspace.container.isAlive();
     const r = await entry.service.removeMark().catch((err: unknown) => ({ success: false, problems: [toIwsError(err).message] }));
     if (!r.success) log.warn({ problems: r.problems }, `mark of workspace ${id} not fully removed: ${r.problems.join('; ')}`);
+    else if (mark && !alive) {
+      log.info({ mark: mark.markPath, method: mark.method }, `the mark of workspace ${id} went with its container's mount namespace${mark.fusePid ? '; its FUSE helper is stopped' : ''}`);
+    }
     workspace.container.close();
-    await this.#removeTree(id, this.#workspacesDir, id);
+    await this.#removeWorkspaceDir(id, workspace.state);
     await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
     const archived = await this.#store.archive(id);
     await this.#limiter.delete(id);
@@ -509,7 +545,7 @@ export class Daemon {
         if (state.mark?.fusePid) {
           await native.stopFuseHelper(state.mark.fusePid, this.fuseOptions(id).staging).catch(() => false);
         }
-        await this.#removeTree(id, this.#workspacesDir, id);
+        await this.#removeWorkspaceDir(id, state);
         await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
         const archived = await this.#store.archive(id);
         this.log.info({ workspace: id, reason: e.message, archived }, `workspace ${id} not restored (${e.message}); cleaned up`);

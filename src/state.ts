@@ -28,6 +28,13 @@ export const WorkspaceStateSchema = z.object({
     markPath: z.string(),
     fullWorkspaceBackup: z.boolean(),
   }),
+  /**
+   * The workspace directory existed before the registration: the runtime
+   * made it (the bind-mount source of /.workspace), so teardown empties it
+   * and leaves it for the workspace's next container. Absent in older state:
+   * kept too.
+   */
+  runtimeDir: z.boolean().optional(),
   /** proc/sysfs mounts iwsd made (by unique mount id), so they stay unmountable. */
   mounts: z.array(z.object({ mountId: z.string(), kind: z.enum(['proc', 'sysfs']), target: z.string(), pid: z.number().int() })),
   prepared: z.boolean(),
