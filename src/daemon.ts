@@ -485,9 +485,15 @@ export class Daemon {
     await done;
   }
 
-  /** Removes the workspace directory, or empties it when the runtime made it (see WorkspaceState.runtimeDir). */
-  async #removeWorkspaceDir(id: string, state: WorkspaceState): Promise<void> {
-    if (state.runtimeDir === false) return this.#removeTree(id, this.#workspacesDir, id);
+  /**
+   * Removes the workspace directory, or, when the runtime made it (see
+   * WorkspaceState.runtimeDir) and the container is gone, empties it and
+   * leaves it (unsealed) for the workspace's next container. A running
+   * container's (admin rm) is removed: emptied and unsealed, its bind would
+   * let container root write to the state filesystem.
+   */
+  async #removeWorkspaceDir(id: string, state: WorkspaceState, containerGone: boolean): Promise<void> {
+    if (state.runtimeDir === false || !containerGone) return this.#removeTree(id, this.#workspacesDir, id);
     const dir = join(this.#workspacesDir, id);
     const r = await native.emptyTree(this.#workspacesDir, id).catch((err: unknown) => ({ removed: false, problems: [toIwsError(err).message] }));
     if (!r.removed || r.problems.length) this.log.warn({ workspace: id, dir, problems: r.problems }, `${dir} not fully emptied: ${r.problems.join('; ')}`);
@@ -508,7 +514,7 @@ export class Daemon {
       log.info({ mark: mark.markPath, method: mark.method }, `the mark of workspace ${id} went with its container's mount namespace${mark.fusePid ? '; its FUSE helper is stopped' : ''}`);
     }
     workspace.container.close();
-    await this.#removeWorkspaceDir(id, workspace.state);
+    await this.#removeWorkspaceDir(id, workspace.state, !alive);
     await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
     const archived = await this.#store.archive(id);
     await this.#limiter.delete(id);
@@ -545,7 +551,7 @@ export class Daemon {
         if (state.mark?.fusePid) {
           await native.stopFuseHelper(state.mark.fusePid, this.fuseOptions(id).staging).catch(() => false);
         }
-        await this.#removeWorkspaceDir(id, state);
+        await this.#removeWorkspaceDir(id, state, true);
         await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
         const archived = await this.#store.archive(id);
         this.log.info({ workspace: id, reason: e.message, archived }, `workspace ${id} not restored (${e.message}); cleaned up`);
