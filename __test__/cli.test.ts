@@ -113,6 +113,22 @@ rootTest('workspace add / ls / rm through the admin socket', async (t) => {
   t.regex(rm2.stderr, /no workspace alpha is registered/);
 });
 
+rootTest('one registration per container: a second id for the same container is refused', async (t) => {
+  const d = await TestDaemon.start();
+  t.teardown(() => d.stop().then(() => undefined));
+  const c = await TestContainer.start();
+  t.teardown(() => c.stop());
+  await d.add('first', c.initHostPid);
+  const second = await d.cli(['workspace', 'add', '--id', 'second', '--pid', String(c.initHostPid), '--user-range', '200000:65536']);
+  t.not(second.code, 0);
+  t.regex(second.stderr, new RegExp(`the container with init PID ${c.initHostPid} is already registered as workspace first: one registration per container`));
+  t.deepEqual((JSON.parse((await d.cli(['workspace', 'ls', '--json'])).stdout) as { id: string }[]).map((w) => w.id), ['first']);
+  // Once removed, it can be registered again, under any id.
+  t.is((await d.cli(['workspace', 'rm', '--id', 'first'])).code, 0);
+  await d.add('second', c.initHostPid);
+  t.deepEqual((JSON.parse((await d.cli(['workspace', 'ls', '--json'])).stdout) as { id: string }[]).map((w) => w.id), ['second']);
+});
+
 test('bin/iwsd.js is executable', (t) => {
   t.truthy(statSync(IWSD).mode & 0o100);
 });

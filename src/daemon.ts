@@ -106,6 +106,8 @@ export class Daemon {
   readonly adminSocket: string;
   #workspaces = new Map<string, Entry>();
   #pending = new Set<string>();
+  /** Registered (or being registered) containers, by init PID and start time → workspace id: one registration per container. */
+  #containers = new Map<string, string>();
   /** Teardowns in progress: a registration or removal of the same id waits for it. */
   #disposing = new Map<string, Promise<void>>();
   #admin: grpc.Server | undefined;
@@ -138,7 +140,7 @@ export class Daemon {
     this.adminSocket = join(config.stateDir, 'admin.sock');
     const rl = config.rateLimits.writeIdMapping;
     this.#limiter = createWriteIdMappingLimiter(rl.points, rl.durationSeconds);
-    this.#store = new StateStore(config.stateDir);
+    this.#store = new StateStore(config.stateDir, config.archive);
     this.#watcher = new native.ExitWatcher((token) => this.#onExit(token));
     this.metrics = new Metrics({
       workspaces: () => this.#workspaces.size,
@@ -348,6 +350,7 @@ export class Daemon {
     const dir = workspaceDir(this.config.stateDir, id);
     let container: native.Container | undefined;
     let guard: GuardedSocket<CallContext> | undefined;
+    let claimed: string | undefined;
     // Removed on failure only when this call created it: a directory that
     // existed may be bound into a running container.
     const existed = await lstat(dir).then(
@@ -357,6 +360,16 @@ export class Daemon {
     try {
       container = await native.openContainer(opts.hostPid);
       const identity = { hostPid: container.hostPid ?? 0, startTime: container.startTime ?? 0 };
+      const key = `${identity.hostPid}:${identity.startTime}`;
+      const other = this.#containers.get(key);
+      if (other !== undefined) {
+        throw new IwsError(
+          'FAILED_PRECONDITION',
+          `the container with init PID ${identity.hostPid} is already registered as workspace ${other}: one registration per container (remove it first: iwsd workspace rm --id ${other})`,
+        );
+      }
+      this.#containers.set(key, id);
+      claimed = key;
       // State of this very container (same init PID and start time) carries
       // over, e.g. when it is registered again after a daemon restart; a new
       // container under an old id starts fresh.
@@ -445,6 +458,7 @@ export class Daemon {
       log.info({ hostPid: opts.hostPid, socket: workspace.socketPath, policy, restored: Boolean(restore) }, `workspace ${id} ${restore ? 'restored' : 'registered'}`);
       return this.#info(workspace);
     } catch (err) {
+      if (claimed) this.#containers.delete(claimed);
       await guard?.close();
       container?.close();
       if (!existed) await this.#removeTree(id, this.#workspacesDir, id).catch(() => undefined);
@@ -504,6 +518,7 @@ export class Daemon {
     this.#tokens.delete(entry.token);
     this.#watcher.unwatch(entry.token);
     const { workspace } = entry;
+    this.#containers.delete(`${workspace.state.container.hostPid}:${workspace.state.container.startTime}`);
     const log = this.log.child({ workspace: id });
     await entry.socket.close();
     const mark = workspace.state.mark;
