@@ -1,11 +1,13 @@
 /** The iwsd command: help, argument errors, daemon lifecycle and the admin socket. */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import test from 'ava';
 
+import { createClient } from '../src/api/client.js';
+import { IwsError } from '../src/errors.js';
 import { TestContainer } from './helpers/container.js';
 import { TestDaemon, runCli, IWSD } from './helpers/daemon.js';
 import { rootTest } from './helpers/root.js';
@@ -111,6 +113,22 @@ rootTest('workspace add / ls / rm through the admin socket', async (t) => {
   t.regex(rm2.stderr, /no workspace alpha is registered/);
 });
 
+rootTest('one registration per container: a second id for the same container is refused', async (t) => {
+  const d = await TestDaemon.start();
+  t.teardown(() => d.stop().then(() => undefined));
+  const c = await TestContainer.start();
+  t.teardown(() => c.stop());
+  await d.add('first', c.initHostPid);
+  const second = await d.cli(['workspace', 'add', '--id', 'second', '--pid', String(c.initHostPid), '--user-range', '200000:65536']);
+  t.not(second.code, 0);
+  t.regex(second.stderr, new RegExp(`the container with init PID ${c.initHostPid} is already registered as workspace first: one registration per container`));
+  t.deepEqual((JSON.parse((await d.cli(['workspace', 'ls', '--json'])).stdout) as { id: string }[]).map((w) => w.id), ['first']);
+  // Once removed, it can be registered again, under any id.
+  t.is((await d.cli(['workspace', 'rm', '--id', 'first'])).code, 0);
+  await d.add('second', c.initHostPid);
+  t.deepEqual((JSON.parse((await d.cli(['workspace', 'ls', '--json'])).stdout) as { id: string }[]).map((w) => w.id), ['second']);
+});
+
 test('bin/iwsd.js is executable', (t) => {
   t.truthy(statSync(IWSD).mode & 0o100);
 });
@@ -118,7 +136,8 @@ test('bin/iwsd.js is executable', (t) => {
 rootTest('doctor reports features and strategies; --json for tooling', async (t) => {
   const r = await runCli(['doctor', '--json']);
   t.is(r.code, 0, r.stderr + r.stdout);
-  const report = JSON.parse(r.stdout) as { features: { name: string; available: boolean }[]; strategies: Record<string, string>; problems: string[] };
+  const report = JSON.parse(r.stdout) as { version: string; features: { name: string; available: boolean }[]; strategies: Record<string, string>; problems: string[] };
+  t.is(report.version, (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version, 'version from package.json');
   t.true(report.features.find((f) => f.name.startsWith('pidfd_open'))!.available);
   t.deepEqual(report.problems, []);
   t.is(report.strategies.pidTranslation, 'ioctl');
@@ -129,26 +148,81 @@ rootTest('doctor reports features and strategies; --json for tooling', async (t)
   t.is(f.strategies.mountAssembly, 'fallback');
   const human = await runCli(['doctor']);
   t.regex(human.stdout, /strategies:\n {2}pidTranslation: ioctl/);
+  t.regex(human.stdout, /^iwsd \d+\.\d+\.\d+/);
 });
 
-rootTest('call: an operator client for every RPC, served inside the workspace, refused outside', async (t) => {
+rootTest('call: an operator client for every RPC, served inside the workspace, refused outside; status name and exit code per class', async (t) => {
   const d = await TestDaemon.start();
   t.teardown(() => d.stop().then(() => undefined));
   const c = await TestContainer.start();
   t.teardown(() => c.stop());
   const socket = await d.add('calls', c.initHostPid);
   const pid = await c.spawnUserns();
-  const inside = spawnSync(
-    'nsenter',
-    ['--target', String(c.initHostPid), '--pid', '--', process.execPath, IWSD, 'call', 'writeidmapping', '--socket', socket, '--pid', String(pid), '--map', '0:33333:1'],
-    { encoding: 'utf8' },
-  );
-  t.is(inside.status, 0, inside.stderr);
-  t.is(JSON.parse(inside.stdout).errorCode, 0);
+  const inside = (args: string[]) => {
+    const r = spawnSync('nsenter', ['--target', String(c.initHostPid), '--pid', '--', process.execPath, IWSD, 'call', ...args, '--socket', socket], { encoding: 'utf8' });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const ok = inside(['writeidmapping', '--pid', String(pid), '--map', '0:33333:1']);
+  t.is(ok.code, 0, ok.stderr);
+  t.is(JSON.parse(ok.stdout).errorCode, 0);
+
+  // One exit code per class, the status name on stderr.
+  const invalid = inside(['WriteIDMapping', '--pid', String(pid), '--gid', '--map', '0:0:1']);
+  t.is(invalid.code, 3, invalid.stderr);
+  t.regex(invalid.stderr, /^iwsd: INVALID_ARGUMENT: /);
+  const missing = inside(['WriteIDMapping', '--pid', '99999', '--map', '0:33333:1']);
+  t.is(missing.code, 5, missing.stderr);
+  t.regex(missing.stderr, /^iwsd: NOT_FOUND: /);
+  const umount = inside(['UmountProc', '--pid', String(pid), '--target', '/proc']);
+  t.is(umount.code, 4, umount.stderr);
+  t.regex(umount.stderr, /^iwsd: PERMISSION_DENIED: /);
+
+  // From the host: the peer check refuses the connection, and the client says so.
   const outside = await runCli(['call', 'Teardown', '--socket', socket]);
-  t.is(outside.code, 1);
-  t.regex(outside.stderr, /^iwsd: /);
+  // The refusal is answered (PERMISSION_DENIED saying the peer check failed):
+  // exit 4, never ECONNRESET.
+  t.is(outside.code, 4, outside.stderr);
+  t.regex(outside.stderr, /^iwsd: PERMISSION_DENIED: /);
   t.regex(outside.stderr, /peer check/, 'the refused client is told why');
+  t.notRegex(outside.stderr, /ECONNRESET|Resolution note/);
+  const client = createClient(socket, { timeoutMs: 5000 });
+  const e = await t.throwsAsync(client.teardown(), { instanceOf: IwsError });
+  client.close();
+  t.is(e?.code, 'PERMISSION_DENIED');
+  // The admin socket does not serve InWorkspaceService.
+  const unimpl = await runCli(['call', 'Teardown', '--socket', join(d.stateDir, 'admin.sock')]);
+  t.is(unimpl.code, 9, unimpl.stderr);
+  t.regex(unimpl.stderr, /^iwsd: UNIMPLEMENTED: /);
+  // Nothing there, or a socket file with nobody listening.
+  const none = await runCli(['call', 'Teardown', '--socket', join(d.stateDir, 'nothing.sock')]);
+  t.is(none.code, 8, none.stderr);
+  t.regex(none.stderr, /^iwsd: UNAVAILABLE: no socket at /);
+  const stale = join(d.stateDir, 'stale.sock');
+  execFileSync('python3', ['-c', `import socket; s=socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(stale)})`]);
+  const dead = await runCli(['call', 'Teardown', '--socket', stale]);
+  t.is(dead.code, 8, dead.stderr);
+  t.regex(dead.stderr, /nothing listens on /);
+
+  // Usage errors: exit 2, nothing sent.
   const bad = await runCli(['call', 'Frobnicate', '--socket', socket]);
+  t.is(bad.code, 2);
   t.regex(bad.stderr, /unknown RPC "Frobnicate"; use one of WriteIDMapping/);
+  for (const [args, why] of [
+    [['Teardown', '--timeout', 'abc'], /"abc" is not a timeout in milliseconds/],
+    [['Teardown', '--timeout', '0'], /"0" is not a timeout/],
+    [['WriteIDMapping', '--map', '0:33333:1'], /WriteIDMapping needs --pid/],
+    [['WriteIDMapping', '--pid', '5'], /WriteIDMapping needs --map/],
+    [['MountProc', '--pid', '5'], /MountProc needs --target/],
+    [['MountProc', '--pid', '5', '--target', 'proc'], /"proc" is not an absolute path/],
+    [['Teardown', '--pid', '5'], /--pid does not apply to Teardown/],
+    [['MountSysfs', '--pid', '5', '--target', '/sys', '--gid'], /--gid does not apply to MountSysfs/],
+  ] as const) {
+    const r = await runCli(['call', ...args, '--socket', socket]);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, why);
+  }
+  const help = await runCli(['call', '--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /^ +10 +refused +the daemon refused the connection/m);
+  t.regex(help.stdout, /^ +3 +INVALID_ARGUMENT/m);
 });

@@ -14,6 +14,8 @@ test('embedded defaults match the documented policy', (t) => {
   t.is(c.pidStrategy, 'auto');
   t.deepEqual(c.idPolicy, { rootRange: { start: 33333, size: 1 }, userRanges: [{ start: 100000, size: 70000 }], allowHostRoot: false });
   t.deepEqual(c.rateLimits.writeIdMapping, { points: 4, durationSeconds: 10 });
+  t.deepEqual(c.archive, { keep: 1000, maxAgeDays: 30 });
+  t.throws(() => parseConfig({ archive: { keep: -1 } }), { message: /archive\.keep/ });
 });
 
 test('precedence: defaults < file < environment < flags', (t) => {

@@ -1,5 +1,6 @@
 /** Metrics on a loopback port, gRPC health checking and server reflection. */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -10,7 +11,7 @@ import test from 'ava';
 import { parseConfig } from '../src/config.js';
 import { TestContainer } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
-import { rootTest } from './helpers/root.js';
+import { isRoot, rootTest } from './helpers/root.js';
 
 test('metrics are off by default and only served on loopback addresses', (t) => {
   t.false(parseConfig({}).metrics.enabled);
@@ -98,4 +99,41 @@ rootTest('metrics follow the naming rules promtool checks and carry a build-info
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   t.regex(text, new RegExp(`^iwsd_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",nodejs_version="${process.version}"\\} 1$`, 'm'));
   t.regex(text, /^iwsd_nodejs_active_handles(\{[^}]*\})? \d+$/m);
+});
+
+// tools/promlint: the reference parser (prometheus/common expfmt) and promlint,
+// what `promtool check metrics` runs; .ci/run builds it into .tools/bin.
+const PROMLINT = fileURLToPath(new URL('../.tools/bin/promlint', import.meta.url));
+const promlint = (text: string) => {
+  const r = spawnSync(PROMLINT, [], { input: text, encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+};
+const havePromlint = existsSync(PROMLINT);
+const lintTest = havePromlint && isRoot ? test : test.skip;
+
+lintTest(`/metrics passes the strict exposition-format parser and promtool's linter${havePromlint ? '' : ` (skipped: ${PROMLINT} missing; .ci/run builds it with Go)`}`, async (t) => {
+  // The parser is strict: it refuses what a lenient one would let through.
+  t.is(promlint('# TYPE a counter\n# TYPE a counter\na_total 1\n').code, 1);
+  t.is(promlint('bad-name 1\n').code, 1);
+  t.is(promlint('# HELP x_total h\n# TYPE x_total gauge\nx_total 1\n').code, 3, 'a gauge named _total is a lint problem');
+
+  const daemon = await TestDaemon.start({ metrics: { enabled: true, port: 0 } });
+  t.teardown(() => daemon.stop().then(() => undefined));
+  const c = await TestContainer.start();
+  t.teardown(() => c.stop());
+  const socket = await daemon.add('lint', c.initHostPid);
+  const port = (await daemon.waitForLog((l) => typeof l.metricsPort === 'number')).metricsPort as number;
+  // Every series family with samples: calls, a refusal, a rate limit, a histogram.
+  const a = await c.spawnUserns();
+  const ring = [{ containerId: 0, hostId: 33333, size: 1 }];
+  t.true((await c.call(socket, 'WriteIDMapping', { pid: a, gid: false, mapping: ring })).ok);
+  t.is((await c.call(socket, 'WriteIDMapping', { pid: a, gid: true, mapping: [] })).code, 'INVALID_ARGUMENT');
+  const other = await TestContainer.start();
+  t.teardown(() => other.stop());
+  t.is((await other.call(socket, 'Teardown', {})).code, 'UNAVAILABLE');
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  t.regex(text, /^iwsd_rpc_duration_seconds_bucket\{/m);
+  const r = promlint(text);
+  t.is(r.code, 0, r.out);
+  t.is(r.out, '');
 });

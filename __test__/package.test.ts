@@ -4,11 +4,13 @@
  * CommonJS JavaScript, and real operations run through them as root.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+
+import test from 'ava';
 
 import { TestContainer, makeRootfs, readMap } from './helpers/container.js';
 import { removeStateDir } from './helpers/daemon.js';
@@ -65,6 +67,39 @@ client.writeIdMapping({ pid: Number(pid), gid: false, mapping: [{ containerId: 0
   .then((r) => { console.log(JSON.stringify({ ...r, codes: ERROR_CODES.length })); client.close(); })
   .catch((e) => { console.error(e.code, e.message); process.exit(1); });
 `;
+
+test('npm pack packs what was built: no cargo run through prepare, no source maps, LICENSE, SECURITY.md and CHANGELOG.md shipped', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'iwsd-pack-'));
+  t.teardown(() => removeStateDir(dir));
+  // A cargo that records being run and fails: packing must not build Rust.
+  const marker = join(dir, 'cargo-ran');
+  writeFileSync(join(dir, 'cargo'), `#!/bin/sh\necho "$@" >> ${marker}\nexit 1\n`);
+  chmodSync(join(dir, 'cargo'), 0o755);
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+  t.is(r.status, 0, r.stderr);
+  t.false(existsSync(marker), 'cargo was run while packing');
+  const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+  t.deepEqual(files.filter((f) => f.endsWith('.map')), [], 'no source maps (they would point at src/, which is not shipped)');
+  t.false(files.some((f) => f.startsWith('src/') || f.startsWith('crates/')));
+  for (const f of ['LICENSE', 'SECURITY.md', 'CHANGELOG.md', 'README.md', 'dist/cli.js', 'native/index.cjs']) t.true(files.includes(f), f);
+  t.true(files.some((f) => /^native\/iwsd\..*\.node$/.test(f)));
+});
+
+test('LICENSE is the Apache-2.0 text package.json and Cargo.toml name; SECURITY.md carries the README\'s attacker model', (t) => {
+  const license = readFileSync(join(ROOT, 'LICENSE'), 'utf8');
+  t.regex(license, /Apache License\s+Version 2\.0, January 2004/);
+  t.regex(license, /END OF TERMS AND CONDITIONS/);
+  t.is((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { license: string }).license, 'Apache-2.0');
+  t.regex(readFileSync(join(ROOT, 'Cargo.toml'), 'utf8'), /^license = "Apache-2\.0"$/m);
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Security\n'), readme.indexOf('\n## ', readme.indexOf('## Security\n') + 1)).split('\n').slice(1).join('\n').trim();
+  const security = readFileSync(join(ROOT, 'SECURITY.md'), 'utf8');
+  t.regex(security, /## Reporting a vulnerability/);
+  const marker = 'stay the same. -->\n';
+  t.is(security.slice(security.indexOf(marker) + marker.length).trim(), section, 'SECURITY.md\'s copy of README.md "## Security" is out of date');
+  const changelog = readFileSync(join(ROOT, 'CHANGELOG.md'), 'utf8');
+  t.regex(changelog, /^## \[Unreleased\]$/m);
+});
 
 rootTest('npm pack → fresh project: TypeScript, ESM and CommonJS consumers, real operations', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'iwsd-pkg-'));

@@ -1,7 +1,7 @@
 /**
  * The state store: snapshot plus mount journal. Pure file logic, no root.
  */
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -89,4 +89,28 @@ test('archive folds the journal in and removes both files', async (t) => {
   t.truthy(to);
   t.deepEqual(JSON.parse(readFileSync(to!, 'utf8')).mounts, [m('7')]);
   t.deepEqual(readdirSync(join(dir, 'state')), []);
+});
+
+test('archive/ keeps at most archive.keep files and none older than archive.maxAgeDays', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'iwsd-state-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new StateStore(dir, { keep: 3, maxAgeDays: 10 });
+  const archive = join(dir, 'archive');
+  mkdirSync(archive);
+  const now = Date.now();
+  // Five old archives: one 20 days old, the others a day apart, all recent.
+  for (const [name, daysAgo] of [['a.json', 20], ['b.json', 4], ['c.json', 3], ['d.json', 2], ['e.json', 1]] as const) {
+    writeFileSync(join(archive, name), '{}\n');
+    utimesSync(join(archive, name), (now - daysAgo * 86_400_000) / 1000, (now - daysAgo * 86_400_000) / 1000);
+  }
+  writeFileSync(join(archive, 'not-an-archive.txt'), 'x');
+  store.save(state('w1'));
+  const to = await store.archive('w1');
+  t.truthy(to);
+  // Kept: the new one and the two newest old ones; the 20-day one would be gone by age anyway.
+  t.deepEqual(readdirSync(archive).sort(), [to!.split('/').pop()!, 'd.json', 'e.json', 'not-an-archive.txt'].sort());
+  // By age alone.
+  const byAge = new StateStore(dir, { keep: 1000, maxAgeDays: 1.5 });
+  t.deepEqual(await byAge.pruneArchive(), ['d.json']);
+  t.deepEqual(await new StateStore(join(dir, 'nothing')).pruneArchive(), []);
 });

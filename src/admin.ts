@@ -46,8 +46,9 @@ export function adminHandlers(d: Daemon): AdminHandlers {
       ),
     ),
     RemoveWorkspace: unary(d, 'RemoveWorkspace', async (req) => {
-      await d.removeWorkspace(req.id);
-      return {};
+      const removed = await d.removeWorkspace(req.id, { ifPresent: req.ifPresent });
+      if (!removed) d.log.debug({ workspace: req.id }, `workspace ${req.id} is not registered (torn down already, e.g. when its container exited): nothing to remove`);
+      return { removed };
     }),
     ListWorkspaces: unary(d, 'ListWorkspaces', async () => ({ workspaces: d.list().map(toMsg) })),
   } satisfies AdminHandlers;

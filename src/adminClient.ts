@@ -4,7 +4,8 @@ import { join } from 'node:path';
 
 import * as grpc from '@grpc/grpc-js';
 
-import { IwsError, isErrorCode } from './errors.js';
+import { clientError, type Target } from './clientError.js';
+import { IwsError } from './errors.js';
 import { adminProto } from './proto.js';
 import type { AdminClient } from './gen/iwsd/admin/v1/Admin.js';
 
@@ -14,23 +15,31 @@ export function connectAdmin(stateDir: string): AdminClient {
     throw new IwsError(
       'UNAVAILABLE',
       `no admin socket at ${path}: is \`iwsd serve\` running with the same --state-dir (and are you root)?`,
+      { reason: 'NoSocket' },
     );
   }
   const Client = adminProto().iwsd.admin.v1.Admin;
   return new Client(`unix:${path}`, grpc.credentials.createInsecure());
 }
 
-/** Promisifies one unary admin call, turning gRPC errors into IwsError. */
+/** The admin socket of a state dir, as a client target. */
+export function adminTarget(stateDir: string): Target {
+  return { socket: join(stateDir, 'admin.sock'), kind: 'admin' };
+}
+
+/**
+ * Promisifies one unary call, turning gRPC errors into IwsError (see
+ * clientError: a failure before any answer says what it means for `target`).
+ */
 export function call<Res>(
   start: (opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
   timeoutMs = 10_000,
+  target: Target = { socket: 'the admin socket', kind: 'admin' },
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
     start({ deadline: Date.now() + timeoutMs }, (err, res) => {
-      if (err) {
-        const name = grpc.status[err.code];
-        reject(new IwsError(isErrorCode(name) ? name : 'UNAVAILABLE', err.details || err.message));
-      } else resolve(res as Res);
+      if (err) reject(clientError(err, target));
+      else resolve(res as Res);
     });
   });
 }

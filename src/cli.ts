@@ -4,15 +4,16 @@
 import { release } from 'node:os';
 
 import * as grpc from '@grpc/grpc-js';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
-import { addWorkspaceRequest, call, connectAdmin } from './adminClient.js';
+import { addWorkspaceRequest, adminTarget, call, connectAdmin } from './adminClient.js';
+import { grpcStatusName } from './clientError.js';
 import { IdRangeSchema, loadConfig, type Config } from './config.js';
 import { Daemon, RELOADABLE } from './daemon.js';
 import { sdNotify } from './native.js';
 import { IwsError, toIwsError } from './errors.js';
 import { createLogger } from './log.js';
-import { actionFor, ANNOTATIONS, parseState } from './ociHook.js';
+import { actionFor, ANNOTATIONS, ON_DAEMON_DOWN, parseState, type OnDaemonDown } from './ociHook.js';
 import { doctor, formatReport } from './doctor.js';
 import { workspaceProto } from './proto.js';
 import { VERSION } from './version.js';
@@ -42,6 +43,56 @@ function parsePid(value: string): number {
     throw new InvalidArgumentError(`${JSON.stringify(value)} is not a PID (a positive integer)`);
   }
   return Number(value);
+}
+
+function parseTarget(value: string): string {
+  if (!value.startsWith('/')) throw new InvalidArgumentError(`${JSON.stringify(value)} is not an absolute path`);
+  return value;
+}
+
+function parseTimeout(value: string): number {
+  if (!/^\d{1,10}$/.test(value) || Number(value) < 1 || Number(value) > 2147483647) {
+    throw new InvalidArgumentError(`${JSON.stringify(value)} is not a timeout in milliseconds (an integer from 1 to 2147483647)`);
+  }
+  return Number(value);
+}
+
+/** `iwsd call`'s exit code for flag and argument errors (nothing was sent). */
+export const CALL_USAGE_EXIT = 2;
+
+/**
+ * `iwsd call`'s exit codes, one per class of outcome (in `iwsd call --help`
+ * and the README): statuses that need different handling by a script get
+ * different codes.
+ */
+export const CALL_EXIT_CODES: readonly { exit: number; statuses: readonly string[]; meaning: string }[] = [
+  { exit: 0, statuses: ['OK'], meaning: 'done; the response is on stdout' },
+  { exit: 1, statuses: ['INTERNAL', 'UNKNOWN', 'DATA_LOSS', 'other'], meaning: 'a failure inside iwsd (details in its log) or in this client' },
+  { exit: CALL_USAGE_EXIT, statuses: ['usage'], meaning: 'a bad or missing flag, an unknown RPC; nothing was sent' },
+  { exit: 3, statuses: ['INVALID_ARGUMENT', 'OUT_OF_RANGE'], meaning: "the request is invalid or outside the workspace's policy" },
+  { exit: 4, statuses: ['PERMISSION_DENIED', 'UNAUTHENTICATED'], meaning: 'the caller may not do this (e.g. a mount namespace that is not the workspace\'s)' },
+  { exit: 5, statuses: ['NOT_FOUND'], meaning: 'no such process in the workspace, nothing mounted there' },
+  { exit: 6, statuses: ['FAILED_PRECONDITION', 'ALREADY_EXISTS', 'ABORTED'], meaning: 'wrong state, or the kernel lacks or refused something' },
+  { exit: 7, statuses: ['RESOURCE_EXHAUSTED'], meaning: 'a rate limit or a limit; retry later' },
+  { exit: 8, statuses: ['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'CANCELLED'], meaning: 'no daemon on the socket, no answer in time, or a transient failure; retry' },
+  { exit: 9, statuses: ['UNIMPLEMENTED'], meaning: 'the socket does not serve this RPC (e.g. the admin socket)' },
+  { exit: 10, statuses: ['refused'], meaning: 'the daemon refused the connection: the caller is not inside the workspace' },
+];
+
+function formatCallExitCodes(): string {
+  return CALL_EXIT_CODES.map((c) => `  ${String(c.exit).padStart(2)}  ${c.statuses.join(', ').padEnd(44)} ${c.meaning}`).join('\n');
+}
+
+/** The status a failed call prints: the gRPC status name (refused connections say so). */
+function callStatus(e: IwsError): string {
+  const name = grpcStatusName(e) ?? e.code;
+  return e.reason === 'ConnectionRefused' ? `${name} (connection refused)` : name;
+}
+
+function callExitCode(e: IwsError): number {
+  if (e.reason === 'ConnectionRefused') return 10;
+  const name = grpcStatusName(e) ?? e.code;
+  return CALL_EXIT_CODES.find((c) => c.exit !== 0 && c.statuses.includes(name))?.exit ?? 1;
 }
 
 interface CommonOpts {
@@ -127,6 +178,7 @@ async function serve(opts: CommonOpts): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', onHup);
+  log.info({ version: VERSION, node: process.version, pid: process.pid }, `iwsd ${VERSION} starting`);
   try {
     daemon = await Daemon.start(config, log);
   } catch (err) {
@@ -283,27 +335,53 @@ export function buildProgram(): Command {
   program
     .command('call')
     .description('call an InWorkspaceService RPC on a workspace socket (run it inside the workspace: other callers are refused)')
-    .argument('<rpc>', `one of ${RPCS.join(', ')}`)
+    .argument('<rpc>', `one of ${RPCS.join(', ')} (any case)`)
     .requiredOption('--socket <path>', 'the workspace socket, e.g. /.workspace/daemon.sock inside the container')
-    .option('--pid <pid>', 'PID (as seen inside the workspace) for WriteIDMapping and the mount RPCs', parsePid)
-    .option('--target <path>', 'absolute path for the mount RPCs')
+    .option('--pid <pid>', 'PID (as seen inside the workspace); required by WriteIDMapping and the mount RPCs', parsePid)
+    .option('--target <path>', 'absolute path; required by the mount RPCs', parseTarget)
     .option('--gid', 'WriteIDMapping: write gid_map instead of uid_map')
-    .option('--map <c:h:s>', 'WriteIDMapping: a line CONTAINER:HOST:SIZE; repeatable', collectMapping)
-    .option('--timeout <ms>', 'deadline in milliseconds', (v) => Number(v), 10_000)
+    .option('--map <c:h:s>', 'WriteIDMapping: a line CONTAINER:HOST:SIZE; repeatable, at least one', collectMapping)
+    .option('--timeout <ms>', 'deadline in milliseconds (1 to 2147483647)', parseTimeout, 10_000)
+    .addHelpText('after', `\nPrints the response as JSON on stdout. A failure prints "iwsd: <STATUS>: <message>" on stderr\nand exits with the code of its class:\n${formatCallExitCodes()}`)
+    // Usage errors (a bad flag, a missing one) exit 2, not commander's 1.
+    .exitOverride((err) => {
+      throw err.exitCode === 0 ? err : new CommanderError(CALL_USAGE_EXIT, err.code, err.message);
+    })
     .action(async (rpc: string, opts: { socket: string; pid?: number; target?: string; gid?: boolean; map?: { containerId: number; hostId: number; size: number }[]; timeout: number }) => {
       const name = RPCS.find((r) => r.toLowerCase() === rpc.toLowerCase());
-      if (!name) throw new IwsError('INVALID_ARGUMENT', `unknown RPC ${JSON.stringify(rpc)}; use one of ${RPCS.join(', ')}`);
+      const usage = (msg: string) => {
+        process.stderr.write(`iwsd: ${msg}\n(run iwsd call --help for usage)\n`);
+        process.exitCode = CALL_USAGE_EXIT;
+      };
+      if (!name) return usage(`unknown RPC ${JSON.stringify(rpc)}; use one of ${RPCS.join(', ')}`);
+      const mount = name.includes('ount');
+      const needs: Record<string, boolean> = {
+        '--pid': name === 'WriteIDMapping' || mount,
+        '--target': mount,
+        '--map': name === 'WriteIDMapping',
+        '--gid': name === 'WriteIDMapping',
+      };
+      const given: Record<string, boolean> = { '--pid': opts.pid !== undefined, '--target': opts.target !== undefined, '--map': Boolean(opts.map?.length), '--gid': Boolean(opts.gid) };
+      for (const flag of Object.keys(needs)) {
+        if (given[flag] && !needs[flag]) return usage(`${flag} does not apply to ${name}`);
+        if (!given[flag] && needs[flag] && flag !== '--gid') return usage(`${name} needs ${flag}`);
+      }
       const request: Record<string, unknown> =
-        name === 'WriteIDMapping'
-          ? { pid: opts.pid ?? 0, gid: Boolean(opts.gid), mapping: opts.map ?? [] }
-          : name.includes('ount')
-            ? { pid: opts.pid ?? 0, target: opts.target ?? '' }
-            : {};
+        name === 'WriteIDMapping' ? { pid: opts.pid, gid: Boolean(opts.gid), mapping: opts.map } : mount ? { pid: opts.pid, target: opts.target } : {};
       const Client = workspaceProto().iws.InWorkspaceService;
       const client = new Client(`unix:${opts.socket}`, grpc.credentials.createInsecure());
       try {
-        const res = await call<unknown>((o, cb) => (client as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(request, o, cb), opts.timeout);
+        const res = await call<unknown>(
+          (o, cb) => (client as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(request, o, cb),
+          opts.timeout,
+          { socket: opts.socket, kind: 'workspace' },
+        );
         process.stdout.write(`${JSON.stringify(res)}\n`);
+      } catch (err) {
+        const e = toIwsError(err);
+        const status = callStatus(e);
+        process.stderr.write(`iwsd: ${status}: ${e.code === 'INTERNAL' && !grpcStatusName(e) ? (e.detail ?? e.message) : e.message}\n`);
+        process.exitCode = callExitCode(e);
       } finally {
         client.close();
       }
@@ -313,40 +391,74 @@ export function buildProgram(): Command {
     .command('oci-hook')
     .description('register/unregister the container whose OCI state is on stdin (use as a runc/crun createRuntime, poststart or poststop hook, or from a CRI-O/podman hooks.d entry)')
     .option('--event <name>', 'the hook this runs as (createRuntime, poststart, poststop); default: decided by the state\'s status')
+    .addOption(
+      new Option('--on-daemon-down <what>', `when the daemon is down at registration: fail the container's start, or let it start without its workspace socket (annotation ${ANNOTATIONS.onDaemonDown} overrides)`)
+        .choices([...ON_DAEMON_DOWN])
+        .default('fail'),
+    )
     .addOption(stateDirOption())
     .addOption(configOption())
     .addHelpText(
       'after',
-      `\nWorkspace id: annotation ${ANNOTATIONS.workspaceId}, else the container id.\nPolicy overrides: ${ANNOTATIONS.rootRange}=START:SIZE, ${ANNOTATIONS.userRanges}=START:SIZE[,...],\n${ANNOTATIONS.shiftMapping}=C:H:S[,...], ${ANNOTATIONS.markPath}=PATH, ${ANNOTATIONS.fullWorkspaceBackup}=true.\nExamples: contrib/hooks.d/iwsd.json, contrib/runc-config-snippet.json.`,
+      `\nWorkspace id: annotation ${ANNOTATIONS.workspaceId}, else the container id.\nPolicy overrides: ${ANNOTATIONS.rootRange}=START:SIZE, ${ANNOTATIONS.userRanges}=START:SIZE[,...],\n${ANNOTATIONS.shiftMapping}=C:H:S[,...], ${ANNOTATIONS.markPath}=PATH, ${ANNOTATIONS.fullWorkspaceBackup}=true.\n${ANNOTATIONS.onDaemonDown}=fail|start: as --on-daemon-down, for this container.\nA workspace directory the runtime made (the bind-mount source of /.workspace) is emptied at teardown, never removed.\nUnregistering (poststop) a workspace the daemon already tore down, or with the daemon down, is no error.\nExamples: contrib/hooks.d/iwsd.json, contrib/runc-config-snippet.json.`,
     )
-    .action(async (opts: { event?: string; stateDir?: string; config?: string }) => {
+    .action(async (opts: { event?: string; onDaemonDown: OnDaemonDown; stateDir?: string; config?: string }) => {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);
-      const act = actionFor(parseState(Buffer.concat(chunks).toString('utf8')), opts.event);
-      let client;
+      const state = parseState(Buffer.concat(chunks).toString('utf8'));
+      const act = actionFor(state, opts.event);
+      const stateDir = configFor(opts).stateDir;
+      const target = adminTarget(stateDir);
+      const say = (msg: string) => process.stderr.write(`iwsd oci-hook: ${msg}\n`);
+      // The daemon is down: no admin socket, nobody listening, no answer.
+      const down = (err: unknown) =>
+        err instanceof IwsError && err.code === 'UNAVAILABLE' && ['NoSocket', 'NotListening', 'ConnectionRefused', 'DeadlineExceeded'].includes(err.reason ?? '');
+      let client: ReturnType<typeof connectAdmin> | undefined;
       try {
-        client = connectAdmin(configFor(opts).stateDir);
-      } catch (err) {
-        // Unregistering needs no running daemon: a daemon that starts later
-        // cleans up after containers that died meanwhile.
-        if (act.action === 'rm' && err instanceof IwsError && err.code === 'UNAVAILABLE') {
-          process.stderr.write(`iwsd: daemon not running; workspace ${act.id} will be cleaned up when it starts\n`);
-          return;
-        }
-        throw err;
-      }
-      try {
+        client = connectAdmin(stateDir);
         if (act.action === 'add') {
           const req = addWorkspaceRequest({ ...act, pid: act.pid ?? 0 });
-          await call((o, cb) => client.AddWorkspace(req, o, cb));
+          await call((o, cb) => client!.AddWorkspace(req, o, cb), 10_000, target);
         } else {
-          // Idempotent: the daemon may have torn it down when the container exited.
-          await call((o, cb) => client.RemoveWorkspace({ id: act.id }, o, cb)).catch((err: unknown) => {
+          // Usually the daemon tore it down already when the container
+          // exited: not an error (older daemons answer NOT_FOUND).
+          await call((o, cb) => client!.RemoveWorkspace({ id: act.id, ifPresent: true }, o, cb), 10_000, target).catch((err: unknown) => {
             if (!(err instanceof IwsError && err.code === 'NOT_FOUND')) throw err;
           });
         }
+      } catch (err) {
+        const e = toIwsError(err);
+        if (act.action === 'rm') {
+          // Unregistering needs no running daemon: a daemon that starts
+          // later cleans up after containers that died meanwhile.
+          if (down(e)) {
+            say(`the iwsd daemon is not running (${e.message}); workspace ${act.id} will be cleaned up when it starts`);
+            return;
+          }
+          say(`could not unregister workspace ${act.id} (container ${state.id}): ${e.message}`);
+          process.exitCode = 1;
+          return;
+        }
+        if (!down(e)) {
+          say(`could not register container ${state.id} as workspace ${act.id}: ${e.code}: ${e.message}`);
+          process.exitCode = 1;
+          return;
+        }
+        const policy = act.onDaemonDown ?? opts.onDaemonDown;
+        const source = act.onDaemonDown ? `annotation ${ANNOTATIONS.onDaemonDown}=${policy}` : `--on-daemon-down ${policy}`;
+        const why = `the iwsd daemon is not running for state dir ${stateDir} (${e.message})`;
+        const todo = 'start it (systemctl start iwsd; see journalctl -u iwsd for why it stopped), or give the hook the --state-dir the daemon serves';
+        if (policy === 'start') {
+          say(`${why}: container ${state.id} starts WITHOUT its workspace socket (${source}); ${todo}, then restart the container`);
+          return;
+        }
+        say(
+          `${why}: refusing to start container ${state.id} (workspace ${act.id}) without its workspace socket; ${todo}, then start the container again. ` +
+            `To let containers start without iwsd instead, set annotation ${ANNOTATIONS.onDaemonDown}=start or pass --on-daemon-down start to the hook.`,
+        );
+        process.exitCode = 1;
       } finally {
-        client.close();
+        client?.close();
       }
     });
 
@@ -358,6 +470,11 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
+    // Commander has printed it (a command with exitOverride threw it).
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
     const e = err instanceof IwsError ? err : toIwsError(err);
     process.stderr.write(`iwsd: ${e.code === 'INTERNAL' ? (e.detail ?? e.message) : e.message}\n`);
     process.exitCode = 1;

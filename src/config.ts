@@ -156,6 +156,16 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** Retention of <stateDir>/archive/ (the state of finished workspaces), applied at every archiving. */
+    archive: z
+      .object({
+        /** At most this many files are kept (the newest). */
+        keep: z.number().int().min(0).max(1_000_000).default(1000),
+        /** Files older than this are removed. */
+        maxAgeDays: z.number().positive().max(36_500).default(30),
+      })
+      .strict()
+      .prefault({}),
     rateLimits: z
       .object({
         writeIdMapping: rateLimit(4, 10),

@@ -113,6 +113,10 @@ export class Daemon {
   readonly adminSocket: string;
   #workspaces = new Map<string, Entry>();
   #pending = new Set<string>();
+  /** Registered (or being registered) containers, by init PID and start time → workspace id: one registration per container. */
+  #containers = new Map<string, string>();
+  /** Teardowns in progress: a registration or removal of the same id waits for it. */
+  #disposing = new Map<string, Promise<void>>();
   #admin: grpc.Server | undefined;
   /**
    * One gRPC server behind every workspace socket: each socket hands its
@@ -145,7 +149,7 @@ export class Daemon {
     readonly mountStrategy: 'detached' | 'fallback',
   ) {
     this.adminSocket = join(config.stateDir, 'admin.sock');
-    this.#store = new StateStore(config.stateDir);
+    this.#store = new StateStore(config.stateDir, config.archive);
     this.#watcher = new native.ExitWatcher((token) => this.#onExit(token));
     this.metrics = new Metrics({
       workspaces: () => this.#workspaces.size,
@@ -393,6 +397,9 @@ export class Daemon {
   async addWorkspace(opts: AddWorkspaceOptions, restore?: WorkspaceState): Promise<WorkspaceInfo> {
     if (this.#closed) throw new IwsError('UNAVAILABLE', 'iwsd is shutting down');
     const id = checkWorkspaceId(opts.id);
+    // The previous container's teardown (its directory emptied, its state
+    // archived) finishes before the next one of the same id is registered.
+    await this.#disposing.get(id);
     if (this.#workspaces.has(id) || this.#pending.has(id)) {
       throw new IwsError('FAILED_PRECONDITION', `workspace ${id} is already registered; remove it first (iwsd workspace rm --id ${id})`);
     }
@@ -406,6 +413,7 @@ export class Daemon {
     const dir = workspaceDir(this.config.stateDir, id);
     let container: native.Container | undefined;
     let guard: GuardedSocket<CallContext> | undefined;
+    let claimed: string | undefined;
     // Removed on failure only when this call created it: a directory that
     // existed may be bound into a running container.
     const existed = await lstat(dir).then(
@@ -415,6 +423,16 @@ export class Daemon {
     try {
       container = await native.openContainer(opts.hostPid);
       const identity = { hostPid: container.hostPid ?? 0, startTime: container.startTime ?? 0 };
+      const key = `${identity.hostPid}:${identity.startTime}`;
+      const other = this.#containers.get(key);
+      if (other !== undefined) {
+        throw new IwsError(
+          'FAILED_PRECONDITION',
+          `the container with init PID ${identity.hostPid} is already registered as workspace ${other}: one registration per container (remove it first: iwsd workspace rm --id ${other})`,
+        );
+      }
+      this.#containers.set(key, id);
+      claimed = key;
       // State of this very container (same init PID and start time) carries
       // over, e.g. when it is registered again after a daemon restart; a new
       // container under an old id starts fresh.
@@ -438,6 +456,7 @@ export class Daemon {
             tornDown: false,
             mark: null,
             mounts: [],
+            runtimeDir: existed,
           };
       const reg = state.registration;
       const markDir = Daemon.markDirName(reg.markPath);
@@ -502,6 +521,7 @@ export class Daemon {
       log.info({ hostPid: opts.hostPid, socket: workspace.socketPath, policy, restored: Boolean(restore) }, `workspace ${id} ${restore ? 'restored' : 'registered'}`);
       return this.#info(workspace);
     } catch (err) {
+      if (claimed) this.#containers.delete(claimed);
       await guard?.close();
       container?.close();
       if (!existed) await this.#removeTree(id, this.#workspacesDir, id).catch(() => undefined);
@@ -511,11 +531,21 @@ export class Daemon {
     }
   }
 
-  /** Removes a workspace on the admin's request (see #dispose). */
-  async removeWorkspace(id: string): Promise<void> {
+  /**
+   * Removes a workspace on the admin's request (see #dispose), once a
+   * teardown already in progress has finished. Not registered: NOT_FOUND, or
+   * with `ifPresent` (the OCI hook's poststop, usually after the daemon tore
+   * the workspace down when its container exited) false. True when removed.
+   */
+  async removeWorkspace(id: string, opts: { ifPresent?: boolean } = {}): Promise<boolean> {
     checkWorkspaceId(id);
-    if (!this.#workspaces.has(id)) throw new IwsError('NOT_FOUND', `no workspace ${id} is registered (see iwsd workspace ls)`);
+    await this.#disposing.get(id);
+    if (!this.#workspaces.has(id)) {
+      if (opts.ifPresent) return false;
+      throw new IwsError('NOT_FOUND', `no workspace ${id} is registered (see iwsd workspace ls)`);
+    }
     await this.#dispose(id, 'removed');
+    return true;
   }
 
   /**
@@ -527,15 +557,42 @@ export class Daemon {
     const entry = this.#workspaces.get(id);
     if (!entry) return;
     this.#workspaces.delete(id);
+    const done = this.#teardown(id, entry, reason).finally(() => this.#disposing.delete(id));
+    this.#disposing.set(id, done);
+    await done;
+  }
+
+  /**
+   * Removes the workspace directory, or, when the runtime made it (see
+   * WorkspaceState.runtimeDir) and the container is gone, empties it and
+   * leaves it (unsealed) for the workspace's next container. A running
+   * container's (admin rm) is removed: emptied and unsealed, its bind would
+   * let container root write to the state filesystem.
+   */
+  async #removeWorkspaceDir(id: string, state: WorkspaceState, containerGone: boolean): Promise<void> {
+    if (state.runtimeDir === false || !containerGone) return this.#removeTree(id, this.#workspacesDir, id);
+    const dir = join(this.#workspacesDir, id);
+    const r = await native.emptyTree(this.#workspacesDir, id).catch((err: unknown) => ({ removed: false, problems: [toIwsError(err).message] }));
+    if (!r.removed || r.problems.length) this.log.warn({ workspace: id, dir, problems: r.problems }, `${dir} not fully emptied: ${r.problems.join('; ')}`);
+    else this.log.debug({ workspace: id, dir }, `${dir} emptied and kept: the runtime made it and binds it into the workspace's next container`);
+  }
+
+  async #teardown(id: string, entry: Entry, reason: 'removed' | 'container exited'): Promise<void> {
     this.#tokens.delete(entry.token);
     this.#watcher.unwatch(entry.token);
     const { workspace } = entry;
+    this.#containers.delete(`${workspace.state.container.hostPid}:${workspace.state.container.startTime}`);
     const log = this.log.child({ workspace: id });
     await entry.socket.close();
+    const mark = workspace.state.mark;
+    const alive = workspace.container.isAlive();
     const r = await entry.service.removeMark().catch((err: unknown) => ({ success: false, problems: [toIwsError(err).message] }));
     if (!r.success) log.warn({ problems: r.problems }, `mark of workspace ${id} not fully removed: ${r.problems.join('; ')}`);
+    else if (mark && !alive) {
+      log.info({ mark: mark.markPath, method: mark.method }, `the mark of workspace ${id} went with its container's mount namespace${mark.fusePid ? '; its FUSE helper is stopped' : ''}`);
+    }
     workspace.container.close();
-    await this.#removeTree(id, this.#workspacesDir, id);
+    await this.#removeWorkspaceDir(id, workspace.state, !alive);
     await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
     const archived = await this.#store.archive(id);
     await this.guard.forget(id);
@@ -572,7 +629,7 @@ export class Daemon {
         if (state.mark?.fusePid) {
           await native.stopFuseHelper(state.mark.fusePid, this.fuseOptions(id).staging).catch(() => false);
         }
-        await this.#removeTree(id, this.#workspacesDir, id);
+        await this.#removeWorkspaceDir(id, state, true);
         await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
         const archived = await this.#store.archive(id);
         this.log.info({ workspace: id, reason: e.message, archived }, `workspace ${id} not restored (${e.message}); cleaned up`);

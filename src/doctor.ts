@@ -4,8 +4,11 @@ import { existsSync } from 'node:fs';
 import type { Config } from './config.js';
 import { toIwsError } from './errors.js';
 import * as native from './native.js';
+import { VERSION } from './version.js';
 
 export interface DoctorReport {
+  /** iwsd's version (package.json's). */
+  version: string;
   kernel: string;
   features: { name: string; available: boolean; usedFor: string; detail?: string }[];
   strategies: Record<string, string>;
@@ -52,11 +55,11 @@ export async function doctor(config: Config, kernelRelease: string): Promise<Doc
   for (const [k, v] of Object.entries(strategies)) if (v.startsWith('unavailable')) problems.push(`${k}: ${v}`);
   if (config.shift.method === 'fuse' && !(f.fuse && fuseBinary)) problems.push('shift.method is fuse but /dev/fuse or fuse-overlayfs is missing');
   if (config.shift.method === 'shiftfs' && !f.shiftfs) problems.push('shift.method is shiftfs but the kernel has no shiftfs');
-  return { kernel: kernelRelease, features, strategies, problems };
+  return { version: VERSION, kernel: kernelRelease, features, strategies, problems };
 }
 
 export function formatReport(r: DoctorReport): string {
-  const lines = [`kernel ${r.kernel}`, '', 'features:'];
+  const lines = [`iwsd ${r.version}`, `kernel ${r.kernel}`, '', 'features:'];
   for (const f of r.features) lines.push(`  [${f.available ? 'x' : ' '}] ${f.name} — ${f.usedFor}${f.detail ? ` (${f.detail})` : ''}`);
   lines.push('', 'strategies:');
   for (const [k, v] of Object.entries(r.strategies)) lines.push(`  ${k}: ${v}`);

@@ -45,7 +45,7 @@ export async function startDaemon(config: ConfigInput = {}, options: StartOption
     config: cfg,
     adminSocket: d.adminSocket,
     addWorkspace: (o) => d.addWorkspace(o),
-    removeWorkspace: (id) => d.removeWorkspace(id),
+    removeWorkspace: (id) => d.removeWorkspace(id).then(() => undefined),
     listWorkspaces: () => d.list(),
     close,
     [Symbol.asyncDispose]: close,

@@ -125,6 +125,16 @@ export function removeTree(parent: string, name: string): Promise<RemoveTreeResu
 }
 
 /**
+ * Empties the directory `parent/name` as removeTree removes a tree, but
+ * keeps the directory itself (its immutable flag cleared): for a workspace
+ * directory the runtime made, which it binds into the workspace's next
+ * container too. A symlink or file at `name` is FAILED_PRECONDITION.
+ */
+export function emptyTree(parent: string, name: string): Promise<RemoveTreeResult> {
+  return wrap(() => binding.emptyTree(parent, name));
+}
+
+/**
  * Creates (if missing) workspace directory `parent/name`, never through a
  * symlink; makes `mark` an empty directory of the daemon's, prunes every
  * other entry but a socket at daemon.sock, and makes the directory and its

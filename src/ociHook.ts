@@ -15,7 +15,24 @@ export const ANNOTATIONS = {
   shiftMapping: 'io.iwsd.shift-mapping',
   markPath: 'io.iwsd.mark-path',
   fullWorkspaceBackup: 'io.iwsd.full-workspace-backup',
+  onDaemonDown: 'io.iwsd.on-daemon-down',
 } as const;
+
+/**
+ * What the hook does when it cannot register a container because the daemon
+ * is down (no admin socket, nobody listening, no answer): `fail` the
+ * container's start (default), or let it `start` without its workspace socket.
+ */
+export const ON_DAEMON_DOWN = ['fail', 'start'] as const;
+export type OnDaemonDown = (typeof ON_DAEMON_DOWN)[number];
+
+export function parseOnDaemonDown(v: string, where: string): OnDaemonDown {
+  const t = v.trim();
+  if (!(ON_DAEMON_DOWN as readonly string[]).includes(t)) {
+    throw new IwsError('INVALID_ARGUMENT', `${where}: ${JSON.stringify(v)} must be one of ${ON_DAEMON_DOWN.join(', ')}`);
+  }
+  return t as OnDaemonDown;
+}
 
 const StateSchema = z.object({
   ociVersion: z.string(),
@@ -37,6 +54,8 @@ export interface HookAction {
   shiftMapping?: { containerId: number; hostId: number; size: number }[];
   markPath?: string;
   fullWorkspaceBackup?: boolean;
+  /** From the annotation; overrides the hook's --on-daemon-down. */
+  onDaemonDown?: OnDaemonDown;
 }
 
 export function parseState(text: string): OciState {
@@ -86,5 +105,7 @@ export function actionFor(state: OciState, event?: string): HookAction {
   }
   if (a[ANNOTATIONS.markPath]) out.markPath = a[ANNOTATIONS.markPath];
   if (a[ANNOTATIONS.fullWorkspaceBackup]) out.fullWorkspaceBackup = a[ANNOTATIONS.fullWorkspaceBackup] === 'true';
+  const down = a[ANNOTATIONS.onDaemonDown];
+  if (down) out.onDaemonDown = parseOnDaemonDown(down, `annotation ${ANNOTATIONS.onDaemonDown}`);
   return out;
 }

@@ -5,7 +5,7 @@
  * atomically: temp file, rename (see `save` on durability).
  */
 import { appendFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { z } from 'zod';
@@ -28,6 +28,13 @@ export const WorkspaceStateSchema = z.object({
     markPath: z.string(),
     fullWorkspaceBackup: z.boolean(),
   }),
+  /**
+   * The workspace directory existed before the registration: the runtime
+   * made it (the bind-mount source of /.workspace), so teardown empties it
+   * and leaves it for the workspace's next container. Absent in older state:
+   * kept too.
+   */
+  runtimeDir: z.boolean().optional(),
   /** proc/sysfs mounts iwsd made (by unique mount id), so they stay unmountable. */
   mounts: z.array(z.object({ mountId: z.string(), kind: z.enum(['proc', 'sysfs']), target: z.string(), pid: z.number().int() })),
   prepared: z.boolean(),
@@ -97,8 +104,30 @@ export class StateStore {
   /** Journal lines written per workspace since its last snapshot. */
   #journalLines = new Map<string, number>();
 
-  constructor(stateDir: string) {
+  constructor(
+    stateDir: string,
+    /** Retention of archive/: the newest `keep` files, none older than `maxAgeDays`. */
+    readonly retention: { keep: number; maxAgeDays: number } = { keep: 1000, maxAgeDays: 30 },
+  ) {
     this.dir = join(stateDir, 'state');
+  }
+
+  /** Applies the retention to archive/: removes files beyond `keep` (oldest first) and older than `maxAgeDays`. Returns the names removed. */
+  async pruneArchive(now = Date.now()): Promise<string[]> {
+    const archive = join(this.dir, '..', 'archive');
+    let names: string[];
+    try {
+      names = (await readdir(archive)).filter((n) => n.endsWith('.json'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const files = await Promise.all(names.map(async (name) => ({ name, mtime: (await stat(join(archive, name)).catch(() => undefined))?.mtimeMs })));
+    const dated = files.filter((f): f is { name: string; mtime: number } => f.mtime !== undefined).sort((a, b) => b.mtime - a.mtime || (a.name < b.name ? 1 : -1));
+    const oldest = now - this.retention.maxAgeDays * 86_400_000;
+    const doomed = dated.filter((f, i) => i >= this.retention.keep || f.mtime < oldest).map((f) => f.name);
+    for (const n of doomed) await rm(join(archive, n), { force: true });
+    return doomed;
   }
 
   #path(id: string): string {
@@ -209,7 +238,7 @@ export class StateStore {
     return names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length));
   }
 
-  /** Moves a finished workspace's state (journal folded in) to `<state-dir>/archive/`. */
+  /** Moves a finished workspace's state (journal folded in) to `<state-dir>/archive/`, then applies the retention (pruneArchive). */
   async archive(id: string): Promise<string | undefined> {
     const archive = join(this.dir, '..', 'archive');
     await mkdir(archive, { recursive: true, mode: 0o700 });
@@ -222,6 +251,7 @@ export class StateStore {
       } else {
         await rename(this.#path(id), to);
       }
+      await this.pruneArchive();
       return to;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;

@@ -1,13 +1,18 @@
 /**
  * `iwsd/client`: a typed, Promise-based client for `iws.InWorkspaceService`,
  * for programs running inside a workspace. gRPC failures reject with an
- * {@link IwsError} whose `code` is the gRPC status name.
+ * {@link IwsError} whose `code` is the gRPC status name (UNAVAILABLE for
+ * statuses outside ERROR_CODES, e.g. DEADLINE_EXCEEDED). Failures before
+ * any answer carry a `reason`: `ConnectionRefused` (the daemon closed the
+ * connection: it serves only processes inside the workspace), `NoSocket`,
+ * `NotListening`, `SocketPermission`, `DeadlineExceeded`, `Cancelled`.
  *
  * @packageDocumentation
  */
 import * as grpc from '@grpc/grpc-js';
 
-import { IwsError, isErrorCode } from '../errors.js';
+import { clientError } from '../clientError.js';
+import { IwsError } from '../errors.js';
 import { workspaceProto } from '../proto.js';
 import type { InWorkspaceServiceClient } from '../gen/iws/InWorkspaceService.js';
 import type { MountProcRequest } from '../gen/iws/MountProcRequest.js';
@@ -53,12 +58,6 @@ export interface InWorkspaceClient {
   [Symbol.dispose](): void;
 }
 
-function toError(err: grpc.ServiceError): IwsError {
-  const name = grpc.status[err.code];
-  const code = isErrorCode(name) ? name : 'UNAVAILABLE';
-  return new IwsError(code, err.details || err.message, { cause: err });
-}
-
 /** Connects to a workspace socket, e.g. `/.workspace/daemon.sock`. */
 export function createClient(socketPath: string, options: ClientOptions = {}): InWorkspaceClient {
   const Client = workspaceProto().iws.InWorkspaceService;
@@ -76,7 +75,7 @@ export function createClient(socketPath: string, options: ClientOptions = {}): I
       const fn = (client as unknown as Record<string, (...a: unknown[]) => grpc.ClientUnaryCall>)[method]!;
       const call = fn.call(client, request, { deadline }, (err: grpc.ServiceError | null, res: Res) => {
         opts.signal?.removeEventListener('abort', onAbort);
-        if (err) reject(toError(err));
+        if (err) reject(clientError(err, { socket: socketPath, kind: 'workspace' }));
         else resolve(res);
       });
       const onAbort = () => call.cancel();

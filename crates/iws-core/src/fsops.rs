@@ -344,6 +344,52 @@ pub fn remove_tree(parent: &str, name: &str) -> Result<RemoveOutcome> {
     Ok(RemoveOutcome { removed, entries, problems: w.problems })
 }
 
+/// Empties `parent/name` as [`remove_tree`] removes it (by file descriptor,
+/// no symlink followed, no mount crossed, bounded) but keeps the directory
+/// itself, its flags cleared: for a workspace directory that the runtime
+/// made and binds into the container (the bind-mount source of this and the
+/// next container of the workspace). A missing `name` is empty already; a
+/// symlink or file at `name` is FAILED_PRECONDITION and left; a mount point
+/// at `name` is left alone and reported.
+pub fn empty_tree(parent: &str, name: &str) -> Result<RemoveOutcome> {
+    check_name(name)?;
+    if !parent.starts_with('/') {
+        return Err(Error::invalid(format!("{parent:?} is not an absolute path")));
+    }
+    let gone = RemoveOutcome { removed: true, entries: 0, problems: vec![] };
+    let p = match openat(CWD, parent, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(p) => p,
+        Err(Errno::NOENT) => return Ok(gone),
+        Err(e) => return Err(fs_err(&format!("open({parent})"), e)),
+    };
+    let mut w = Walk { mnt: mnt_of(p.as_fd())?, entries: 0, problems: Vec::new() };
+    let d = match open_child_dir(p.as_fd(), OsStr::new(name)) {
+        Ok(d) => d,
+        Err(Errno::NOENT) => return Ok(gone),
+        Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("{parent}/{name} is not a directory; left alone"),
+            )
+            .with_reason(if e == Errno::LOOP { Reason::Symlink } else { Reason::NotADirectory })
+            .with_detail(format!("open({parent}/{name}, O_NOFOLLOW|O_DIRECTORY): {e}")))
+        }
+        Err(e) => return Err(fs_err(&format!("open({parent}/{name})"), e)),
+    };
+    if mnt_of(d.as_fd())? != w.mnt {
+        return Ok(RemoveOutcome {
+            removed: false,
+            entries: 0,
+            problems: vec![format!("{name}: a mount point; left alone")],
+        });
+    }
+    if let Err(e) = clear_flags(d.as_fd()) {
+        w.problems.push(format!("{name}: clearing flags: {e}"));
+    }
+    let removed = w.empty(d.as_fd(), "", 1);
+    Ok(RemoveOutcome { removed, entries: w.entries, problems: w.problems })
+}
+
 /// Whether `name` in `dir` is a kept entry of a workspace directory: the
 /// socket (a socket only) or the mark directory (a directory only).
 fn kept(dir: BorrowedFd<'_>, name: &OsStr, mark: Option<&str>) -> bool {
@@ -621,6 +667,28 @@ mod tests {
         assert!(r.problems.is_empty());
         assert!(!ws.exists());
         assert_eq!(remove_tree(s(&t.0), "ws").unwrap(), RemoveOutcome { removed: true, entries: 0, problems: vec![] });
+    }
+
+    #[test]
+    fn empty_tree_keeps_the_directory_and_follows_no_link() {
+        let t = tmp("empty");
+        let outside = t.0.join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("canary"), "x").unwrap();
+        let ws = t.0.join("ws");
+        fs::create_dir_all(ws.join("mark/deep")).unwrap();
+        fs::write(ws.join("mark/deep/f"), "x").unwrap();
+        symlink(&outside, ws.join("link")).unwrap();
+        let r = empty_tree(s(&t.0), "ws").unwrap();
+        assert!(r.removed && r.problems.is_empty(), "{r:?}");
+        assert!(ws.is_dir());
+        assert_eq!(fs::read_dir(&ws).unwrap().count(), 0);
+        assert!(outside.join("canary").exists());
+        // Missing: empty already. A symlink at the name: refused, not followed.
+        assert!(empty_tree(s(&t.0), "nothing").unwrap().removed);
+        symlink(&outside, t.0.join("toplink")).unwrap();
+        assert_eq!(empty_tree(s(&t.0), "toplink").unwrap_err().kind(), ErrorKind::FailedPrecondition);
+        assert!(outside.join("canary").exists());
     }
 
     #[test]

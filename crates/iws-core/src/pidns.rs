@@ -407,9 +407,12 @@ impl Container {
             .ok_or_else(|| Error::internal("parse /proc/<pid>/stat", "no start time"))
     }
 
-    /// Whether the container's init still runs.
+    /// Whether the container's init still runs: not exited (an exited init
+    /// that its parent has not reaped yet, a zombie, still takes signals, but
+    /// its PID namespace and mount namespace are gone).
     pub fn is_alive(&self) -> bool {
-        matches!(sys::pidfd_alive(self.init.pidfd()), Ok(true))
+        !matches!(sys::pidfd_exited(self.init.pidfd()), Ok(true))
+            && matches!(sys::pidfd_alive(self.init.pidfd()), Ok(true))
     }
 
     pub fn init(&self) -> &PinnedProcess {

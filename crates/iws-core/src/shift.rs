@@ -564,7 +564,8 @@ pub fn prepare_mark(
 }
 
 /// Teardown's kernel work: unmounts the mark (only the mount with `mark`'s
-/// id), stops its FUSE helper and releases its user namespace. Returns
+/// id; nothing to unmount once the container's init has exited), stops its
+/// FUSE helper and releases its user namespace. Returns
 /// whether everything was cleaned, with the reasons for anything that was not.
 pub fn remove_mark(
     container: &Container,
@@ -575,11 +576,17 @@ pub fn remove_mark(
     fuse: &FuseOptions,
 ) -> (bool, Vec<String>) {
     let mut problems = vec![];
-    match crate::mount::umount(container, strategy, 1, mark_path, &[mark.mount_id]) {
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => {
-            problems.push(format!("unmount mark: {e}{}", e.detail().map(|d| format!(" ({d})")).unwrap_or_default()))
+    // A container whose init has exited has no PID namespace left (the
+    // kernel kills every process in it) and no process to reach its mount
+    // namespace through (resolving PID 1 fails): the mark went with that
+    // mount namespace. Only the helper and the user namespace remain.
+    if container.is_alive() {
+        match crate::mount::umount(container, strategy, 1, mark_path, &[mark.mount_id]) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                problems.push(format!("unmount mark: {e}{}", e.detail().map(|d| format!(" ({d})")).unwrap_or_default()))
+            }
         }
     }
     if let Some(pid) = mark.fuse_pid {

@@ -129,6 +129,14 @@ fn spawn_waiting_child(failed: &str, setup: impl FnOnce() -> bool) -> io::Result
     }
 }
 
+/// Whether the process of `pidfd` has exited (a pidfd polls readable from
+/// its exit on, also while it is a zombie that is not reaped yet).
+pub fn pidfd_exited(pidfd: impl AsFd) -> io::Result<bool> {
+    let mut fds = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
+    let n = rustix::event::poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 }))?;
+    Ok(n > 0 && fds[0].revents().intersects(rustix::event::PollFlags::IN | rustix::event::PollFlags::HUP))
+}
+
 /// `pidfd_send_signal(pidfd, 0)`: Ok(true) while the process exists (a zombie
 /// still holds its pid, so the pid cannot be reused), Ok(false) once reaped.
 pub fn pidfd_alive(pidfd: impl AsFd) -> io::Result<bool> {

@@ -751,6 +751,8 @@ pub enum SealOp {
 pub struct RemoveTreeTask {
     parent: String,
     name: String,
+    /// Empty the directory, keep it (`empty_tree`).
+    keep_top: bool,
 }
 
 impl Task for RemoveTreeTask {
@@ -758,7 +760,11 @@ impl Task for RemoveTreeTask {
     type JsValue = RemoveTreeResult;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        Ok(core::fsops::remove_tree(&self.parent, &self.name))
+        Ok(if self.keep_top {
+            core::fsops::empty_tree(&self.parent, &self.name)
+        } else {
+            core::fsops::remove_tree(&self.parent, &self.name)
+        })
     }
 
     fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
@@ -771,7 +777,14 @@ impl Task for RemoveTreeTask {
 /// daemon-owned directory.
 #[napi(ts_return_type = "Promise<RemoveTreeResult>")]
 pub fn remove_tree(parent: String, name: String) -> AsyncTask<RemoveTreeTask> {
-    AsyncTask::new(RemoveTreeTask { parent, name })
+    AsyncTask::new(RemoveTreeTask { parent, name, keep_top: false })
+}
+
+/// Empties the directory `parent/name` as `removeTree` removes it, but keeps
+/// the directory (flags cleared): a bind-mount source the runtime made.
+#[napi(ts_return_type = "Promise<RemoveTreeResult>")]
+pub fn empty_tree(parent: String, name: String) -> AsyncTask<RemoveTreeTask> {
+    AsyncTask::new(RemoveTreeTask { parent, name, keep_top: true })
 }
 
 pub struct SealTask(SealOp);
