@@ -85,6 +85,8 @@ class FakeNative implements NativeOps {
   umount = ((c: native.Container) => this.#call('umount', c, () => ({ mountId: 'm1' }))) as unknown as NativeOps['umount'];
   prepareShiftMark = ((c: native.Container) => this.#call('prepareShiftMark', c, () => ({ method: 'idmapped', mountId: 'mark' }))) as unknown as NativeOps['prepareShiftMark'];
   removeShiftMark = ((c: native.Container) => this.#call('removeShiftMark', c, () => ({ success: true, problems: [] }))) as unknown as NativeOps['removeShiftMark'];
+  /** The core's per-caller check of PrepareForUserNS/Teardown: permits here (its rules are tested as root in authz-attacks.test.ts). */
+  authorizeLifecycle: NativeOps['authorizeLifecycle'] = () => Promise.resolve();
 
   /** Releases started calls (all, or those matching) in start order. */
   release(pred: (h: Held) => boolean = () => true): number {
@@ -139,6 +141,7 @@ function setup(overrides: ConfigInput = {}) {
       mountStrategy: 'detached',
       proc: { masked: [], readOnly: [] },
       sysfs: { readOnly: true, masks: { masked: [], readOnly: [] } },
+      lifecycleRule: 'root-or-init-uid',
     });
   };
   return { config, fake, guard, service, lines, saved };
@@ -331,7 +334,7 @@ test('an authorizer refusal stops the call before any native work', async (t) =>
       if (rpc === 'MountProc' && caller.uid !== 0) throw new IwsError('PERMISSION_DENIED', 'MountProc: only container root (test rule)');
     },
   });
-  const r = await settle(guard.run('MountProc', 'a', { pid: 1, uid: 1000, gid: 1000 }, () => fake.mountProc({ id: 'a' } as unknown as native.Container, MOUNT as native.MountProcOptions)));
+  const r = await settle(guard.run('MountProc', 'a', { pid: 1, uid: 1000, gid: 1000 }, () => fake.mountProc({ id: 'a' } as unknown as native.Container, { pid: 1, uid: 1000, gid: 1000 }, MOUNT as native.MountProcOptions)));
   t.is(r.ok ? '' : r.e.code, 'PERMISSION_DENIED');
   t.is(fake.started.length, 0);
 });

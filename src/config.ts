@@ -56,6 +56,8 @@ export const ConfigSchema = z
         rootRange: IdRangeSchema.default({ start: 33333, size: 1 }),
         userRanges: z.array(IdRangeSchema).max(64).default([{ start: 100000, size: 70000 }]),
         allowHostRoot: z.boolean().default(false),
+        /** Rings keep setgroups(2); by default `deny` is written before every gid map. */
+        allowSetgroups: z.boolean().default(false),
       })
       .strict()
       .prefault({}),
@@ -80,6 +82,17 @@ export const ConfigSchema = z
         markPath: z.string().regex(/^\//, 'must be an absolute path').default('/.workspace/mark'),
         fuseOverlayfs: z.string().regex(/^\//, 'must be an absolute path').default('/usr/bin/fuse-overlayfs'),
         fullWorkspaceBackup: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Authorization per call (README "Security"). Only stricter than the
+     * kernel-modelled defaults, never looser.
+     */
+    authz: z
+      .object({
+        /** Who may call PrepareForUserNS and Teardown: container root or its init's uid (Gitpod's ring0), or container root only. */
+        lifecycle: z.enum(['root-or-init-uid', 'root']).default('root-or-init-uid'),
       })
       .strict()
       .prefault({}),

@@ -407,6 +407,7 @@ export class Daemon {
       rootRange: opts.rootRange ?? this.config.idPolicy.rootRange,
       userRanges: opts.userRanges?.length ? opts.userRanges : this.config.idPolicy.userRanges,
       allowHostRoot: this.config.idPolicy.allowHostRoot,
+      allowSetgroups: this.config.idPolicy.allowSetgroups,
     };
     native.validateIdPolicy(policy);
     this.#pending.add(id);
@@ -466,16 +467,17 @@ export class Daemon {
         id,
         hostPid: opts.hostPid,
         container,
-        policy: { rootRange: reg.rootRange, userRanges: reg.userRanges, allowHostRoot: policy.allowHostRoot },
+        policy: { rootRange: reg.rootRange, userRanges: reg.userRanges, allowHostRoot: policy.allowHostRoot, allowSetgroups: policy.allowSetgroups },
         dir,
         socketPath: workspaceSocket(this.config.stateDir, id),
-        mounts: new Map(state.mounts.map((m) => [m.mountId, { kind: m.kind, target: m.target, pid: m.pid }])),
+        mounts: new Map(state.mounts.map((m) => [m.mountId, { kind: m.kind, target: m.target, pid: m.pid, madeFor: m.madeFor }])),
         shift: reg.shift,
         markPath: reg.markPath,
         fullWorkspaceBackup: reg.fullWorkspaceBackup,
         state,
       };
       const log = this.log.child({ workspace: id });
+      const authz = () => this.config.authz;
       const service = new WorkspaceService(workspace, {
         log,
         store: this.#store,
@@ -488,6 +490,10 @@ export class Daemon {
         metrics: this.metrics,
         proc: this.config.proc,
         sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },
+        // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
+        get lifecycleRule() {
+          return authz().lifecycle;
+        },
       });
       // The workspace's own users must be able to connect from inside the
       // container: who may call is decided per connection (the peer must be

@@ -32,6 +32,17 @@ export type PrepareMarkOptions = Binding.PrepareMarkOptions;
 export type RemoveMarkOptions = Binding.RemoveMarkOptions;
 export type RemoveMarkResult = Binding.RemoveMarkResult;
 export type Peer = Binding.Peer;
+export type MountOwner = Binding.MountOwner;
+export type OwnedMount = Binding.OwnedMount;
+/**
+ * Whose authority an operation runs with: the connection's verified peer
+ * (the daemon, always), or 'embedder' — the program embedding iwsd/native,
+ * which decides itself who may (no per-caller check in the core).
+ */
+export type Authority = Peer | 'embedder';
+const authority = (a: Authority): Peer | null => (a === 'embedder' ? null : a);
+/** Who may call PrepareForUserNS and Teardown (config `authz.lifecycle`). */
+export type LifecycleRule = 'root-or-init-uid' | 'root';
 export type PidStrategy = 'auto' | 'ioctl' | 'scan';
 export type MountStrategy = 'auto' | 'detached' | 'fallback';
 
@@ -48,24 +59,32 @@ export function openContainer(hostPid: number): Promise<Container> {
   return wrap(() => binding.openContainer(hostPid));
 }
 
-/** Validates and writes a uid/gid map for a process of the container. */
-export function writeIdMapping(container: Container, options: WriteIdMappingOptions): Promise<WriteIdMappingResult> {
-  return wrap(() => binding.writeIdMapping(container, options));
+/**
+ * Validates and writes a uid/gid map for a process of the container, for
+ * `caller` (the connection's verified peer; authorized in the core).
+ */
+export function writeIdMapping(container: Container, caller: Authority, options: WriteIdMappingOptions): Promise<WriteIdMappingResult> {
+  return wrap(() => binding.writeIdMapping(container, authority(caller), options));
 }
 
-/** Mounts a masked proc for a process of the container at a path inside its root. */
-export function mountProc(container: Container, options: MountProcOptions): Promise<MountResult> {
-  return wrap(() => binding.mountProc(container, options));
+/** Mounts a masked proc for a process of the container at a path inside its root, for `caller`. */
+export function mountProc(container: Container, caller: Authority, options: MountProcOptions): Promise<MountResult> {
+  return wrap(() => binding.mountProc(container, authority(caller), options));
 }
 
-/** Mounts a masked sysfs of a process's network namespace at a path inside its root. */
-export function mountSysfs(container: Container, options: MountSysfsOptions): Promise<MountResult> {
-  return wrap(() => binding.mountSysfs(container, options));
+/** Mounts a masked sysfs of a process's network namespace at a path inside its root, for `caller`. */
+export function mountSysfs(container: Container, caller: Authority, options: MountSysfsOptions): Promise<MountResult> {
+  return wrap(() => binding.mountSysfs(container, authority(caller), options));
 }
 
-/** Unmounts the mount at a path if its id is one of `options.owned`. */
-export function umount(container: Container, options: UmountOptions): Promise<MountResult> {
-  return wrap(() => binding.umount(container, options));
+/** Unmounts the mount at a path if it is one of `options.owned` and `caller` may (made for it, or container root). */
+export function umount(container: Container, caller: Authority, options: UmountOptions): Promise<MountResult> {
+  return wrap(() => binding.umount(container, authority(caller), options));
+}
+
+/** Rejects (PERMISSION_DENIED) a caller of PrepareForUserNS/Teardown that `rule` does not allow; no side effects. */
+export function authorizeLifecycle(container: Container, caller: Peer, rule: LifecycleRule): Promise<void> {
+  return wrap(() => binding.authorizeLifecycle(container, caller, rule));
 }
 
 /** Makes the container's root shared and mounts its ID-shifted mark. */

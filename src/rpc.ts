@@ -88,7 +88,7 @@ export class Boundary<C> {
         const err = toIwsError(thrown);
         const durationMs = ms();
         if (server === 'workspace') metrics?.observe(rpc, err.code, durationMs / 1000);
-        const rec = { [field]: rpc, ...audit, request: req, result: err.code, error: err.message, detail: err.detail, durationMs };
+        const rec = { [field]: rpc, ...audit, request: req, result: err.code, reason: err.reason, error: err.message, detail: err.detail, durationMs };
         if (log) {
           if (err.code === 'INTERNAL') log.error({ ...rec, cause: err.cause }, `${label} failed: ${err.detail ?? err.message}`);
           else {

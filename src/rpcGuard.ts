@@ -38,6 +38,8 @@ export interface Caller {
   pid: number;
   uid: number;
   gid: number;
+  /** Its start time at connect time: with `pid`, the process the core pins again per call (absent: refused there). */
+  startTime?: number;
 }
 
 /** What the guard reads from the configuration, at every call (a reload reaches running workspaces). */

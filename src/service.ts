@@ -25,7 +25,7 @@ import type * as grpc from '@grpc/grpc-js';
  * The native calls a workspace's RPCs make: the native library in the
  * daemon, a fake in unit tests (__test__/guard.test.ts).
  */
-export type NativeOps = Pick<typeof native, 'writeIdMapping' | 'mountProc' | 'mountSysfs' | 'umount' | 'prepareShiftMark' | 'removeShiftMark'>;
+export type NativeOps = Pick<typeof native, 'writeIdMapping' | 'mountProc' | 'mountSysfs' | 'umount' | 'prepareShiftMark' | 'removeShiftMark' | 'authorizeLifecycle'>;
 
 export interface ServiceDeps {
   log: Logger;
@@ -42,6 +42,8 @@ export interface ServiceDeps {
   mountStrategy: 'detached' | 'fallback';
   proc: native.Masks;
   sysfs: { readOnly: boolean; masks: native.Masks };
+  /** Who may call PrepareForUserNS and Teardown (config authz.lifecycle). */
+  lifecycleRule: native.LifecycleRule;
 }
 
 export class WorkspaceService {
@@ -58,8 +60,8 @@ export class WorkspaceService {
     return this.deps.guard.run(rpc, this.workspace.id, caller, fn, callDeadline);
   }
 
-  async writeIdMapping(req: WriteIDMappingRequest__Output, _caller: Caller): Promise<WriteIDMappingResponse> {
-    const res = await this.deps.native.writeIdMapping(this.workspace.container, {
+  async writeIdMapping(req: WriteIDMappingRequest__Output, caller: Caller): Promise<WriteIDMappingResponse> {
+    const res = await this.deps.native.writeIdMapping(this.workspace.container, caller, {
       pid: req.pid,
       gid: req.gid,
       mappings: req.mapping.map((m) => ({ containerId: m.containerId, hostId: m.hostId, size: m.size })),
@@ -69,7 +71,7 @@ export class WorkspaceService {
     return { message: res.message, errorCode: 0 };
   }
 
-  async mount(kind: MountKind, req: MountProcRequest__Output, _caller: Caller): Promise<Record<string, never>> {
+  async mount(kind: MountKind, req: MountProcRequest__Output, caller: Caller): Promise<Record<string, never>> {
     const { mounts } = this.workspace;
     // Taken before the native call, so concurrent calls never overshoot the limit.
     const slot = this.deps.guard.reserveMount(this.workspace);
@@ -80,18 +82,19 @@ export class WorkspaceService {
       mountStrategy: this.deps.mountStrategy,
     };
     let mountId: string;
+    let madeFor: native.MountOwner | undefined;
     try {
-      ({ mountId } =
+      ({ mountId, madeFor } =
         kind === 'proc'
-          ? await this.deps.native.mountProc(this.workspace.container, { ...common, masks: this.deps.proc })
-          : await this.deps.native.mountSysfs(this.workspace.container, { ...common, ...this.deps.sysfs }));
+          ? await this.deps.native.mountProc(this.workspace.container, caller, { ...common, masks: this.deps.proc })
+          : await this.deps.native.mountSysfs(this.workspace.container, caller, { ...common, ...this.deps.sysfs }));
     } catch (err) {
       slot.release();
       throw err;
     }
     // Counted in `mounts` from here on (also if recording fails below: the undo removes it again).
     slot.commit();
-    const record = { kind, target: req.target, pid: req.pid };
+    const record = { kind, target: req.target, pid: req.pid, madeFor };
     const before = this.workspace.state;
     mounts.set(mountId, record);
     try {
@@ -101,7 +104,7 @@ export class WorkspaceService {
       mounts.delete(mountId);
       this.workspace.state = before;
       const undone = await this.deps.native
-        .umount(this.workspace.container, { pid: req.pid, target: req.target, owned: [mountId], pidStrategy: this.deps.pidStrategy })
+        .umount(this.workspace.container, caller, { pid: req.pid, target: req.target, owned: [{ mountId, madeFor }], pidStrategy: this.deps.pidStrategy })
         .then(
           () => true,
           (e: unknown) => {
@@ -129,8 +132,9 @@ export class WorkspaceService {
    * mark. The shot is used (and persisted) before any work, so a failed call
    * still uses it.
    */
-  async prepareForUserNS(_caller: Caller): Promise<PrepareForUserNSResponse> {
+  async prepareForUserNS(caller: Caller): Promise<PrepareForUserNSResponse> {
     const w = this.workspace;
+    await this.deps.native.authorizeLifecycle(w.container, caller, this.deps.lifecycleRule);
     this.#useShot('prepared', 'PrepareForUserNS');
     const mark = await this.deps.native.prepareShiftMark(w.container, {
       markPath: w.markPath,
@@ -160,7 +164,8 @@ export class WorkspaceService {
    * One-shot: unmounts the mark, stops a FUSE helper, releases the user
    * namespace. `success` only when everything was cleaned.
    */
-  async teardown(_caller: Caller): Promise<TeardownResponse> {
+  async teardown(caller: Caller): Promise<TeardownResponse> {
+    await this.deps.native.authorizeLifecycle(this.workspace.container, caller, this.deps.lifecycleRule);
     this.#useShot('tornDown', 'Teardown');
     const r = await this.removeMark();
     if (r.success) {
@@ -210,9 +215,9 @@ export class WorkspaceService {
     });
   }
 
-  async umount(kind: MountKind, req: UmountProcRequest__Output, _caller: Caller): Promise<Record<string, never>> {
-    const owned = [...this.workspace.mounts].filter(([, m]) => m.kind === kind).map(([id]) => id);
-    const { mountId } = await this.deps.native.umount(this.workspace.container, {
+  async umount(kind: MountKind, req: UmountProcRequest__Output, caller: Caller): Promise<Record<string, never>> {
+    const owned = [...this.workspace.mounts].filter(([, m]) => m.kind === kind).map(([mountId, m]) => ({ mountId, madeFor: m.madeFor }));
+    const { mountId } = await this.deps.native.umount(this.workspace.container, caller, {
       pid: req.pid,
       target: req.target,
       owned,
@@ -254,7 +259,7 @@ export function workspaceBoundary(contextOf: ContextOf, metrics?: Metrics): Boun
       // Its connection closed (the workspace was removed) while the call was queued.
       if (!conn) return new IwsError('UNAVAILABLE', 'this connection is no longer served: its workspace was removed');
       const { service, log } = conn.context;
-      const caller: Caller = { pid: conn.peer.pid, uid: conn.peer.uid, gid: conn.peer.gid };
+      const caller: Caller = { pid: conn.peer.pid, uid: conn.peer.uid, gid: conn.peer.gid, startTime: conn.peer.startTime };
       return { context: { service, caller }, log, audit: { peer: { pid: caller.pid, uid: caller.uid } }, budgetKey: service.workspace.id };
     },
   });

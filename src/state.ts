@@ -36,7 +36,16 @@ export const WorkspaceStateSchema = z.object({
    */
   runtimeDir: z.boolean().optional(),
   /** proc/sysfs mounts iwsd made (by unique mount id), so they stay unmountable. */
-  mounts: z.array(z.object({ mountId: z.string(), kind: z.enum(['proc', 'sysfs']), target: z.string(), pid: z.number().int() })),
+  mounts: z.array(
+    z.object({
+      mountId: z.string(),
+      kind: z.enum(['proc', 'sysfs']),
+      target: z.string(),
+      pid: z.number().int(),
+      /** Who it was made for (kernel euid, user namespace "DEV:INO"); absent in older records: then only container root may unmount it. */
+      madeFor: z.object({ euid: z.number().int(), userns: z.string() }).optional(),
+    }),
+  ),
   prepared: z.boolean(),
   tornDown: z.boolean(),
   /** The mark PrepareForUserNS mounted, until Teardown removes it. */

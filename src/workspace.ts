@@ -1,7 +1,7 @@
 /** A registered workspace: its pinned container, id policy and socket path. */
 import { join } from 'node:path';
 
-import type { Container, IdMapping, IdPolicy } from './native.js';
+import type { Container, IdMapping, IdPolicy, MountOwner } from './native.js';
 import type { WorkspaceState } from './state.js';
 
 export type MountKind = 'proc' | 'sysfs';
@@ -12,6 +12,8 @@ export interface MountRecord {
   target: string;
   /** The requesting PID (container view). */
   pid: number;
+  /** Who it was made for (absent in records older than per-caller authorization). */
+  madeFor?: MountOwner;
 }
 
 export interface Workspace {

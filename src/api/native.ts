@@ -84,7 +84,7 @@ export function writeIdMapping(
   options: CommonOptions & { gid?: boolean; mappings: native.IdMapping[]; policy?: native.IdPolicy },
 ): Promise<{ message: string }> {
   return native
-    .writeIdMapping(container.handle, {
+    .writeIdMapping(container.handle, 'embedder', {
       pid: options.pid,
       gid: options.gid ?? false,
       mappings: options.mappings,
@@ -103,7 +103,7 @@ export interface MountOptions extends CommonOptions {
 
 /** Mounts a new masked proc for the process's PID namespace at `target`. Resolves the new mount's unique id. */
 export function mountProc(container: Container, options: MountOptions & { masks?: native.Masks }): Promise<{ mountId: string }> {
-  return native.mountProc(container.handle, {
+  return native.mountProc(container.handle, 'embedder', {
     pid: options.pid,
     target: options.target,
     masks: options.masks ?? DEFAULT_PROC_MASKS,
@@ -117,7 +117,7 @@ export function mountSysfs(
   container: Container,
   options: MountOptions & { masks?: native.Masks; readOnly?: boolean },
 ): Promise<{ mountId: string }> {
-  return native.mountSysfs(container.handle, {
+  return native.mountSysfs(container.handle, 'embedder', {
     pid: options.pid,
     target: options.target,
     readOnly: options.readOnly ?? true,
@@ -129,10 +129,10 @@ export function mountSysfs(
 
 /** Unmounts the mount at `target` only if its id is in `owned` (ids from mountProc/mountSysfs). */
 export function umount(container: Container, options: CommonOptions & { target: string; owned: string[] }): Promise<{ mountId: string }> {
-  return native.umount(container.handle, {
+  return native.umount(container.handle, 'embedder', {
     pid: options.pid,
     target: options.target,
-    owned: options.owned,
+    owned: options.owned.map((mountId) => ({ mountId })),
     pidStrategy: options.pidStrategy ?? 'auto',
   });
 }

@@ -106,6 +106,31 @@ pub enum Reason {
     /// A name the daemon was placing kept being changed under it (a
     /// workspace racing the daemon on its own directory).
     Raced,
+    /// The connection's caller was not identified at connect time.
+    CallerUnknown,
+    /// The caller's euid differs from the one it connected with.
+    CredentialsChanged,
+    /// WriteIDMapping: the target's user namespace is neither the caller's
+    /// nor a child of it.
+    UserNamespaceOutOfReach,
+    /// WriteIDMapping: the caller does not own the target's user namespace.
+    NotUserNamespaceOwner,
+    /// WriteIDMapping: the map would give the caller ids the workspace does
+    /// not delegate to it (only its ring user gets the ranges).
+    MapNotDelegated,
+    /// Mount*/Umount*: the target's mount namespace is owned by a user
+    /// namespace the caller has no authority over.
+    NotMountNamespaceOwner,
+    /// Mount*: the caller may not write the target directory.
+    TargetNotWritable,
+    /// Umount*: the mount was made for another caller.
+    NotMountOwner,
+    /// PrepareForUserNS/Teardown: the caller is neither the container's
+    /// root nor (where allowed) the user its init runs as.
+    NotWorkspaceOwner,
+    /// Mount*: the target mount is shared, so a mount there would be copied
+    /// into other mount namespaces (uncounted by the limit).
+    PropagatesToPeers,
 }
 
 impl Reason {

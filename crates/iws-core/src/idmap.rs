@@ -80,6 +80,10 @@ pub struct IdPolicy {
     pub user_ranges: Vec<IdRange>,
     /// Whether host id 0 may appear in a map at all. Off by default.
     pub allow_host_root: bool,
+    /// Whether a ring may keep `setgroups(2)`: when false (the default),
+    /// `deny` is written to its `setgroups` before its gid map, so ring root
+    /// cannot drop a supplementary group that denies it access.
+    pub allow_setgroups: bool,
 }
 
 impl Default for IdPolicy {
@@ -88,6 +92,7 @@ impl Default for IdPolicy {
             root_range: IdRange::new(33333, 1),
             user_ranges: vec![IdRange::new(100000, 70000)],
             allow_host_root: false,
+            allow_setgroups: false,
         }
     }
 }
@@ -446,6 +451,7 @@ mod tests {
                 root_range: IdRange::new(rs, rz),
                 user_ranges: users.into_iter().map(|(s, z)| IdRange::new(s, z)).collect(),
                 allow_host_root: root,
+                allow_setgroups: false,
             },
         )
     }

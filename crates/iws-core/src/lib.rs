@@ -2,6 +2,7 @@
 //! hostile input that drives them. No napi here; the binding is a thin layer
 //! over this crate.
 
+pub mod authz;
 pub mod error;
 pub mod fsops;
 pub mod idmap;

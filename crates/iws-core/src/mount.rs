@@ -36,6 +36,7 @@ use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 
+use crate::authz::{self, Caller, CallerId, PinnedCaller};
 use crate::error::{Error, ErrorKind, Reason, Result};
 pub(crate) use crate::nsthread::{on_fresh_thread, NsThread};
 use crate::pidns::{Container, MountTarget, PidStrategy};
@@ -184,6 +185,9 @@ impl Default for SysfsOptions {
 pub struct MountOutcome {
     /// The unique (never reused) mount id of the new mount.
     pub mount_id: u64,
+    /// Who it was made for (recorded with it; see [`umount`]); `None` for
+    /// the embedding program's own authority.
+    pub made_for: Option<CallerId>,
 }
 
 /// Checks a target path from a request: absolute, no `..`, no NUL, bounded.
@@ -521,7 +525,7 @@ fn statmount_works() -> bool {
 /// that entered the target's namespace.
 pub(crate) struct PropagationGuard {
     /// The host's procfs, to read mountinfo from inside the target's namespace.
-    host_proc: OwnedFd,
+    pub(crate) host_proc: OwnedFd,
     /// The calling thread's (the daemon's) mountinfo, opened there (which
     /// binds it to that namespace) and read only if needed.
     ours: OwnedFd,
@@ -569,7 +573,19 @@ impl PropagationGuard {
         };
         let verdict = judge(group, || self.daemon_mountinfo())?;
         match verdict {
-            Propagation::Contained => Ok(()),
+            // Shared inside the workspace only: a mount there would still be
+            // copied into every namespace of the peer group (and each slave
+            // of it), uncounted by the workspace's mount limit.
+            Propagation::Contained => match group {
+                Some(Some(group)) => Err(Error::because(
+                    ErrorKind::FailedPrecondition,
+                    Reason::PropagatesToPeers,
+                    format!(
+                        "the mount holding {target:?} is shared (peer group {group}): a mount there would be copied into every mount namespace of that group, which the workspace's mount limit cannot count. Mount onto a private or slave mount (e.g. in a namespace of its own made with `unshare -m`)"
+                    ),
+                )),
+                _ => Ok(()),
+            },
             Propagation::Leaks(group) => Err(Error::because(
                 ErrorKind::FailedPrecondition,
                 Reason::SharedPropagation,
@@ -591,16 +607,58 @@ pub(crate) fn attach(tree: &OwnedFd, onto: &OwnedFd, what: &str) -> Result<u64> 
     Ok(mount_id(tree.as_fd())?.0)
 }
 
+/// Refuses a target directory (resolved `fd`) the caller may not write (see
+/// [`PinnedCaller::may_write`]): ownership and mode through the mount it is
+/// reached by, and whether it carries a POSIX access ACL.
+fn check_writable(host_proc: &OwnedFd, who: &PinnedCaller, fd: BorrowedFd<'_>, target: &str) -> Result<()> {
+    let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::UID | StatxFlags::GID | StatxFlags::MODE)
+        .map_err(|e| kernel("statx(target)", e))?;
+    // An O_PATH fd has no xattrs: reopen it for reading through the daemon's
+    // procfs (never the target namespace's /proc, which the workspace controls).
+    use std::os::fd::AsRawFd;
+    let acl = match rustix::fs::openat(
+        host_proc,
+        format!("thread-self/fd/{}", fd.as_raw_fd()).as_str(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(dir) => match rustix::fs::fgetxattr(&dir, "system.posix_acl_access", &mut [0u8; 0]) {
+            Ok(_) => true,
+            Err(Errno::NODATA) | Err(Errno::OPNOTSUPP) => false,
+            Err(e) => return Err(Error::internal("fgetxattr(target, system.posix_acl_access)", e)),
+        },
+        Err(e) => return Err(Error::internal("open(target, O_RDONLY)", e)),
+    };
+    if who.may_write(st.stx_uid, st.stx_gid, st.stx_mode as u32 & 0o7777, acl) {
+        return Ok(());
+    }
+    Err(Error::because(
+        ErrorKind::PermissionDenied,
+        Reason::TargetNotWritable,
+        format!("the caller may not write {target:?}; mount only onto a directory it may write"),
+    ))
+}
+
 /// Moves the detached tree `mnt`, its masks locked first, onto `target`
 /// inside the checked mount namespace and root `at`, from a fresh thread.
 /// Returns the new mount's id.
-fn place(at: &MountTarget, mnt: OwnedFd, target: &str, strategy: MountStrategy) -> Result<u64> {
+fn place(
+    at: &MountTarget,
+    who: Option<&PinnedCaller>,
+    mnt: OwnedFd,
+    target: &str,
+    strategy: MountStrategy,
+) -> Result<u64> {
     let guard = PropagationGuard::new(strategy)?;
     let lock = lock_ns()?;
     let id = on_fresh_thread(|t| {
         // Target first, so that a refused request costs no lock step.
         t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
         let fd = resolve_target(at.root(), target, ErrorKind::InvalidArgument)?;
+        // Only onto a directory the caller may write.
+        if let Some(who) = who {
+            check_writable(&guard.host_proc, who, fd.as_fd(), target)?;
+        }
         // Never let a mount propagate back into the daemon's namespace.
         guard.check(fd.as_fd(), target)?;
         let mnt = lock_tree(t, lock, mnt, strategy)?;
@@ -802,14 +860,14 @@ pub fn mount_proc(
     container: &Container,
     strategy: PidStrategy,
     ms: MountStrategy,
+    caller: Option<&Caller>,
     pid: i64,
     target: &str,
     masks: &Masks,
 ) -> Result<MountOutcome> {
     check_target(target)?;
     masks.validate()?;
-    let p = container.resolve(pid, strategy)?;
-    let at = container.mount_target(p)?;
+    let (at, who) = authorized_target(container, strategy, caller, pid)?;
     let pidns = at.process().open("ns/pid", OFlags::RDONLY)?;
     let mnt = match ms {
         MountStrategy::Detached => detached(
@@ -831,7 +889,7 @@ pub fn mount_proc(
         })?,
     };
     let mnt = masked(mnt, masks, ms)?;
-    Ok(MountOutcome { mount_id: place(&at, mnt, target, ms)? })
+    Ok(MountOutcome { mount_id: place(&at, who.as_ref(), mnt, target, ms)?, made_for: who.as_ref().map(|w| w.id()) })
 }
 
 /// Mounts a new, masked sysfs of the network namespace of `pid` at `target`.
@@ -839,14 +897,14 @@ pub fn mount_sysfs(
     container: &Container,
     strategy: PidStrategy,
     ms: MountStrategy,
+    caller: Option<&Caller>,
     pid: i64,
     target: &str,
     opts: &SysfsOptions,
 ) -> Result<MountOutcome> {
     check_target(target)?;
     opts.masks.validate()?;
-    let p = container.resolve(pid, strategy)?;
-    let at = container.mount_target(p)?;
+    let (at, who) = authorized_target(container, strategy, caller, pid)?;
     let netns = at.process().open("ns/net", OFlags::RDONLY)?;
     let mut attrs = NOSUID_NODEV_NOEXEC;
     if opts.read_only {
@@ -858,16 +916,65 @@ pub fn mount_sysfs(
         detached("sysfs", |_| Ok(()), attrs)
     })?;
     let mnt = masked(mnt, &opts.masks, ms)?;
-    Ok(MountOutcome { mount_id: place(&at, mnt, target, ms)? })
+    Ok(MountOutcome { mount_id: place(&at, who.as_ref(), mnt, target, ms)?, made_for: who.as_ref().map(|w| w.id()) })
 }
 
-/// Unmounts the mount at `target` in `pid`'s mount namespace if its unique id
-/// is one of `owned` (mounts iwsd made of this kind for this workspace).
+/// The checked mount target of `pid` for `caller`: the existing namespace
+/// and root checks ([`Container::mount_target`]), then the caller's
+/// authority over that mount namespace ([`authz::authorize_mount_ns`]).
+fn authorized_target(
+    container: &Container,
+    strategy: PidStrategy,
+    caller: Option<&Caller>,
+    pid: i64,
+) -> Result<(MountTarget, Option<PinnedCaller>)> {
+    let who = caller.map(|c| PinnedCaller::pin(container, c)).transpose()?;
+    let at = container.mount_target(container.resolve(pid, strategy)?)?;
+    if let Some(who) = &who {
+        authz::authorize_mount_ns(who, at.mntns())?;
+    }
+    Ok((at, who))
+}
+
+/// Unmounts the mount at `target` in `pid`'s mount namespace, for `caller`,
+/// if its unique id is one of `owned` and it was made for that caller (or
+/// the caller is the container's root; see [`authz::authorize_umount`]) (mounts iwsd made of this kind for this workspace).
 /// NOT_FOUND when nothing is mounted there, PERMISSION_DENIED when the mount
 /// there is not one of ours. Returns the id of the mount removed.
-pub fn umount(container: &Container, strategy: PidStrategy, pid: i64, target: &str, owned: &[u64]) -> Result<u64> {
+pub fn umount(
+    container: &Container,
+    strategy: PidStrategy,
+    caller: Option<&Caller>,
+    pid: i64,
+    target: &str,
+    owned: &[(u64, Option<CallerId>)],
+) -> Result<u64> {
+    check_target(target)?;
+    let (at, who) = authorized_target(container, strategy, caller, pid)?;
+    umount_at(&at, who.as_ref(), target, owned)
+}
+
+/// [`umount`] for the daemon itself (Teardown's removal of the mark, which
+/// the daemon made): no caller to authorize.
+pub(crate) fn umount_as_daemon(
+    container: &Container,
+    strategy: PidStrategy,
+    pid: i64,
+    target: &str,
+    owned: &[u64],
+) -> Result<u64> {
     check_target(target)?;
     let at = container.mount_target(container.resolve(pid, strategy)?)?;
+    let owned: Vec<(u64, Option<CallerId>)> = owned.iter().map(|&id| (id, None)).collect();
+    umount_at(&at, None, target, &owned)
+}
+
+fn umount_at(
+    at: &MountTarget,
+    who: Option<&PinnedCaller>,
+    target: &str,
+    owned: &[(u64, Option<CallerId>)],
+) -> Result<u64> {
     let host_proc = rustix::fs::open("/proc", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| Error::internal("open(/proc)", e))?;
     on_fresh_thread(|ns| {
@@ -881,12 +988,15 @@ pub fn umount(container: &Container, strategy: PidStrategy, pid: i64, target: &s
                 format!("nothing is mounted at {target:?}"),
             ));
         }
-        if !owned.contains(&id) {
+        let Some(&(_, made_for)) = owned.iter().find(|(m, _)| *m == id) else {
             return Err(Error::because(
                 ErrorKind::PermissionDenied,
                 Reason::NotOurMount,
                 format!("the mount at {target:?} was not made by iwsd for this workspace; only those can be unmounted"),
             ));
+        };
+        if let Some(who) = who {
+            authz::authorize_umount(who, made_for)?;
         }
         // "." from a cwd set to the checked mount's root is not looked up by
         // name again, so a swap of the path cannot redirect the unmount. But

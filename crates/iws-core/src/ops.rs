@@ -5,7 +5,8 @@
 
 use rustix::fs::OFlags;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::authz::{self, Caller, PinnedCaller};
+use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::idmap::{self, IdMapping, IdPolicy};
 use crate::pidns::{Container, PidStrategy};
 
@@ -42,20 +43,31 @@ pub struct WriteIdMappingOutcome {
 }
 
 /// Writes `lines` as the uid (or gid) map of the process that is `pid` in the
-/// container's view. The map is validated against `policy` before anything
-/// else happens and written with a single `write(2)`, so it is written whole
-/// or not at all.
+/// container's view, for `caller` (`None`: the embedding program's own
+/// authority, `iwsd/native`; the daemon always passes the connection's peer). The map is validated against `policy` and
+/// the caller authorized ([`authz::authorize_id_map`]) before anything else
+/// happens; a gid map is preceded by `deny` in the target's `setgroups`
+/// unless the policy allows setgroups; the map is written with a single
+/// `write(2)`, so it is written whole or not at all.
 pub fn write_id_mapping(
     container: &Container,
     strategy: PidStrategy,
+    caller: Option<&Caller>,
     pid: i64,
     kind: IdKind,
     lines: &[IdMapping],
     policy: &IdPolicy,
 ) -> Result<WriteIdMappingOutcome> {
     let map = idmap::validate(lines, policy)?;
+    let who = caller.map(|c| PinnedCaller::pin(container, c)).transpose()?;
     let target = container.resolve(pid, strategy)?;
+    if let Some(who) = &who {
+        authz::authorize_id_map(who, &target, kind == IdKind::Gid, lines, policy)?;
+    }
     let fd = target.open(kind.file(), OFlags::WRONLY)?;
+    if kind == IdKind::Gid && !policy.allow_setgroups {
+        deny_setgroups(&target)?;
+    }
     let text = map.as_proc_text().as_bytes();
     match rustix::io::write(&fd, text) {
         Ok(n) if n == text.len() => {}
@@ -80,6 +92,27 @@ pub fn write_id_mapping(
         message: format!("{} map of pid {pid} written: {} line(s), {ids} id(s)", kind.word(), map.lines().len()),
         host_pid: target.host_pid(),
     })
+}
+
+/// Writes `deny` to the target's `setgroups` (allowed only before its gid
+/// map is written; the kernel refuses it after).
+fn deny_setgroups(target: &crate::pidns::PinnedProcess) -> Result<()> {
+    let fd = target.open("setgroups", OFlags::WRONLY)?;
+    match rustix::io::write(&fd, b"deny") {
+        Ok(4) => Ok(()),
+        Ok(n) => Err(Error::internal(
+            &format!("write(/proc/{}/setgroups)", target.host_pid()),
+            format!("short write {n} of 4"),
+        )),
+        Err(rustix::io::Errno::PERM) => Err(Error::because(
+            ErrorKind::FailedPrecondition,
+            Reason::KernelRefused,
+            "the kernel refused to deny setgroups (EPERM): the gid map was already written",
+        )
+        .with_errno(rustix::io::Errno::PERM)),
+        Err(rustix::io::Errno::SRCH) => Err(Error::new(ErrorKind::NotFound, "the process exited during the operation")),
+        Err(e) => Err(Error::internal(&format!("write(/proc/{}/setgroups, deny)", target.host_pid()), e)),
+    }
 }
 
 fn kernel_refusal(kind: IdKind, e: rustix::io::Errno) -> Error {

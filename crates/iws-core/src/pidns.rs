@@ -131,7 +131,7 @@ fn mount_of(fd: impl AsFd) -> Result<u64> {
 }
 
 /// Identity of a namespace: (device, inode) of its nsfs file.
-fn ns_key(fd: impl AsFd) -> Result<(u64, u64)> {
+pub(crate) fn ns_key(fd: impl AsFd) -> Result<(u64, u64)> {
     let st = rustix::fs::fstat(fd).map_err(|e| Error::internal("fstat(ns fd)", e))?;
     Ok((st.st_dev, st.st_ino))
 }
@@ -246,6 +246,18 @@ impl PinnedProcess {
         })
     }
 
+    /// The process's start time (clock ticks after boot, `stat` field 22):
+    /// with the PID, names one process for the life of the system.
+    pub fn start_time(&self) -> Result<u64> {
+        let stat = self.read("stat")?;
+        // The command name (field 2) may contain spaces and parentheses.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        rest.split_whitespace()
+            .nth(19)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::internal("parse /proc/<pid>/stat", "no start time"))
+    }
+
     fn nspid(&self) -> Result<Vec<i32>> {
         let status = self.read("status")?;
         parse_nspid(&status).ok_or_else(|| Error::internal("parse NSpid", format!("/proc/{}/status", self.host_pid)))
@@ -262,6 +274,9 @@ pub struct Peer {
     pub pid: i32,
     pub uid: u32,
     pub gid: u32,
+    /// The process's start time: with `pid`, the process for every later
+    /// call on the connection (see `authz::Caller`).
+    pub start_time: u64,
 }
 
 /// The PID (in our namespace) a pidfd refers to, from `/proc/self/fdinfo`.
@@ -398,13 +413,7 @@ impl Container {
     /// field 22): with the host PID, identifies the container across daemon
     /// restarts even if the PID is reused.
     pub fn start_time(&self) -> Result<u64> {
-        let stat = self.init.read("stat")?;
-        // The command name (field 2) may contain spaces and parentheses.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        rest.split_whitespace()
-            .nth(19)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| Error::internal("parse /proc/<pid>/stat", "no start time"))
+        self.init.start_time()
     }
 
     /// Whether the container's init still runs: not exited (an exited init
@@ -417,6 +426,17 @@ impl Container {
 
     pub fn init(&self) -> &PinnedProcess {
         &self.init
+    }
+
+    /// The init's user namespace (device, inode), as at registration.
+    pub(crate) fn userns_key(&self) -> (u64, u64) {
+        self.userns_key
+    }
+
+    /// Whether `p` is a member of the workspace (its PID namespace is the
+    /// container's or below it).
+    pub(crate) fn has_member(&self, p: &PinnedProcess) -> Result<bool> {
+        self.is_member(p)
     }
 
     /// Translates `pid` (container view) and pins it. NOT_FOUND when no such
@@ -582,7 +602,9 @@ impl Container {
                 format!("connection from pid {} (uid {uid}) is not from inside this workspace", pinned.host_pid()),
             ));
         }
-        Ok(Peer { pid: pinned.host_pid(), uid, gid })
+        let start_time = pinned.start_time()?;
+        pinned.ensure_alive()?;
+        Ok(Peer { pid: pinned.host_pid(), uid, gid, start_time })
     }
 
     /// The one answer for a PID that does not translate inside the

@@ -581,7 +581,7 @@ pub fn remove_mark(
     // namespace through (resolving PID 1 fails): the mark went with that
     // mount namespace. Only the helper and the user namespace remain.
     if container.is_alive() {
-        match crate::mount::umount(container, strategy, 1, mark_path, &[mark.mount_id]) {
+        match crate::mount::umount_as_daemon(container, strategy, 1, mark_path, &[mark.mount_id]) {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => {

@@ -48,6 +48,16 @@ pub fn ns_get_userns(ns: impl AsFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `ioctl(userns, NS_GET_OWNER_UID)`: the uid that owns user namespace
+/// `userns` (the euid of its creator), as seen in the caller's user namespace.
+pub fn ns_get_owner_uid(userns: impl AsFd) -> io::Result<u32> {
+    let mut uid: libc::uid_t = 0;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t through the pointer, which
+    // points at a live, properly aligned local for the whole call.
+    cvt(unsafe { libc::ioctl(userns.as_fd().as_raw_fd(), libc::NS_GET_OWNER_UID, &mut uid as *mut libc::uid_t) })?;
+    Ok(uid)
+}
+
 /// Forks a child that makes the *lock namespace*: a mount namespace owned by
 /// a user namespace of its own, holding nothing but `tree`. The child enters
 /// a private copy of the caller's mount namespace (`unshare(CLONE_NEWNS)`,

@@ -87,14 +87,15 @@ fn mount_ops_refuse_a_process_in_the_host_mount_namespace() {
     let p = Proc::start(&["nsenter", "--target", &init, "--pid", "--", "sleep", "1000"]);
     let target = c.outside.to_str().unwrap().to_string();
     for ms in STRATEGIES {
-        let e = mount::mount_proc(&ws, strategy(), ms, p.in_container(), &target, &Masks::proc_default()).unwrap_err();
+        let e = mount::mount_proc(&ws, strategy(), ms, None, p.in_container(), &target, &Masks::proc_default())
+            .unwrap_err();
         assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(Reason::HostMountNamespace)), "{e}");
-        let e =
-            mount::mount_sysfs(&ws, strategy(), ms, p.in_container(), &target, &SysfsOptions::default()).unwrap_err();
+        let e = mount::mount_sysfs(&ws, strategy(), ms, None, p.in_container(), &target, &SysfsOptions::default())
+            .unwrap_err();
         assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(Reason::HostMountNamespace)), "{e}");
     }
     // UmountProc of a host mount (the temp dir's own mount) is refused too.
-    let e = mount::umount(&ws, strategy(), p.in_container(), "/", &[]).unwrap_err();
+    let e = mount::umount(&ws, strategy(), None, p.in_container(), "/", &[]).unwrap_err();
     assert_eq!(e.reason(), Some(Reason::HostMountNamespace), "{e}");
     assert_eq!(host_mounts_under(&target), Vec::<String>::new(), "nothing mounted on the host");
 }
@@ -124,9 +125,16 @@ fn mount_ops_refuse_a_foreign_mount_namespace() {
         "sleep",
         "1000",
     ]);
-    let e =
-        mount::mount_proc(&ws, strategy(), MountStrategy::Detached, p.in_container(), "/tmp", &Masks::proc_default())
-            .unwrap_err();
+    let e = mount::mount_proc(
+        &ws,
+        strategy(),
+        MountStrategy::Detached,
+        None,
+        p.in_container(),
+        "/tmp",
+        &Masks::proc_default(),
+    )
+    .unwrap_err();
     assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(Reason::ForeignMountNamespace)), "{e}");
 }
 
@@ -144,9 +152,16 @@ fn mount_ops_refuse_a_root_outside_the_container() {
     let init = c.init.to_string();
     let p = Proc::start(&["nsenter", "--target", &init, "--mount", "--pid", "--", "sleep", "1000"]);
     let target = c.outside.to_str().unwrap().to_string();
-    let e =
-        mount::mount_proc(&ws, strategy(), MountStrategy::Detached, p.in_container(), &target, &Masks::proc_default())
-            .unwrap_err();
+    let e = mount::mount_proc(
+        &ws,
+        strategy(),
+        MountStrategy::Detached,
+        None,
+        p.in_container(),
+        &target,
+        &Masks::proc_default(),
+    )
+    .unwrap_err();
     assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(Reason::EscapesRoot)), "{e}");
     assert!(mounts_of(p.host).iter().all(|m| !m.0.starts_with(&target)), "nothing mounted in its namespace");
 }
@@ -202,6 +217,7 @@ fn a_ring_that_pivot_roots_is_served() {
         &ws,
         strategy(),
         MountStrategy::Detached,
+        None,
         ring.in_container(),
         "/proc",
         &Masks::proc_default(),
@@ -209,7 +225,7 @@ fn a_ring_that_pivot_roots_is_served() {
     .unwrap()
     .mount_id;
     assert!(mounts_of(host).iter().any(|m| m.0 == "/proc" && m.1 == "proc"));
-    mount::umount(&ws, strategy(), ring.in_container(), "/proc", &[id]).unwrap();
+    mount::umount(&ws, strategy(), None, ring.in_container(), "/proc", &[(id, None)]).unwrap();
 }
 
 /// Attack: ring root (uid 0 of a user namespace made inside the container,
@@ -226,8 +242,10 @@ fn ring_root_cannot_remove_masks_or_remount_read_only_parts() {
         let ws = pidns::Container::open(c.init as i64).unwrap();
         let ring = start_ring(&c);
         let sh = |script: &str| c.sh_as(ring.host, script);
-        mount::mount_proc(&ws, strategy(), ms, ring.in_container(), "/work/target", &Masks::proc_default()).unwrap();
-        mount::mount_sysfs(&ws, strategy(), ms, ring.in_container(), "/work/sub", &SysfsOptions::default()).unwrap();
+        mount::mount_proc(&ws, strategy(), ms, None, ring.in_container(), "/work/target", &Masks::proc_default())
+            .unwrap();
+        mount::mount_sysfs(&ws, strategy(), ms, None, ring.in_container(), "/work/sub", &SysfsOptions::default())
+            .unwrap();
         assert_eq!(sh("/bin/busybox id -u").unwrap().trim(), "0", "ring root");
         assert_eq!(sh("/bin/busybox cat /work/target/keys | /bin/busybox wc -c").unwrap().trim(), "0");
         for mask in ["keys", "timer_list", "sys", "bus", "fs", "irq"] {
@@ -333,7 +351,8 @@ fn ring_root_cannot_reach_the_hosts_dev_null_through_a_mask() {
         std::fs::write(c.rootfs.join("evil"), b"attacker content\n").unwrap();
         let ws = pidns::Container::open(c.init as i64).unwrap();
         let ring = start_ring(&c);
-        mount::mount_proc(&ws, strategy(), ms, ring.in_container(), "/work/target", &Masks::proc_default()).unwrap();
+        mount::mount_proc(&ws, strategy(), ms, None, ring.in_container(), "/work/target", &Masks::proc_default())
+            .unwrap();
         // Nothing placed joins a peer group (of the host's /dev or anything).
         for m in std::fs::read_to_string(format!("/proc/{}/mountinfo", ring.host)).unwrap().lines() {
             if m.split(' ').nth(4).is_some_and(|mp| mp.starts_with("/work/target")) {
@@ -361,13 +380,21 @@ fn the_lock_namespace_does_not_grow() {
     let ring = start_ring(&c);
     for ms in STRATEGIES {
         for _ in 0..20 {
-            let id =
-                mount::mount_proc(&ws, strategy(), ms, ring.in_container(), "/work/target", &Masks::proc_default())
-                    .unwrap()
-                    .mount_id;
-            mount::umount(&ws, strategy(), ring.in_container(), "/work/target", &[id]).unwrap();
-            let e = mount::mount_proc(&ws, strategy(), ms, ring.in_container(), "/no/such", &Masks::proc_default())
-                .unwrap_err();
+            let id = mount::mount_proc(
+                &ws,
+                strategy(),
+                ms,
+                None,
+                ring.in_container(),
+                "/work/target",
+                &Masks::proc_default(),
+            )
+            .unwrap()
+            .mount_id;
+            mount::umount(&ws, strategy(), None, ring.in_container(), "/work/target", &[(id, None)]).unwrap();
+            let e =
+                mount::mount_proc(&ws, strategy(), ms, None, ring.in_container(), "/no/such", &Masks::proc_default())
+                    .unwrap_err();
             assert_eq!(e.reason(), Some(Reason::Missing), "{e}");
         }
         // Other tests of this binary may be mid-call (a carrier lives for
@@ -424,6 +451,7 @@ fn an_unmount_reported_done_is_done_even_under_a_racing_mount() {
             &ws,
             strategy(),
             MountStrategy::Detached,
+            None,
             ring.in_container(),
             "/work/target",
             &Masks::proc_default(),
@@ -431,7 +459,7 @@ fn an_unmount_reported_done_is_done_even_under_a_racing_mount() {
             other += 1;
             continue;
         };
-        match mount::umount(&ws, strategy(), ring.in_container(), "/work/target", &[m.mount_id]) {
+        match mount::umount(&ws, strategy(), None, ring.in_container(), "/work/target", &[(m.mount_id, None)]) {
             Ok(id) => {
                 done += 1;
                 assert_eq!(id, m.mount_id);

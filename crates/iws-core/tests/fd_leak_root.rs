@@ -34,9 +34,9 @@ fn operations_leave_no_fds_behind() {
             let _ = ws.resolve(1, s).unwrap();
             let _ = ws.resolve(2_000_000_000, s).unwrap_err();
             let _ = ws.resolve(std::process::id() as i64, s).unwrap_err();
-            let _ = write_id_mapping(&ws, s, c.child_in_ns as i64, IdKind::Uid, &bad, &policy).unwrap_err();
+            let _ = write_id_mapping(&ws, s, None, c.child_in_ns as i64, IdKind::Uid, &bad, &policy).unwrap_err();
             // succeeds once, then the kernel refuses: both paths exercised
-            let _ = write_id_mapping(&ws, s, c.child_in_ns as i64, IdKind::Uid, &ring, &policy);
+            let _ = write_id_mapping(&ws, s, None, c.child_in_ns as i64, IdKind::Uid, &ring, &policy);
         }
         let extra = pidns::Container::open(c.init as i64).unwrap();
         drop(extra);

@@ -44,15 +44,15 @@ fn writes_uid_and_gid_maps_into_a_child_user_namespace() {
     for s in strategies() {
         let c = Container::start();
         let ws = pidns::Container::open(c.init as i64).unwrap();
-        let out =
-            write_id_mapping(&ws, s, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap();
+        let out = write_id_mapping(&ws, s, None, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default())
+            .unwrap();
         assert_eq!(out.host_pid, c.child, "{s:?}");
         assert_eq!(c.uid_map(c.child, "uid_map"), vec![(0, 33333, 1), (1, 100000, 65534)]);
-        write_id_mapping(&ws, s, c.child_in_ns as i64, IdKind::Gid, &ring_map(), &IdPolicy::default()).unwrap();
+        write_id_mapping(&ws, s, None, c.child_in_ns as i64, IdKind::Gid, &ring_map(), &IdPolicy::default()).unwrap();
         assert_eq!(c.uid_map(c.child, "gid_map"), vec![(0, 33333, 1), (1, 100000, 65534)]);
         // A second write is the kernel's to refuse.
-        let e =
-            write_id_mapping(&ws, s, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap_err();
+        let e = write_id_mapping(&ws, s, None, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default())
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
         assert!(e.message().contains("EPERM"), "{e}");
     }
@@ -82,12 +82,21 @@ fn invalid_map_leaves_nothing_written() {
         IdMapping { container_id: 0, host_id: 33333, size: 1 },
         IdMapping { container_id: 1, host_id: 169999, size: 2 }, // ends outside the user range
     ];
-    let e = write_id_mapping(&ws, PidStrategy::Scan, c.child_in_ns as i64, IdKind::Uid, &bad, &IdPolicy::default())
-        .unwrap_err();
+    let e =
+        write_id_mapping(&ws, PidStrategy::Scan, None, c.child_in_ns as i64, IdKind::Uid, &bad, &IdPolicy::default())
+            .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(c.uid_map(c.child, "uid_map").is_empty());
-    write_id_mapping(&ws, PidStrategy::Scan, c.child_in_ns as i64, IdKind::Uid, &ring_map(), &IdPolicy::default())
-        .unwrap();
+    write_id_mapping(
+        &ws,
+        PidStrategy::Scan,
+        None,
+        c.child_in_ns as i64,
+        IdKind::Uid,
+        &ring_map(),
+        &IdPolicy::default(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -100,7 +109,8 @@ fn refuses_processes_outside_the_workspace() {
     let ws = pidns::Container::open(a.init as i64).unwrap();
     for s in strategies() {
         // b's child, named by its host PID: exists, but not in a's namespace.
-        let e = write_id_mapping(&ws, s, b.child as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap_err();
+        let e =
+            write_id_mapping(&ws, s, None, b.child as i64, IdKind::Uid, &ring_map(), &IdPolicy::default()).unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::NotFound), "{s:?}: {e}");
         // The PID oracle: our own (host) PID certainly exists on the host,
         // i32::MAX - 7 exists nowhere. Neither is in the workspace, and the

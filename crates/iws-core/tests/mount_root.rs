@@ -36,7 +36,7 @@ fn masked_proc_lands_inside_the_container_only() {
         let host_before = host_mountinfo();
         let c = RootfsContainer::start();
         let ws = pidns::Container::open(c.init as i64).unwrap();
-        let out = mount::mount_proc(&ws, strategy(), ms, 1, "/proc", &Masks::proc_default()).unwrap();
+        let out = mount::mount_proc(&ws, strategy(), ms, None, 1, "/proc", &Masks::proc_default()).unwrap();
         assert!(out.mount_id > 0);
 
         let mounts = c.mounts();
@@ -111,15 +111,15 @@ fn escapes_are_refused_and_nothing_is_mounted() {
             ("work/target", "relative"),
         ];
         for (target, why) in cases {
-            let e = mount::mount_proc(&ws, strategy(), ms, 1, target, &Masks::proc_default()).unwrap_err();
+            let e = mount::mount_proc(&ws, strategy(), ms, None, 1, target, &Masks::proc_default()).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{target}: {e}");
             assert!(e.message().contains(why), "{target}: {e}");
         }
         // Magic links: once a proc is inside, /proc/self/... must not be usable.
-        mount::mount_proc(&ws, strategy(), ms, 1, "/proc", &Masks::proc_default()).unwrap();
+        mount::mount_proc(&ws, strategy(), ms, None, 1, "/proc", &Masks::proc_default()).unwrap();
         let with_proc = c.mounts();
         for target in ["/proc/self/root", "/proc/1/root", "/proc/self/cwd", "/proc/thread-self/root"] {
-            let e = mount::mount_proc(&ws, strategy(), ms, 1, target, &Masks::proc_default()).unwrap_err();
+            let e = mount::mount_proc(&ws, strategy(), ms, None, 1, target, &Masks::proc_default()).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{target}: {e}");
         }
         assert_eq!(c.mounts(), with_proc, "refused requests mount nothing");
@@ -138,32 +138,32 @@ fn only_our_own_mounts_can_be_unmounted() {
         let c = RootfsContainer::start();
         let ws = pidns::Container::open(c.init as i64).unwrap();
         let s = strategy();
-        let ours = mount::mount_proc(&ws, s, ms, 1, "/work/target", &Masks::proc_default()).unwrap().mount_id;
-        let theirs = mount::mount_proc(&ws, s, ms, 1, "/proc", &Masks::proc_default()).unwrap().mount_id;
+        let ours = mount::mount_proc(&ws, s, ms, None, 1, "/work/target", &Masks::proc_default()).unwrap().mount_id;
+        let theirs = mount::mount_proc(&ws, s, ms, None, 1, "/proc", &Masks::proc_default()).unwrap().mount_id;
 
         // Not in the owned list: refused, still mounted.
-        let e = mount::umount(&ws, s, 1, "/proc", &[ours]).unwrap_err();
+        let e = mount::umount(&ws, s, None, 1, "/proc", &[(ours, None)]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         assert!(c.mounts().iter().any(|m| m.0 == "/proc" && m.1 == "proc"));
         // The container's own tmpfs at /tmp is a mount we did not make.
-        let e = mount::umount(&ws, s, 1, "/tmp", &[ours, theirs]).unwrap_err();
+        let e = mount::umount(&ws, s, None, 1, "/tmp", &[(ours, None), (theirs, None)]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         assert!(c.mounts().iter().any(|m| m.0 == "/tmp" && m.1 == "tmpfs"), "left mounted");
         // The container's root mount is not ours either.
-        let e = mount::umount(&ws, s, 1, "/", &[ours, theirs]).unwrap_err();
+        let e = mount::umount(&ws, s, None, 1, "/", &[(ours, None), (theirs, None)]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         // A directory with nothing mounted on it.
-        let e = mount::umount(&ws, s, 1, "/work/sub", &[ours]).unwrap_err();
+        let e = mount::umount(&ws, s, None, 1, "/work/sub", &[(ours, None)]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-        let e = mount::umount(&ws, s, 1, "/nope", &[ours]).unwrap_err();
+        let e = mount::umount(&ws, s, None, 1, "/nope", &[(ours, None)]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
         // A mask (a mount inside ours) is not ours to remove on its own.
-        let e = mount::umount(&ws, s, 1, "/work/target/sys", &[ours]).unwrap_err();
+        let e = mount::umount(&ws, s, None, 1, "/work/target/sys", &[(ours, None)]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         // Ours: gone with its masks.
-        assert_eq!(mount::umount(&ws, s, 1, "/work/target", &[ours]).unwrap(), ours);
+        assert_eq!(mount::umount(&ws, s, None, 1, "/work/target", &[(ours, None)]).unwrap(), ours);
         assert!(!c.mounts().iter().any(|m| m.0.starts_with("/work/target")), "{:?}", c.mounts());
-        assert_eq!(mount::umount(&ws, s, 1, "/proc", &[theirs]).unwrap(), theirs);
+        assert_eq!(mount::umount(&ws, s, None, 1, "/proc", &[(theirs, None)]).unwrap(), theirs);
         assert!(!c.mounts().iter().any(|m| m.1 == "proc"));
     }
 }
@@ -177,7 +177,7 @@ fn masked_sysfs_shows_the_container_network_only() {
         let host_before = host_mountinfo();
         let c = RootfsContainer::start();
         let ws = pidns::Container::open(c.init as i64).unwrap();
-        let id = mount::mount_sysfs(&ws, strategy(), ms, 1, "/sys", &SysfsOptions::default()).unwrap().mount_id;
+        let id = mount::mount_sysfs(&ws, strategy(), ms, None, 1, "/sys", &SysfsOptions::default()).unwrap().mount_id;
         let mounts = c.mounts();
         let sys = mounts.iter().find(|m| m.0 == "/sys" && m.1 == "sysfs").expect("sysfs at /sys");
         for opt in ["ro", "nosuid", "nodev", "noexec"] {
@@ -192,7 +192,7 @@ fn masked_sysfs_shows_the_container_network_only() {
         if std::path::Path::new("/sys/firmware").exists() {
             assert_eq!(std::fs::read_dir(c.inside("/sys/firmware")).unwrap().count(), 0, "firmware masked");
         }
-        assert_eq!(mount::umount(&ws, strategy(), 1, "/sys", &[id]).unwrap(), id);
+        assert_eq!(mount::umount(&ws, strategy(), None, 1, "/sys", &[(id, None)]).unwrap(), id);
         assert_eq!(host_mountinfo(), host_before);
     }
 }

@@ -47,7 +47,8 @@ fn mounts_never_propagate_into_the_daemon_namespace() {
             // compare from after its start.)
             let before = thread_mountinfo();
             let ws = pidns::Container::open(c.init as i64).unwrap();
-            let e = mount::mount_proc(&ws, PidStrategy::Ioctl, ms, 1, "/proc", &Masks::proc_default()).unwrap_err();
+            let e =
+                mount::mount_proc(&ws, PidStrategy::Ioctl, ms, None, 1, "/proc", &Masks::proc_default()).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{ms:?}: {e}");
             assert!(e.message().contains("propagation"), "{e}");
             assert_eq!(thread_mountinfo(), before, "{ms:?}: nothing may reach the daemon's namespace");
@@ -57,7 +58,7 @@ fn mounts_never_propagate_into_the_daemon_namespace() {
             let c = RootfsContainer::start_in(&base, "slave");
             let before = thread_mountinfo();
             let ws = pidns::Container::open(c.init as i64).unwrap();
-            mount::mount_proc(&ws, PidStrategy::Ioctl, ms, 1, "/proc", &Masks::proc_default()).unwrap();
+            mount::mount_proc(&ws, PidStrategy::Ioctl, ms, None, 1, "/proc", &Masks::proc_default()).unwrap();
             assert!(c.mounts().iter().any(|m| m.0 == "/proc" && m.1 == "proc"));
             assert_eq!(thread_mountinfo(), before, "{ms:?}: a slave's mount stays in the container");
         }

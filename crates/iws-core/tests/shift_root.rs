@@ -50,7 +50,8 @@ fn check_shifted_view(c: &RootfsContainer, method: ShiftMethod, fuse_pid: Option
     let (host, inside) = c.spawn_userns();
     let ws = pidns::Container::open(c.init as i64).unwrap();
     for kind in [IdKind::Uid, IdKind::Gid] {
-        write_id_mapping(&ws, PidStrategy::Ioctl, inside as i64, kind, &shift_map(), &IdPolicy::default()).unwrap();
+        write_id_mapping(&ws, PidStrategy::Ioctl, None, inside as i64, kind, &shift_map(), &IdPolicy::default())
+            .unwrap();
     }
     let _ = host;
     assert_eq!(c.sh_as(host, &format!("stat -c %u {MARK}/bin/busybox")).unwrap().trim(), "0", "{method:?}");

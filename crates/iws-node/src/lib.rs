@@ -57,6 +57,9 @@ pub struct IdPolicy {
     pub user_ranges: Vec<IdRange>,
     /// Whether host id 0 may be mapped at all (default false).
     pub allow_host_root: Option<bool>,
+    /// Whether rings keep setgroups(2) (default false: `deny` is written
+    /// before a gid map).
+    pub allow_setgroups: Option<bool>,
 }
 
 #[napi(object)]
@@ -115,6 +118,7 @@ fn policy(p: &IdPolicy) -> core::idmap::IdPolicy {
         root_range: range(&p.root_range),
         user_ranges: p.user_ranges.iter().map(range).collect(),
         allow_host_root: p.allow_host_root.unwrap_or(false),
+        allow_setgroups: p.allow_setgroups.unwrap_or(false),
     }
 }
 
@@ -190,6 +194,7 @@ pub fn open_container(host_pid: i64) -> AsyncTask<OpenContainerTask> {
 
 pub struct WriteIdMappingTask {
     container: Arc<core::pidns::Container>,
+    caller: Option<core::authz::Caller>,
     pid: i64,
     kind: core::ops::IdKind,
     lines: Vec<core::idmap::IdMapping>,
@@ -203,7 +208,15 @@ impl Task for WriteIdMappingTask {
 
     fn compute(&mut self) -> Result<Self::Output> {
         Ok(strategy(&self.strategy).and_then(|s| {
-            core::ops::write_id_mapping(&self.container, s, self.pid, self.kind, &self.lines, &self.policy)
+            core::ops::write_id_mapping(
+                &self.container,
+                s,
+                self.caller.as_ref(),
+                self.pid,
+                self.kind,
+                &self.lines,
+                &self.policy,
+            )
         }))
     }
 
@@ -212,15 +225,19 @@ impl Task for WriteIdMappingTask {
     }
 }
 
-/// Validates `options.mappings` against `options.policy` and writes them as the
-/// uid (or gid) map of process `options.pid` (container view) in one write.
+/// Validates `options.mappings` against `options.policy`, authorizes
+/// `caller` (the connection's peer; null: the embedding program's own
+/// authority, for `iwsd/native`) and writes them as the uid (or gid) map
+/// of process `options.pid` (container view) in one write.
 #[napi(ts_return_type = "Promise<WriteIdMappingResult>")]
 pub fn write_id_mapping(
     container: &Container,
+    caller: Option<Peer>,
     options: WriteIdMappingOptions,
 ) -> Result<AsyncTask<WriteIdMappingTask>> {
     Ok(AsyncTask::new(WriteIdMappingTask {
         container: handle(container)?,
+        caller: caller.as_ref().map(self::caller),
         pid: options.pid,
         kind: if options.gid { core::ops::IdKind::Gid } else { core::ops::IdKind::Uid },
         lines: mappings(&options.mappings),
@@ -327,16 +344,27 @@ pub struct MountSysfsOptions {
 pub struct UmountOptions {
     pub pid: i64,
     pub target: String,
-    /// Unique ids (decimal strings) of the mounts of this kind iwsd made for
-    /// this workspace; only these may be unmounted.
-    pub owned: Vec<String>,
+    /// The mounts of this kind iwsd made for this workspace; only these may
+    /// be unmounted, each only by whom it was made for or container root.
+    pub owned: Vec<OwnedMount>,
     pub pid_strategy: String,
+}
+
+#[napi(object)]
+pub struct OwnedMount {
+    /// Unique mount id (decimal string).
+    pub mount_id: String,
+    /// Who it was made for; absent in records made before callers were
+    /// recorded (then only container root may unmount it).
+    pub made_for: Option<MountOwner>,
 }
 
 #[napi(object)]
 pub struct MountResult {
     /// Unique mount id (decimal string; u64 does not fit a JS number).
     pub mount_id: String,
+    /// Who the mount was made for (MountProc/MountSysfs; record it).
+    pub made_for: Option<MountOwner>,
 }
 
 fn mount_strategy(s: &str) -> core::Result<core::mount::MountStrategy> {
@@ -350,74 +378,105 @@ fn masks(m: Masks) -> core::mount::Masks {
 pub enum MountOp {
     Proc { pid: i64, target: String, masks: core::mount::Masks, strategy: String },
     Sysfs { pid: i64, target: String, opts: core::mount::SysfsOptions, strategy: String },
-    Umount { pid: i64, target: String, owned: Vec<String> },
+    Umount { pid: i64, target: String, owned: Vec<OwnedMount> },
 }
 
 pub struct MountTask {
     container: Arc<core::pidns::Container>,
+    caller: Option<core::authz::Caller>,
     op: MountOp,
     strategy: String,
 }
 
-fn run_mount_op(c: &core::pidns::Container, op: &MountOp, strategy: &str) -> core::Result<u64> {
+type MountOut = (u64, Option<core::authz::CallerId>);
+
+fn run_mount_op(
+    c: &core::pidns::Container,
+    who: Option<&core::authz::Caller>,
+    op: &MountOp,
+    strategy: &str,
+) -> core::Result<MountOut> {
     let s = self::strategy(strategy)?;
     match op {
         MountOp::Proc { pid, target, masks, strategy } => {
-            core::mount::mount_proc(c, s, mount_strategy(strategy)?, *pid, target, masks).map(|o| o.mount_id)
+            core::mount::mount_proc(c, s, mount_strategy(strategy)?, who, *pid, target, masks)
+                .map(|o| (o.mount_id, o.made_for))
         }
         MountOp::Sysfs { pid, target, opts, strategy } => {
-            core::mount::mount_sysfs(c, s, mount_strategy(strategy)?, *pid, target, opts).map(|o| o.mount_id)
+            core::mount::mount_sysfs(c, s, mount_strategy(strategy)?, who, *pid, target, opts)
+                .map(|o| (o.mount_id, o.made_for))
         }
         MountOp::Umount { pid, target, owned } => {
-            let ids = owned.iter().map(|s| mount_id(s)).collect::<core::Result<Vec<u64>>>()?;
-            core::mount::umount(c, s, *pid, target, &ids)
+            let owned = owned
+                .iter()
+                .map(|m| Ok((mount_id(&m.mount_id)?, m.made_for.as_ref().map(owner_in).transpose()?)))
+                .collect::<core::Result<Vec<_>>>()?;
+            core::mount::umount(c, s, who, *pid, target, &owned).map(|id| (id, None))
         }
     }
 }
 
 impl Task for MountTask {
-    type Output = core::Result<u64>;
+    type Output = core::Result<MountOut>;
     type JsValue = MountResult;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        Ok(run_mount_op(&self.container, &self.op, &self.strategy))
+        Ok(run_mount_op(&self.container, self.caller.as_ref(), &self.op, &self.strategy))
     }
 
     fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
-        settle(&env, out, |id| MountResult { mount_id: id.to_string() })
+        settle(&env, out, |(id, made_for)| MountResult { mount_id: id.to_string(), made_for: made_for.map(owner_out) })
     }
 }
 
-fn mount_task(container: &Container, op: MountOp, strategy: String) -> Result<AsyncTask<MountTask>> {
-    Ok(AsyncTask::new(MountTask { container: handle(container)?, op, strategy }))
+fn mount_task(
+    container: &Container,
+    caller: Option<Peer>,
+    op: MountOp,
+    strategy: String,
+) -> Result<AsyncTask<MountTask>> {
+    Ok(AsyncTask::new(MountTask {
+        container: handle(container)?,
+        caller: caller.as_ref().map(self::caller),
+        op,
+        strategy,
+    }))
 }
 
 /// Mounts a new masked proc for the PID namespace of `options.pid` at
 /// `options.target` inside that process's root and mount namespace.
 #[napi(ts_return_type = "Promise<MountResult>")]
-pub fn mount_proc(container: &Container, options: MountProcOptions) -> Result<AsyncTask<MountTask>> {
+pub fn mount_proc(
+    container: &Container,
+    caller: Option<Peer>,
+    options: MountProcOptions,
+) -> Result<AsyncTask<MountTask>> {
     let op = MountOp::Proc {
         pid: options.pid,
         target: options.target,
         masks: masks(options.masks),
         strategy: options.mount_strategy,
     };
-    mount_task(container, op, options.pid_strategy)
+    mount_task(container, caller, op, options.pid_strategy)
 }
 
 /// Mounts a new masked sysfs of the network namespace of `options.pid`.
 #[napi(ts_return_type = "Promise<MountResult>")]
-pub fn mount_sysfs(container: &Container, options: MountSysfsOptions) -> Result<AsyncTask<MountTask>> {
+pub fn mount_sysfs(
+    container: &Container,
+    caller: Option<Peer>,
+    options: MountSysfsOptions,
+) -> Result<AsyncTask<MountTask>> {
     let opts = core::mount::SysfsOptions { read_only: options.read_only, masks: masks(options.masks) };
     let op = MountOp::Sysfs { pid: options.pid, target: options.target, opts, strategy: options.mount_strategy };
-    mount_task(container, op, options.pid_strategy)
+    mount_task(container, caller, op, options.pid_strategy)
 }
 
 /// Unmounts the mount at `options.target` if it is one of `options.owned`.
 #[napi(ts_return_type = "Promise<MountResult>")]
-pub fn umount(container: &Container, options: UmountOptions) -> Result<AsyncTask<MountTask>> {
+pub fn umount(container: &Container, caller: Option<Peer>, options: UmountOptions) -> Result<AsyncTask<MountTask>> {
     let op = MountOp::Umount { pid: options.pid, target: options.target, owned: options.owned };
-    mount_task(container, op, options.pid_strategy)
+    mount_task(container, caller, op, options.pid_strategy)
 }
 
 pub struct MountStrategyTask(String);
@@ -611,6 +670,29 @@ pub struct Peer {
     pub pid: i32,
     pub uid: u32,
     pub gid: u32,
+    /// Its start time (clock ticks after boot): with `pid`, the caller of
+    /// every call on the connection. A caller without it is refused.
+    pub start_time: Option<i64>,
+}
+
+fn caller(p: &Peer) -> core::authz::Caller {
+    core::authz::Caller { host_pid: p.pid, start_time: p.start_time.and_then(|t| u64::try_from(t).ok()), uid: p.uid }
+}
+
+/// Who a mount was made for: the caller's kernel euid and user namespace.
+#[napi(object)]
+pub struct MountOwner {
+    pub euid: u32,
+    /// "DEV:INO" of its user namespace.
+    pub userns: String,
+}
+
+fn owner_out(id: core::authz::CallerId) -> MountOwner {
+    MountOwner { euid: id.euid, userns: id.userns_string() }
+}
+
+fn owner_in(o: &MountOwner) -> core::Result<core::authz::CallerId> {
+    Ok(core::authz::CallerId { euid: o.euid, userns: core::authz::CallerId::parse_userns(&o.userns)? })
 }
 
 pub struct CheckPeerTask {
@@ -631,7 +713,7 @@ impl Task for CheckPeerTask {
     }
 
     fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
-        settle(&env, out, |p| Peer { pid: p.pid, uid: p.uid, gid: p.gid })
+        settle(&env, out, |p| Peer { pid: p.pid, uid: p.uid, gid: p.gid, start_time: Some(p.start_time as i64) })
     }
 }
 
@@ -641,6 +723,38 @@ impl Task for CheckPeerTask {
 #[napi(ts_return_type = "Promise<Peer>")]
 pub fn check_peer(container: &Container, fd: i32) -> Result<AsyncTask<CheckPeerTask>> {
     Ok(AsyncTask::new(CheckPeerTask { container: handle(container)?, sock: core::pidns::dup_socket(fd) }))
+}
+
+pub struct AuthorizeLifecycleTask {
+    container: Arc<core::pidns::Container>,
+    caller: core::authz::Caller,
+    rule: String,
+}
+
+impl Task for AuthorizeLifecycleTask {
+    type Output = core::Result<()>;
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(core::authz::LifecycleRule::parse(&self.rule)
+            .and_then(|rule| core::authz::authorize_lifecycle_call(&self.container, &self.caller, rule)))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |_| ())
+    }
+}
+
+/// Whether `caller` may call PrepareForUserNS or Teardown under `rule`
+/// ("root-or-init-uid" or "root"); rejects PERMISSION_DENIED otherwise.
+/// Side-effect free: call it before the one-shot is used.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn authorize_lifecycle(
+    container: &Container,
+    caller: Peer,
+    rule: String,
+) -> Result<AsyncTask<AuthorizeLifecycleTask>> {
+    Ok(AsyncTask::new(AuthorizeLifecycleTask { container: handle(container)?, caller: self::caller(&caller), rule }))
 }
 
 // ---- container exit watcher ----------------------------------------------------
