@@ -7,6 +7,9 @@
 //   {"id":3,"op":"spawnChroot","root":DIR}      -> {"id":3,"pid":N}  (busybox sleep, chrooted to DIR)
 //   {"id":4,"op":"callMany","socket":S,"calls":[{rpc,request},...],"concurrency":C}
 //                                               -> {"id":4,"results":[{ok,code,details},...]}  (one connection)
+//   {"id":11,"op":"whoami"}                     -> {"id":11,"pid":<pid here>,"euid":N}
+//   {"id":12,"op":"run","argv":[...]}           -> {"id":12,"code":N,"stdout":S,"stderr":S}  (as this process's child)
+//   {"id":13,"op":"spawn","argv":[...]}         -> {"id":13,"pid":N}  (left running; killed with the agent)
 //   {"id":5,"op":"swap","dir":D,"link":L,"target":T} -> starts a process that swaps D between a
 //                                                  directory and a symlink to T until "unswap"
 //   {"id":6,"op":"hold","name":N,"socket":S,"n":K} -> opens K raw connections that send nothing
@@ -16,7 +19,7 @@
 //   {"id":9,"op":"flood","socket":S,"calls":[{rpc,request}],"concurrency":C,"clients":K}
 //                                               -> keeps C calls outstanding over K clients until "unflood"
 //   {"id":10,"op":"unflood"}                     -> {"id":10,"calls":N,"codes":{CODE:count}}
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -238,6 +241,15 @@ rl.on('line', async (line) => {
       flooding.stop = true;
       await flooding.done;
       reply({ id: cmd.id, calls: flooding.calls, codes: flooding.codes });
+    }
+    else if (cmd.op === 'whoami') reply({ id: cmd.id, pid: process.pid, euid: process.geteuid() })
+    else if (cmd.op === 'run') {
+      const r = spawnSync(cmd.argv[0], cmd.argv.slice(1), { encoding: 'utf8' });
+      reply({ id: cmd.id, code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr || String(r.error ?? '') });
+    } else if (cmd.op === 'spawn') {
+      const child = spawn(cmd.argv[0], cmd.argv.slice(1), { stdio: 'ignore' });
+      children.push(child);
+      reply({ id: cmd.id, pid: child.pid });
     }
     else if (cmd.op === 'call') reply({ id: cmd.id, ...(await call(cmd.socket, cmd.rpc, cmd.request)) });
     else reply({ id: cmd.id, error: `unknown op ${cmd.op}` });

@@ -531,6 +531,9 @@ pub(crate) struct PropagationGuard {
     ours: OwnedFd,
     /// Ask `statmount(2)` about the one mount instead of reading mountinfo.
     statmount: bool,
+    /// Also refuse a target mount shared only inside the workspace (for
+    /// MountProc/MountSysfs; the mark, made once, may go onto a shared root).
+    refuse_peers: bool,
 }
 
 impl PropagationGuard {
@@ -541,7 +544,18 @@ impl PropagationGuard {
         let ours =
             rustix::fs::openat(&host_proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
                 .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo)", e))?;
-        Ok(PropagationGuard { host_proc, ours, statmount: strategy == MountStrategy::Detached && statmount_works() })
+        Ok(PropagationGuard {
+            host_proc,
+            ours,
+            statmount: strategy == MountStrategy::Detached && statmount_works(),
+            refuse_peers: false,
+        })
+    }
+
+    /// [`PropagationGuard::new`] that also refuses a target mount with any
+    /// peer group (see `Reason::PropagatesToPeers`).
+    pub(crate) fn unshared(strategy: MountStrategy) -> Result<PropagationGuard> {
+        Ok(PropagationGuard { refuse_peers: true, ..PropagationGuard::new(strategy)? })
     }
 
     /// The daemon's mount table.
@@ -577,7 +591,7 @@ impl PropagationGuard {
             // copied into every namespace of the peer group (and each slave
             // of it), uncounted by the workspace's mount limit.
             Propagation::Contained => match group {
-                Some(Some(group)) => Err(Error::because(
+                Some(Some(group)) if self.refuse_peers => Err(Error::because(
                     ErrorKind::FailedPrecondition,
                     Reason::PropagatesToPeers,
                     format!(
@@ -649,7 +663,7 @@ fn place(
     target: &str,
     strategy: MountStrategy,
 ) -> Result<u64> {
-    let guard = PropagationGuard::new(strategy)?;
+    let guard = PropagationGuard::unshared(strategy)?;
     let lock = lock_ns()?;
     let id = on_fresh_thread(|t| {
         // Target first, so that a refused request costs no lock step.
