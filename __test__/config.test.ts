@@ -12,10 +12,17 @@ test('embedded defaults match the documented policy', (t) => {
   const c = parseConfig({});
   t.is(c.stateDir, '/run/iwsd');
   t.is(c.pidStrategy, 'auto');
-  t.deepEqual(c.idPolicy, { rootRange: { start: 33333, size: 1 }, userRanges: [{ start: 100000, size: 70000 }], allowHostRoot: false });
+  t.deepEqual(c.idPolicy, { rootRange: { start: 33333, size: 1 }, userRanges: [{ start: 100000, size: 70000 }], allowHostRoot: false, allowSetgroups: false });
   t.deepEqual(c.rateLimits.writeIdMapping, { points: 4, durationSeconds: 10 });
   t.deepEqual(c.archive, { keep: 1000, maxAgeDays: 30 });
   t.throws(() => parseConfig({ archive: { keep: -1 } }), { message: /archive\.keep/ });
+  t.deepEqual(c.authz, { lifecycle: 'root-or-init-uid' });
+});
+
+test('authz can only be made stricter: unknown rules are refused', (t) => {
+  t.is(parseConfig({ authz: { lifecycle: 'root' } }).authz.lifecycle, 'root');
+  t.throws(() => parseConfig({ authz: { lifecycle: 'anyone' } }), { message: /authz\.lifecycle/ });
+  t.throws(() => parseConfig({ authz: { writeIdMapping: 'anyone' } }), { message: /authz/ });
 });
 
 test('precedence: defaults < file < environment < flags', (t) => {

@@ -70,11 +70,13 @@ rootTest('a workspace mounts, prepares and tears down while another program moun
   const c = await TestContainer.start({ rootfs: fs.rootfs });
   t.teardown(() => c.stop());
   const socket = await daemon.add('busy-host', c.initHostPid);
-  t.true((await c.call(socket, 'PrepareForUserNS', {})).ok);
   const targets = Array.from({ length: 20 }, (_, i) => `/work/t${i}`);
   for (const d of targets) mkdirSync(join(fs.rootfs, d), { recursive: true });
+  // Before PrepareForUserNS: after it the container root is shared, and a
+  // MountProc onto it is refused (PropagatesToPeers).
   for (const target of targets) t.true((await c.call(socket, 'MountProc', { target, pid: 1 })).ok);
   for (const target of targets) t.true((await c.call(socket, 'UmountProc', { target, pid: 1 })).ok);
+  t.true((await c.call(socket, 'PrepareForUserNS', {})).ok);
   t.true((await c.call(socket, 'Teardown', {})).response?.success === true);
   await c.stop();
   await daemon.waitForLog((l) => l.workspace === 'busy-host' && l.reason === 'container exited');

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { TestContainer, hostMounts, makeRootfs, mountsOf } from './helpers/container.js';
+import { TestContainer, hostMounts, makeRootfs, mountsOf, shInside } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { rootTest } from './helpers/root.js';
 
@@ -43,6 +43,9 @@ rootTest('kill -9 in a burst of RPCs: restarted, the workspace is served again a
   t.teardown(() => c.stop());
   const socket = await daemon.add('survivor', c.initHostPid);
   t.true((await c.call(socket, 'PrepareForUserNS', {})).ok);
+  // The container root is shared now (a MountProc onto it is refused): the
+  // burst goes onto /work made a private mount of its own.
+  t.is(shInside(c.initHostPid, 'mount --bind /work /work && mount --make-private /work').code, 0);
 
   // A burst of mounts (one per target) from inside, and kill -9 in the middle.
   const pid = await c.spawnUserns();

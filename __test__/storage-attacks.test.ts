@@ -95,10 +95,11 @@ rootTest("fuse: filling a mark's copy-up store is ENOSPC for the writer; another
   t.regex(fill.stderr, /No space left on device/);
   // Another workspace: PrepareForUserNS and MountProc work as ever.
   const b = await container(t, d);
-  const prep = await b.c.call(b.socket, 'PrepareForUserNS', {});
-  t.true(prep.ok, JSON.stringify(prep));
+  // (MountProc first: after PrepareForUserNS the container root is shared and a MountProc onto it refused.)
   const mp = await b.c.call(b.socket, 'MountProc', { target: '/proc', pid: 1 });
   t.true(mp.ok, JSON.stringify(mp));
+  const prep = await b.c.call(b.socket, 'PrepareForUserNS', {});
+  t.true(prep.ok, JSON.stringify(prep));
   // And the full workspace itself still gets answers, none INTERNAL.
   const td = await a.c.call(a.socket, 'Teardown', {});
   t.true(td.ok && td.response?.success === true, JSON.stringify(td));

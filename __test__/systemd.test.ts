@@ -71,13 +71,14 @@ for (const method of ['fuse', 'auto'] as const) {
     const c = await TestContainer.start({ rootfs: fs.rootfs });
     t.teardown(() => c.stop());
     const socket = await daemon.add('hardened', c.initHostPid);
+    // MountProc first: after PrepareForUserNS the container root is shared and a MountProc onto it refused.
+    t.true((await c.call(socket, 'MountProc', { target: '/work/t0', pid: 1 })).ok);
+    t.true((await c.call(socket, 'UmountProc', { target: '/work/t0', pid: 1 })).ok);
     const p = await c.call(socket, 'PrepareForUserNS', {});
     t.true(p.ok, JSON.stringify(p));
     const pid = await c.spawnUserns();
     const w = await c.call(socket, 'WriteIDMapping', { pid, gid: false, mapping: [{ containerId: 0, hostId: 33333, size: 1 }] });
     t.true(w.ok, JSON.stringify(w));
-    t.true((await c.call(socket, 'MountProc', { target: '/work/t0', pid: 1 })).ok);
-    t.true((await c.call(socket, 'UmountProc', { target: '/work/t0', pid: 1 })).ok);
     const td = await c.call(socket, 'Teardown', {});
     t.true(td.response?.success === true, JSON.stringify(td));
     await c.stop();
