@@ -141,6 +141,15 @@ class Agent {
     return (await this.#send({ op: 'call', socket, rpc, request })) as unknown as CallResult;
   }
 
+  /** A call over the one connection this agent keeps open. */
+  async callHeld(socket: string, rpc: string, request: Record<string, unknown>): Promise<CallResult> {
+    return (await this.#send({ op: 'callHeld', socket, rpc, request })) as unknown as CallResult;
+  }
+
+  async seteuid(euid: number): Promise<void> {
+    await this.#send({ op: 'seteuid', euid });
+  }
+
   async run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     return (await this.#send({ op: 'run', argv })) as unknown as { code: number; stdout: string; stderr: string };
   }
@@ -197,6 +206,23 @@ async function refused(t: ExecutionContext, r: CallResult, code: string, reason:
   const audit = await Promise.any([daemon, permissive].map((d) => d.waitForLog((l) => l.result === code && l.error === r.details, 2000))).catch(() => undefined);
   t.is(audit?.reason, reason, `${what}: reason in the audit record`);
 }
+
+// ---- the caller of a call is the process that connected, as it connected ----------
+
+rootTest('a connection opened as root is not root’s once its process changed its euid (as a setuid exec would, the other way round)', async (t) => {
+  const { socket, agent, init, dir } = await setup(t);
+  const root = await agent();
+  const target = join(dir, 'open');
+  t.true((await root.callHeld(socket, 'MountProc', { pid: root.pid, target })).ok, 'as connected');
+  t.true((await root.callHeld(socket, 'UmountProc', { pid: root.pid, target })).ok);
+  await root.seteuid(USER);
+  const before = mountCount(init);
+  await refused(t, await root.callHeld(socket, 'MountProc', { pid: root.pid, target: '/etc' }), 'PERMISSION_DENIED', 'CredentialsChanged', 'euid changed');
+  t.is(mountCount(init), before);
+  await root.seteuid(0);
+  t.true((await root.callHeld(socket, 'MountProc', { pid: root.pid, target })).ok, 'back to the euid it connected with');
+  t.true((await root.callHeld(socket, 'UmountProc', { pid: root.pid, target })).ok);
+});
 
 // ---- WriteIDMapping ----------------------------------------------------------------
 

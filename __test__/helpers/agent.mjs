@@ -10,6 +10,8 @@
 //   {"id":11,"op":"whoami"}                     -> {"id":11,"pid":<pid here>,"euid":N}
 //   {"id":12,"op":"run","argv":[...]}           -> {"id":12,"code":N,"stdout":S,"stderr":S}  (as this process's child)
 //   {"id":13,"op":"spawn","argv":[...]}         -> {"id":13,"pid":N}  (left running; killed with the agent)
+//   {"id":14,"op":"callHeld",...}               -> like "call", over one connection kept open
+//   {"id":15,"op":"seteuid","euid":N}           -> {"id":15,"euid":N}
 //   {"id":5,"op":"swap","dir":D,"link":L,"target":T} -> starts a process that swaps D between a
 //                                                  directory and a symlink to T until "unswap"
 //   {"id":6,"op":"hold","name":N,"socket":S,"n":K} -> opens K raw connections that send nothing
@@ -126,6 +128,8 @@ for (;;) {
   if (!announced) { announced = true; process.stdout.write('swapping\\n'); }
 }`;
 let swapper;
+// One connection kept across calls (callHeld).
+let heldClient;
 
 // Standard gRPC services, as generic tooling would use them.
 const reflectionProto = fileURLToPath(new URL('../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto', import.meta.url));
@@ -241,6 +245,12 @@ rl.on('line', async (line) => {
       flooding.stop = true;
       await flooding.done;
       reply({ id: cmd.id, calls: flooding.calls, codes: flooding.codes });
+    } else if (cmd.op === 'callHeld') {
+      heldClient ??= new Service(`unix:${cmd.socket}`, grpc.credentials.createInsecure());
+      reply({ id: cmd.id, ...(await callOn(heldClient, cmd.rpc, cmd.request)) });
+    } else if (cmd.op === 'seteuid') {
+      process.seteuid(cmd.euid);
+      reply({ id: cmd.id, euid: process.geteuid() });
     }
     else if (cmd.op === 'whoami') reply({ id: cmd.id, pid: process.pid, euid: process.geteuid() })
     else if (cmd.op === 'run') {
