@@ -96,7 +96,7 @@ test('LICENSE is the Apache-2.0 text package.json and Cargo.toml name; SECURITY.
   const security = readFileSync(join(ROOT, 'SECURITY.md'), 'utf8');
   t.regex(security, /## Reporting a vulnerability/);
   const marker = 'stay the same. -->\n';
-  t.is(security.slice(security.indexOf(marker) + marker.length).trim(), section, 'SECURITY.md\'s copy of README.md "## Security" is out of date');
+  t.is(security.slice(security.indexOf(marker) + marker.length).trim(), section, 'SECURITY.md\'s copy of README.md "## Security" is out of date: run node scripts/sync-security.mjs');
   const changelog = readFileSync(join(ROOT, 'CHANGELOG.md'), 'utf8');
   t.regex(changelog, /^## \[Unreleased\]$/m);
 });

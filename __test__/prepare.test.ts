@@ -113,10 +113,13 @@ for (const method of METHODS) {
   });
 
   rootTest(`${method}: Teardown removes the mark and its helper, and both calls are one-shot`, async (t) => {
-    const { c, socket, daemon } = await setup(t, method);
+    const { c, socket, daemon, id } = await setup(t, method);
     // Warm up connections, then measure.
     await c.call(socket, 'Teardown', { }).then(() => undefined, () => undefined);
     t.is((await c.call(socket, 'Teardown', {})).code, 'RESOURCE_EXHAUSTED', 'the warm-up already used Teardown');
+    // One registration per container: a fresh one under a new id, once the
+    // first is removed.
+    t.is((await daemon.cli(['workspace', 'rm', '--id', id])).code, 0);
     const id2 = `p-${process.pid}-${++n}`;
     const c2 = { socket: await daemon.add(id2, c.initHostPid) };
     await new Promise((r) => setTimeout(r, 300));

@@ -16,7 +16,9 @@ rootTest('the fifth WriteIDMapping within 10 s is RESOURCE_EXHAUSTED with the re
   const c = await TestContainer.start();
   t.teardown(() => c.stop());
   const socket = await daemon.add('rate', c.initHostPid);
-  const other = await daemon.add('rate-other', c.initHostPid);
+  const c2 = await TestContainer.start();
+  t.teardown(() => c2.stop());
+  const other = await daemon.add('rate-other', c2.initHostPid);
 
   const a = await c.spawnUserns();
   const b = await c.spawnUserns();
@@ -30,7 +32,8 @@ rootTest('the fifth WriteIDMapping within 10 s is RESOURCE_EXHAUSTED with the re
   t.regex(fifth.details ?? '', /4 calls per 10s.*retry in \d+s \(retry-after-ms=\d+\)/);
   t.deepEqual(readMap(c.hostPidOf(third), 'uid_map'), [], 'a limited call writes nothing');
   // The limit is per workspace.
-  const elsewhere = await c.call(other, 'WriteIDMapping', { pid: third, gid: false, mapping: RING });
+  const theirs = await c2.spawnUserns();
+  const elsewhere = await c2.call(other, 'WriteIDMapping', { pid: theirs, gid: false, mapping: RING });
   t.true(elsewhere.ok, JSON.stringify(elsewhere));
 });
 

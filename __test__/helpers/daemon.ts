@@ -53,11 +53,12 @@ export class TestDaemon {
   }
 
   async #ready(): Promise<void> {
-    const end = Date.now() + 15_000;
+    // Generous: on a busy 2-core node a start that restores workspaces can be slow.
+    const end = Date.now() + 45_000;
     const seen = this.logs.length;
     while (!this.logs.slice(seen).some((l) => typeof l.msg === 'string' && l.msg.startsWith('iwsd serving'))) {
       if (this.proc.exitCode !== null) throw new Error(`iwsd serve exited with ${this.proc.exitCode}: ${JSON.stringify(this.logs)}`);
-      if (Date.now() > end) throw new Error('iwsd serve did not become ready');
+      if (Date.now() > end) throw new Error(`iwsd serve did not become ready in 45 s; last log lines: ${JSON.stringify(this.logs.slice(-5))}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
