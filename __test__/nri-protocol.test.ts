@@ -144,7 +144,7 @@ test('ttrpc: Request and Response messages; a status is an error', (t) => {
   t.is(e!.code, 9);
 });
 
-test('proto: the vendored NRI messages: pid, annotations, a mount adjustment; unknown fields refused', (t) => {
+test('proto: the vendored NRI messages: pid, annotations, a mount adjustment; misspelt fields refused', (t) => {
   const c = decode<{ pid: number; annotations: Record<string, string> }>(
     type('nri.pkg.api.v1alpha1.Container'),
     encode(type('nri.pkg.api.v1alpha1.Container'), { id: 'c1', pid: 4242, annotations: { a: 'b' } }),
@@ -159,7 +159,7 @@ test('proto: the vendored NRI messages: pid, annotations, a mount adjustment; un
     pluginIdx: '50',
     NRIVersion: 'v0.12.3',
   });
-  t.throws(() => encode(type('nri.pkg.api.v1alpha1.Container'), { pid: 'many' }), { message: /pid/ });
+  t.throws(() => encode(type('nri.pkg.api.v1alpha1.Container'), { pidd: 1 }), { message: /no field pidd/ });
   t.is(eventMask([EVENT.CREATE_CONTAINER, EVENT.START_CONTAINER, EVENT.STOP_CONTAINER, EVENT.REMOVE_CONTAINER]), (1 << 3) | (1 << 5) | (1 << 9) | (1 << 10));
 });
 

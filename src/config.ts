@@ -179,6 +179,17 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    nri: z
+      .object({
+        /** Connect to the container runtime's NRI socket as a plugin (containerd 2, CRI-O). */
+        enabled: z.boolean().default(false),
+        socket: z.string().regex(/^\//, 'must be an absolute path').default('/var/run/nri/nri.sock'),
+        pluginName: z.string().regex(/^[a-zA-Z0-9_.+-]+$/, 'may contain only letters, digits and "_.+-"').default('iwsd'),
+        /** Two digits: plugins are called in ascending order. */
+        pluginIndex: z.string().regex(/^\d\d$/, 'must be two digits, 00..99').default('50'),
+      })
+      .strict()
+      .prefault({}),
     rateLimits: z
       .object({
         writeIdMapping: rateLimit(4, 10),

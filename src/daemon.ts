@@ -22,6 +22,7 @@ import { auditWorkspaceUnimplemented, workspaceHandlers, WorkspaceService, type 
 import { bindUnix, shutdown, unlinkQuiet } from './sockets.js';
 import { StateStore, type WorkspaceState } from './state.js';
 import { defaultShift, workspaceDir, workspaceSocket, type Workspace } from './workspace.js';
+import { startNri, type NriPlugin } from './nri/index.js';
 
 /** The lock file in the state dir (see lockStateDir). */
 export const LOCK_FILE = 'iwsd.lock';
@@ -141,6 +142,8 @@ export class Daemon {
   #metricsServer: HttpServer | undefined;
   /** The flock on <state>/iwsd.lock: one daemon per state dir. */
   #lock: native.StateLock | undefined;
+  /** The NRI plugin connection (config nri.enabled). */
+  #nri: NriPlugin | undefined;
 
   private constructor(
     readonly config: Config,
@@ -353,6 +356,7 @@ export class Daemon {
         log.info({ metricsPort: port, metricsHost: config.metrics.host }, `metrics on http://${config.metrics.host}:${port}/metrics`);
       }
       await d.#recover();
+      if (config.nri.enabled) d.#nri = startNri(d, config.nri, log, d.metrics.registry);
       log.info(
         { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, mountStrategy, kernel: features, workspaces: d.#workspaces.size },
         `iwsd serving admin socket ${d.adminSocket}`,
@@ -643,6 +647,32 @@ export class Daemon {
     }
   }
 
+  /** The NRI connection's state, undefined when NRI is off. */
+  nriStatus(): ReturnType<NriPlugin['status']> | undefined {
+    return this.#nri?.status();
+  }
+
+  /**
+   * Creates and seals a workspace's directory before its container exists
+   * (NRI CreateContainer binds it); registration (addWorkspace) follows
+   * once the container runs. Returns the directory.
+   */
+  async prepareWorkspace(id: string, markPath?: string): Promise<string> {
+    if (this.#closed) throw new IwsError('UNAVAILABLE', 'iwsd is shutting down');
+    checkWorkspaceId(id);
+    const markDir = Daemon.markDirName(markPath || this.config.shift.markPath);
+    this.#sealed(id, 'preparation', await native.prepareWorkspaceDir(this.#workspacesDir, id, markDir));
+    return workspaceDir(this.config.stateDir, id);
+  }
+
+  /** Removes a prepared directory that no registered workspace uses (its container was removed unstarted). */
+  async discardWorkspace(id: string): Promise<void> {
+    checkWorkspaceId(id);
+    await this.#disposing.get(id);
+    if (this.#workspaces.has(id) || this.#pending.has(id)) return;
+    await this.#removeTree(id, this.#workspacesDir, id);
+  }
+
   list(): WorkspaceInfo[] {
     return [...this.#workspaces.values()].map((e) => this.#info(e.workspace));
   }
@@ -667,6 +697,7 @@ export class Daemon {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#nri?.close();
     const entries = [...this.#workspaces.values()];
     this.#workspaces.clear();
     await Promise.all(

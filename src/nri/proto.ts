@@ -49,11 +49,16 @@ export function decode<T = Record<string, unknown>>(t: protobuf.Type, bytes: Uin
   return t.toObject(t.decode(bytes), CONVERT) as T;
 }
 
-/** Encodes a plain object; unknown or ill-typed fields are an error (verify), never silently dropped. */
+/**
+ * Encodes a plain object (enums by name or number). A key that is no field
+ * of the type is an error, so that a misspelt field is never silently dropped.
+ */
 export function encode(t: protobuf.Type, value: Record<string, unknown>): Uint8Array {
-  const err = t.verify(value);
+  for (const k of Object.keys(value)) if (!t.fields[k]) throw new Error(`${t.fullName} has no field ${k}`);
+  const msg = t.fromObject(value);
+  const err = t.verify(msg);
   if (err) throw new Error(`${t.fullName}: ${err}`);
-  return t.encode(t.fromObject(value)).finish();
+  return t.encode(msg).finish();
 }
 
 /** NRI event numbers (api.proto `Event`), stable since NRI v0.6. */
