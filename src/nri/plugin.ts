@@ -362,6 +362,7 @@ export class NriPlugin {
         this.log.error({ ...logFields(pod, c), error: (err as Error).message }, `NRI Synchronize: ${(err as Error).message}`);
         continue;
       }
+      this.log.debug({ ...logFields(pod, c), state: c.state, pid: c.pid, workspace: ws?.id }, 'NRI Synchronize: container');
       if (!ws) continue;
       seen.add(c.id!);
       if (c.state !== STATE_RUNNING && c.state !== STATE_CREATED) continue;
