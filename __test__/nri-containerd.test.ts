@@ -120,6 +120,13 @@ serial('a workspace pod gets /.workspace read-only with a served daemon.sock', a
   t.truthy(mounts.find(([mp, type]) => mp === '/work/target' && type === 'proc'), JSON.stringify(mounts));
 });
 
+serial('iwsd doctor shows the NRI connection', async (t) => {
+  const r = await daemon!.cli(['doctor', '--json', '--config', join(daemon!.base, 'config.json')]);
+  const nri = (JSON.parse(r.stdout) as { nri?: { socketPresent: boolean; plugin: string; daemon?: { connected: boolean; runtime: string } } }).nri;
+  t.like(nri, { socketPresent: true, plugin: '50-iwsd', daemon: { connected: true } });
+  t.regex(nri?.daemon?.runtime ?? '', /^containerd 2\.4\.2/);
+});
+
 serial('a pod without the annotation gets nothing', async (t) => {
   t.timeout(60_000);
   const before = await ls(daemon!);

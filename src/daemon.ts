@@ -356,7 +356,7 @@ export class Daemon {
         log.info({ metricsPort: port, metricsHost: config.metrics.host }, `metrics on http://${config.metrics.host}:${port}/metrics`);
       }
       await d.#recover();
-      if (config.nri.enabled) d.#nri = startNri(d, config.nri, log, d.metrics.registry);
+      if (config.nri.enabled) d.#nri = startNri(d, config.nri, log, d.metrics.registry, config.stateDir);
       log.info(
         { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, mountStrategy, kernel: features, workspaces: d.#workspaces.size },
         `iwsd serving admin socket ${d.adminSocket}`,

@@ -1,5 +1,6 @@
 /** `iwsd doctor`: which kernel features are here and which strategy each operation takes. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 import type { Config } from './config.js';
 import { toIwsError } from './errors.js';
@@ -13,6 +14,26 @@ export interface DoctorReport {
   features: { name: string; available: boolean; usedFor: string; detail?: string }[];
   strategies: Record<string, string>;
   problems: string[];
+  /** The NRI plugin connection (config nri), when enabled. */
+  nri?: { socket: string; plugin: string; socketPresent: boolean; daemon?: Record<string, unknown> };
+}
+
+/** The NRI configuration and what the running daemon last reported (<state>/nri-status.json). */
+function nriReport(config: Config): DoctorReport['nri'] {
+  if (!config.nri.enabled) return undefined;
+  let socketPresent = false;
+  try {
+    socketPresent = statSync(config.nri.socket).isSocket();
+  } catch {
+    /* absent */
+  }
+  let daemon: Record<string, unknown> | undefined;
+  try {
+    daemon = JSON.parse(readFileSync(join(config.stateDir, 'nri-status.json'), 'utf8')) as Record<string, unknown>;
+  } catch {
+    /* no daemon has reported */
+  }
+  return { socket: config.nri.socket, plugin: `${config.nri.pluginIndex}-${config.nri.pluginName}`, socketPresent, ...(daemon ? { daemon } : {}) };
 }
 
 async function resolved<T extends string>(f: () => Promise<T>): Promise<string> {
@@ -55,7 +76,9 @@ export async function doctor(config: Config, kernelRelease: string): Promise<Doc
   for (const [k, v] of Object.entries(strategies)) if (v.startsWith('unavailable')) problems.push(`${k}: ${v}`);
   if (config.shift.method === 'fuse' && !(f.fuse && fuseBinary)) problems.push('shift.method is fuse but /dev/fuse or fuse-overlayfs is missing');
   if (config.shift.method === 'shiftfs' && !f.shiftfs) problems.push('shift.method is shiftfs but the kernel has no shiftfs');
-  return { version: VERSION, kernel: kernelRelease, features, strategies, problems };
+  const nri = nriReport(config);
+  if (nri && !nri.socketPresent) problems.push(`nri.enabled but no NRI socket at ${nri.socket} (is NRI enabled in the runtime's config?)`);
+  return { version: VERSION, kernel: kernelRelease, features, strategies, problems, ...(nri ? { nri } : {}) };
 }
 
 export function formatReport(r: DoctorReport): string {
@@ -63,6 +86,11 @@ export function formatReport(r: DoctorReport): string {
   for (const f of r.features) lines.push(`  [${f.available ? 'x' : ' '}] ${f.name} — ${f.usedFor}${f.detail ? ` (${f.detail})` : ''}`);
   lines.push('', 'strategies:');
   for (const [k, v] of Object.entries(r.strategies)) lines.push(`  ${k}: ${v}`);
+  if (r.nri) {
+    const d = r.nri.daemon;
+    const state = !d ? 'no daemon has reported a connection' : d.connected ? `connected to ${String(d.runtime ?? 'the runtime')} since ${String(d.since)}` : `not connected (${String(d.lastError ?? '?')}), reconnecting`;
+    lines.push('', `nri: plugin ${r.nri.plugin} on ${r.nri.socket} (${r.nri.socketPresent ? 'socket present' : 'socket missing'}); ${state}`);
+  }
   lines.push('', r.problems.length ? `problems:\n${r.problems.map((p) => `  - ${p}`).join('\n')}` : 'no problems found');
   return `${lines.join('\n')}\n`;
 }

@@ -41,6 +41,8 @@ export interface NriOptions {
   pluginIndex: string;
   /** Backoff between connection attempts (ms). */
   backoff?: { initialMs: number; maxMs: number };
+  /** Called when the connection comes or goes. */
+  onStatus?: (s: NriStatus) => void;
 }
 
 export interface NriMetrics {
@@ -125,6 +127,7 @@ export class NriPlugin {
         await conn.call('RegisterPlugin', { pluginName: this.opts.pluginName, pluginIdx: this.opts.pluginIndex, NRIVersion: NRI_VERSION });
         this.#status = { ...this.#status, connected: true, since: new Date().toISOString() };
         this.metrics?.connected(true);
+        this.opts.onStatus?.(this.status());
         this.log.info({ nriSocket: this.opts.socket, plugin: this.#status.plugin, runtime: this.#status.runtime }, `NRI: registered as plugin ${this.#status.plugin} with ${this.#status.runtime ?? 'the runtime'}`);
         delay = initialMs;
         failures = 0;
@@ -155,6 +158,7 @@ export class NriPlugin {
     const was = this.#status.connected;
     this.#status = { ...this.#status, connected: false, lastError: err?.message ?? 'closed' };
     this.metrics?.connected(false);
+    if (was || failures === 1) this.opts.onStatus?.(this.status());
     this.metrics?.error(was ? 'disconnected' : 'connect');
     const fields = { nriSocket: this.opts.socket, error: err?.message };
     // Loud once per outage; quiet while the runtime stays away.
