@@ -1001,7 +1001,8 @@ pub struct NofileLimit {
 /// Raises the daemon's soft RLIMIT_NOFILE to its hard limit (never lowers it).
 #[napi]
 pub fn raise_nofile_limit() -> Result<NofileLimit> {
-    let l = core::supervise::raise_nofile_limit().map_err(|e| Error::new(Status::GenericFailure, format!("RLIMIT_NOFILE: {e}")))?;
+    let l = core::supervise::raise_nofile_limit()
+        .map_err(|e| Error::new(Status::GenericFailure, format!("RLIMIT_NOFILE: {e}")))?;
     // u64::MAX (RLIM_INFINITY) is not exact as f64, and need not be.
     Ok(NofileLimit { before: l.before as f64, soft: l.soft as f64, hard: l.hard as f64 })
 }
