@@ -68,6 +68,15 @@ function shape(file: string): Map<string, unknown> {
   return out;
 }
 
+/**
+ * Whether `got` (ours) keeps `want` (the contract's) for one key: enums and
+ * messages may only gain values and fields; RPCs must be identical.
+ */
+function keeps(key: string, want: unknown, got: unknown): boolean {
+  if (key.startsWith('enum ') || key.startsWith('message ')) return Array.isArray(got) && (want as string[]).every((v) => (got as string[]).includes(v));
+  return JSON.stringify(got) === JSON.stringify(want);
+}
+
 test('the golden copy of the contract is the one we were given', (t) => {
   t.is(createHash('sha256').update(readFileSync(contract)).digest('hex'), CONTRACT_SHA256);
 });
@@ -78,12 +87,8 @@ test('our proto is wire-compatible with the contract', (t) => {
   t.true(a.size > 10);
   for (const [key, want] of a) {
     const got = b.get(key);
-    if (Array.isArray(want) && key.startsWith('enum ')) {
-      // enums may only gain values
-      for (const v of want as string[]) t.true((got as string[]).includes(v), `${key} lost ${v}`);
-    } else {
-      t.deepEqual(got, want, key);
-    }
+    if (!keeps(key, want, got)) t.deepEqual(got, want, `${key} changed (only additions are compatible)`);
+    else t.pass();
   }
 });
 
@@ -95,10 +100,7 @@ test('the check catches an incompatible change (renumbered field, lost enum valu
       const f = join(dir, 'workspace_daemon.proto');
       writeFileSync(f, edit(readFileSync(ours, 'utf8')));
       const b = shape(f);
-      return [...a].some(([key, want]) => {
-        const got = b.get(key);
-        return key.startsWith('enum ') ? !(want as string[]).every((v) => (got as string[] | undefined)?.includes(v)) : JSON.stringify(got) !== JSON.stringify(want);
-      });
+      return [...a].some(([key, want]) => !keeps(key, want, b.get(key)));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -107,4 +109,7 @@ test('the check catches an incompatible change (renumbered field, lost enum valu
   t.true(broken((s) => s.replace('uint32 host_id = 2;', 'uint32 host_id = 4;')));
   t.true(broken((s) => s.replace('FUSE = 1;', '')));
   t.true(broken((s) => s.replace('int64 pid = 1;', 'int32 pid = 1;')));
+  t.true(broken((s) => s.replace('bool full_workspace_backup = 2;', '')), 'a removed field');
+  t.true(broken((s) => s.replace('rpc Teardown(TeardownRequest) returns (TeardownResponse) {}', '')), 'a removed RPC');
+  t.false(broken((s) => s.replace('message MountProcResponse {}', 'message MountProcResponse {\n  string note = 1;\n}')), 'an added field');
 });

@@ -152,7 +152,7 @@ const MAP = { pid: 1, gid: false, mapping: [{ containerId: 0, hostId: 33333, siz
 
 /** Calls an RPC through the service's guard, as the handler does. */
 function call(s: WorkspaceService, rpc: RpcName, deadline?: number): Promise<unknown> {
-  const work: Record<RpcName, () => Promise<unknown>> = {
+  const work: Partial<Record<RpcName, () => Promise<unknown>>> = {
     WriteIDMapping: () => s.writeIdMapping(MAP, CALLER),
     PrepareForUserNS: () => s.prepareForUserNS(CALLER),
     MountProc: () => s.mount('proc', MOUNT, CALLER),
@@ -161,7 +161,9 @@ function call(s: WorkspaceService, rpc: RpcName, deadline?: number): Promise<unk
     UmountSysfs: () => s.umount('sysfs', MOUNT, CALLER),
     Teardown: () => s.teardown(CALLER),
   };
-  return s.run(rpc, CALLER, work[rpc], deadline);
+  const fn = work[rpc];
+  if (!fn) throw new Error(`guard.test: no fake call for ${rpc}`);
+  return s.run(rpc, CALLER, fn, deadline);
 }
 
 const settle = (p: Promise<unknown>) => p.then((v) => ({ ok: true as const, v }), (e: unknown) => ({ ok: false as const, e: e as IwsError }));

@@ -20,7 +20,7 @@ import { VERSION } from './version.js';
 import type { Workspace as WorkspaceMsg } from './gen/iwsd/admin/v1/Workspace.js';
 
 
-const RPCS = ['WriteIDMapping', 'MountProc', 'UmountProc', 'MountSysfs', 'UmountSysfs', 'PrepareForUserNS', 'Teardown'] as const;
+const RPCS = ['WriteIDMapping', 'MountProc', 'UmountProc', 'MountSysfs', 'UmountSysfs', 'PrepareForUserNS', 'Teardown', 'WipingTeardown', 'EvacuateCGroup', 'SetupPairVeths', 'MountNfs', 'UmountNfs', 'WorkspaceInfo'] as const;
 
 function parseRange(value: string): { start: number; size: number } {
   const r = IdRangeSchema.safeParse(value);

@@ -199,6 +199,13 @@ export const ConfigSchema = z
         umountProc: rateLimit(200, 10),
         mountSysfs: rateLimit(200, 10),
         umountSysfs: rateLimit(200, 10),
+        wipingTeardown: rateLimit(4, 10),
+        evacuateCGroup: rateLimit(4, 10),
+        setupPairVeths: rateLimit(4, 10),
+        mountNfs: rateLimit(20, 10),
+        umountNfs: rateLimit(20, 10),
+        // Gitpod's supervisor polls it for its resource display.
+        workspaceInfo: rateLimit(50, 10),
       })
       .strict()
       .prefault({}),

@@ -18,7 +18,7 @@ import { ConnectionBudget, ConnectionTable, GuardedSocket } from './guardedSocke
 import { addStandardServices, Metrics, serveMetrics } from './observability.js';
 import type { Server as HttpServer } from 'node:http';
 import { RpcGuard } from './rpcGuard.js';
-import { auditWorkspaceUnimplemented, workspaceHandlers, WorkspaceService, type CallContext } from './service.js';
+import { auditWorkspaceUnimplemented, workspaceHandlers, workspaceInfoHandlers, WorkspaceService, type CallContext } from './service.js';
 import { bindUnix, shutdown, unlinkQuiet } from './sockets.js';
 import { StateStore, type WorkspaceState } from './state.js';
 import { defaultShift, workspaceDir, workspaceSocket, type Workspace } from './workspace.js';
@@ -174,6 +174,7 @@ export class Daemon {
     this.#server = new grpc.Server(workspaceServerOptions(config.connections));
     const contextOf = (call: { getPeer(): string }) => this.#connections.of(call);
     this.#server.addService(workspaceProto().iws.InWorkspaceService.service, workspaceHandlers(contextOf, this.metrics));
+    this.#server.addService(workspaceProto().iws.WorkspaceInfoService.service, workspaceInfoHandlers(contextOf, this.metrics));
     auditWorkspaceUnimplemented(this.#server, contextOf, this.metrics);
     addStandardServices(this.#server, 'workspace_daemon.proto', 'iws.InWorkspaceService');
     this.#injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());

@@ -29,6 +29,12 @@ export const RPCS = {
   MountSysfs: { lane: 'short', limit: 'mountSysfs' },
   UmountSysfs: { lane: 'short', limit: 'umountSysfs' },
   Teardown: { lane: 'long', limit: 'teardown' },
+  WipingTeardown: { lane: 'long', limit: 'wipingTeardown' },
+  EvacuateCGroup: { lane: 'long', limit: 'evacuateCGroup' },
+  SetupPairVeths: { lane: 'long', limit: 'setupPairVeths' },
+  MountNfs: { lane: 'long', limit: 'mountNfs' },
+  UmountNfs: { lane: 'long', limit: 'umountNfs' },
+  WorkspaceInfo: { lane: 'short', limit: 'workspaceInfo' },
 } as const satisfies Record<string, { lane: 'short' | 'long'; limit: keyof Config['rateLimits'] }>;
 
 export type RpcName = keyof typeof RPCS;

@@ -19,6 +19,13 @@ import type { UmountProcRequest__Output } from './gen/iws/UmountProcRequest.js';
 import type { InWorkspaceServiceHandlers } from './gen/iws/InWorkspaceService.js';
 import type { WriteIDMappingRequest__Output } from './gen/iws/WriteIDMappingRequest.js';
 import type { WriteIDMappingResponse } from './gen/iws/WriteIDMappingResponse.js';
+import type { WorkspaceInfoServiceHandlers } from './gen/iws/WorkspaceInfoService.js';
+import type { WorkspaceInfoResponse } from './gen/iws/WorkspaceInfoResponse.js';
+import type { WipingTeardownRequest__Output } from './gen/iws/WipingTeardownRequest.js';
+import type { WipingTeardownResponse } from './gen/iws/WipingTeardownResponse.js';
+import type { SetupPairVethsRequest__Output } from './gen/iws/SetupPairVethsRequest.js';
+import type { MountNfsRequest__Output } from './gen/iws/MountNfsRequest.js';
+import type { UmountNfsRequest__Output } from './gen/iws/UmountNfsRequest.js';
 import type * as grpc from '@grpc/grpc-js';
 
 /**
@@ -233,6 +240,35 @@ export class WorkspaceService {
     }
     return {};
   }
+
+  // RPCs Gitpod added to the contract. Skeleton: each is implemented in its own commit.
+  async wipingTeardown(_req: WipingTeardownRequest__Output, _caller: Caller): Promise<WipingTeardownResponse> {
+    throw notYet('WipingTeardown');
+  }
+
+  async evacuateCGroup(_caller: Caller): Promise<Record<string, never>> {
+    throw notYet('EvacuateCGroup');
+  }
+
+  async setupPairVeths(_req: SetupPairVethsRequest__Output, _caller: Caller): Promise<Record<string, never>> {
+    throw notYet('SetupPairVeths');
+  }
+
+  async mountNfs(_req: MountNfsRequest__Output, _caller: Caller): Promise<Record<string, never>> {
+    throw notYet('MountNfs');
+  }
+
+  async umountNfs(_req: UmountNfsRequest__Output, _caller: Caller): Promise<Record<string, never>> {
+    throw notYet('UmountNfs');
+  }
+
+  async workspaceInfo(_caller: Caller): Promise<WorkspaceInfoResponse> {
+    throw notYet('WorkspaceInfo');
+  }
+}
+
+function notYet(rpc: string): IwsError {
+  return new IwsError('UNIMPLEMENTED', `${rpc} is not implemented by this iwsd build`);
 }
 
 const SHIFT_METHODS: Record<'idmapped' | 'fuse' | 'shiftfs', FSShiftMethod> = {
@@ -278,7 +314,23 @@ export function workspaceHandlers(contextOf: ContextOf, metrics?: Metrics): InWo
     MountSysfs: guarded('MountSysfs', (s, req: MountProcRequest__Output, caller) => s.mount('sysfs', req, caller)),
     UmountSysfs: guarded('UmountSysfs', (s, req: UmountProcRequest__Output, caller) => s.umount('sysfs', req, caller)),
     Teardown: guarded('Teardown', (s, _req, caller) => s.teardown(caller)),
+    WipingTeardown: guarded('WipingTeardown', (s, req: WipingTeardownRequest__Output, caller) => s.wipingTeardown(req, caller)),
+    EvacuateCGroup: guarded('EvacuateCGroup', (s, _req, caller) => s.evacuateCGroup(caller)),
+    SetupPairVeths: guarded('SetupPairVeths', (s, req: SetupPairVethsRequest__Output, caller) => s.setupPairVeths(req, caller)),
+    MountNfs: guarded('MountNfs', (s, req: MountNfsRequest__Output, caller) => s.mountNfs(req, caller)),
+    UmountNfs: guarded('UmountNfs', (s, req: UmountNfsRequest__Output, caller) => s.umountNfs(req, caller)),
+    WorkspaceInfo: guarded('WorkspaceInfo', (s, _req, caller) => s.workspaceInfo(caller)),
   } satisfies InWorkspaceServiceHandlers;
+}
+
+/** gRPC handlers of iws.WorkspaceInfoService (Gitpod's supervisor asks it alone), on the same sockets and guard. */
+export function workspaceInfoHandlers(contextOf: ContextOf, metrics?: Metrics): WorkspaceInfoServiceHandlers {
+  const b = workspaceBoundary(contextOf, metrics);
+  return {
+    WorkspaceInfo: b.unary<unknown, WorkspaceInfoResponse>('WorkspaceInfo', ({ service, caller }, _req, call) =>
+      service.run('WorkspaceInfo', caller, () => service.workspaceInfo(caller), deadlineOf(call)),
+    ),
+  } satisfies WorkspaceInfoServiceHandlers;
 }
 
 /** Makes the workspace server audit (and refuse through the same boundary) every method it does not implement. */

@@ -21,6 +21,12 @@ import type { TeardownResponse__Output } from '../gen/iws/TeardownResponse.js';
 import type { UmountProcRequest } from '../gen/iws/UmountProcRequest.js';
 import type { WriteIDMappingRequest } from '../gen/iws/WriteIDMappingRequest.js';
 import type { WriteIDMappingResponse__Output } from '../gen/iws/WriteIDMappingResponse.js';
+import type { WipingTeardownRequest } from '../gen/iws/WipingTeardownRequest.js';
+import type { WipingTeardownResponse__Output } from '../gen/iws/WipingTeardownResponse.js';
+import type { SetupPairVethsRequest } from '../gen/iws/SetupPairVethsRequest.js';
+import type { MountNfsRequest } from '../gen/iws/MountNfsRequest.js';
+import type { UmountNfsRequest } from '../gen/iws/UmountNfsRequest.js';
+import type { WorkspaceInfoResponse__Output } from '../gen/iws/WorkspaceInfoResponse.js';
 
 export { ERROR_CODES, IwsError, type ErrorCode } from '../errors.js';
 export type {
@@ -30,6 +36,12 @@ export type {
   UmountProcRequest,
   WriteIDMappingRequest,
   WriteIDMappingResponse__Output as WriteIDMappingResponse,
+  WipingTeardownRequest,
+  WipingTeardownResponse__Output as WipingTeardownResponse,
+  SetupPairVethsRequest,
+  MountNfsRequest,
+  UmountNfsRequest,
+  WorkspaceInfoResponse__Output as WorkspaceInfoResponse,
 };
 
 export interface CallOptions {
@@ -53,6 +65,12 @@ export interface InWorkspaceClient {
   mountSysfs(request: MountProcRequest, options?: CallOptions): Promise<void>;
   umountSysfs(request: UmountProcRequest, options?: CallOptions): Promise<void>;
   teardown(options?: CallOptions): Promise<TeardownResponse__Output>;
+  wipingTeardown(request: WipingTeardownRequest, options?: CallOptions): Promise<WipingTeardownResponse__Output>;
+  evacuateCGroup(options?: CallOptions): Promise<void>;
+  setupPairVeths(request: SetupPairVethsRequest, options?: CallOptions): Promise<void>;
+  mountNfs(request: MountNfsRequest, options?: CallOptions): Promise<void>;
+  umountNfs(request: UmountNfsRequest, options?: CallOptions): Promise<void>;
+  workspaceInfo(options?: CallOptions): Promise<WorkspaceInfoResponse__Output>;
   /** Closes the connection. Idempotent. */
   close(): void;
   [Symbol.dispose](): void;
@@ -91,6 +109,12 @@ export function createClient(socketPath: string, options: ClientOptions = {}): I
     mountSysfs: (r, o) => unary<MountProcRequest, unknown>('MountSysfs', r, o).then(() => undefined),
     umountSysfs: (r, o) => unary<UmountProcRequest, unknown>('UmountSysfs', r, o).then(() => undefined),
     teardown: (o) => unary('Teardown', {}, o),
+    wipingTeardown: (r, o) => unary('WipingTeardown', r, o),
+    evacuateCGroup: (o) => unary('EvacuateCGroup', {}, o).then(() => undefined),
+    setupPairVeths: (r, o) => unary<SetupPairVethsRequest, unknown>('SetupPairVeths', r, o).then(() => undefined),
+    mountNfs: (r, o) => unary<MountNfsRequest, unknown>('MountNfs', r, o).then(() => undefined),
+    umountNfs: (r, o) => unary<UmountNfsRequest, unknown>('UmountNfs', r, o).then(() => undefined),
+    workspaceInfo: (o) => unary('WorkspaceInfo', {}, o),
     close() {
       if (!closed) {
         closed = true;

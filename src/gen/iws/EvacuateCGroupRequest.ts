@@ -1,0 +1,8 @@
+// Original file: proto/workspace_daemon.proto
+
+
+export interface EvacuateCGroupRequest {
+}
+
+export interface EvacuateCGroupRequest__Output {
+}

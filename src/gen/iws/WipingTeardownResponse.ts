@@ -1,0 +1,10 @@
+// Original file: proto/workspace_daemon.proto
+
+
+export interface WipingTeardownResponse {
+  'success'?: (boolean);
+}
+
+export interface WipingTeardownResponse__Output {
+  'success': (boolean);
+}
