@@ -11,7 +11,8 @@
  *   it calls WriteIDMapping and MountProc through /.workspace/daemon.sock;
  *   deleting the iwsd pod (the DaemonSet brings it back) loses no workspace;
  *   a rolling update never runs two iwsd at once and keeps workspaces
- *   served; deleting the workspace pod tears the workspace down; and
+ *   served; with iwsd off the node a workspace pod does not start (the
+ *   required-plugins annotation) and starts once iwsd is back; deleting the workspace pod tears the workspace down; and
  *   nothing is left on the host (sysctls, iptables, paths kubelet touches,
  *   mounts, processes).
  *
@@ -261,7 +262,12 @@ serial('a rolling update never runs two iwsd at once and keeps workspaces served
   })();
   try {
     k!.kubectl(['-n', NS, 'rollout', 'restart', 'daemonset/iwsd']);
-    k!.kubectl(['-n', NS, 'rollout', 'status', 'daemonset/iwsd', '--timeout=240s']);
+    // polled (not `kubectl rollout status`, which would block the sampling above)
+    await until('the rollout done', () => {
+      const ds = k!.json(['-n', NS, 'get', 'daemonset', 'iwsd']) as Obj;
+      const st = ds.status as Obj;
+      return st.observedGeneration >= ds.metadata.generation && st.updatedNumberScheduled === 1 && st.numberAvailable === 1 && st.numberReady === 1;
+    }, 240_000);
     await until('the new pod Ready', () => iwsdPods().find((p) => p.metadata.uid !== old!.metadata.uid && ready(p)), 240_000);
   } finally {
     running = false;
@@ -282,12 +288,38 @@ serial('a rolling update never runs two iwsd at once and keeps workspaces served
   await servedThroughDotWorkspace(t, pid2);
 });
 
+serial('no iwsd on the node: a workspace pod does not start (required-plugins); once iwsd is back it starts and is served', async (t) => {
+  t.timeout(400_000);
+  const t0 = Date.now();
+  // Take iwsd off the node the Kubernetes way: a nodeSelector no node matches.
+  k!.kubectl(['-n', NS, 'patch', 'daemonset', 'iwsd', '--type', 'merge', '-p', JSON.stringify({ spec: { template: { spec: { nodeSelector: { 'iwsd-e2e/absent': 'true' } } } } })]);
+  await until('iwsd gone from the node', () => (iwsdPods().length === 0 && iwsdProcesses().length === 0) || undefined, 120_000);
+  k!.kubectl(['apply', '-f', '-'], workspacePod('ws3', 'ws3'));
+  const why = await until('ws3 refused by the validator', () => {
+    const pod = k!.json(['get', 'pod', 'ws3']) as Obj;
+    const w = (pod.status?.containerStatuses as Obj[] | undefined)?.[0]?.state?.waiting as Obj | undefined;
+    return w?.reason === 'CreateContainerError' && /required plugin/.test(String(w.message)) ? String(w.message) : undefined;
+  }, 120_000);
+  t.regex(why, /required plugin \\?"iwsd\\?" not present/);
+  t.is(containerPid('ws3', 'workspace'), undefined, 'the workspace container did not start');
+  // Running workspaces are not affected by iwsd's absence (their container keeps running).
+  t.truthy(containerPid('ws1', 'workspace'));
+  // iwsd back (the kubelet retries ws3's container with backoff).
+  k!.kubectl(['-n', NS, 'patch', 'daemonset', 'iwsd', '--type', 'json', '-p', JSON.stringify([{ op: 'remove', path: '/spec/template/spec/nodeSelector/iwsd-e2e~1absent' }])]);
+  await until('iwsd Ready again', () => iwsdPods().find(ready), 240_000);
+  const pid3 = await until('ws3 running', () => containerPid('ws3', 'workspace'), 300_000);
+  timings.failClosedRoundTripMs = Date.now() - t0;
+  t.true(workspaces().some((w) => w.id === 'ws3' && w.pid === pid3));
+  t.true(workspaces().some((w) => w.id === 'ws1' && w.pid === ws1!.pid), 'ws1 restored and adopted');
+  await servedThroughDotWorkspace(t, pid3);
+});
+
 serial('deleting a workspace pod tears the workspace down', async (t) => {
   t.timeout(300_000);
   const t0 = Date.now();
-  for (const name of ['ws1', 'ws2']) k!.kubectl(['delete', 'pod', name, '--wait=true', '--timeout=120s']);
+  for (const name of ['ws1', 'ws2', 'ws3']) k!.kubectl(['delete', 'pod', name, '--wait=true', '--timeout=120s']);
   await until('the workspaces gone', () => workspaces().length === 0 || undefined);
-  await until('their directories removed', () => !existsSync(join(stateDir, 'workspaces', 'ws1')) && !existsSync(join(stateDir, 'workspaces', 'ws2')));
+  await until('their directories removed', () => ['ws1', 'ws2', 'ws3'].every((id) => !existsSync(join(stateDir, 'workspaces', id))));
   timings.teardownMs = Date.now() - t0;
   t.deepEqual(workspaces(), []);
 });
