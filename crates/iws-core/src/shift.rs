@@ -346,7 +346,6 @@ fn fuse_mapping(map: &[IdMapping]) -> String {
 /// Starts fuse-overlayfs in a private mount namespace, waits for its mount,
 /// clones it into the container's mount namespace at `mark_path`.
 fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: &FuseOptions) -> Result<Mark> {
-    let init = container.init();
     let t = MarkTarget::of(container)?;
     let (store, store_opts) = opts.store()?;
     for d in [&opts.upper, &opts.work, &opts.staging] {
@@ -361,6 +360,31 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
             dirs.push(cstr(d)?);
         }
     }
+    // The overlay's lower layer: the container's root mount alone. A
+    // non-recursive clone (no submounts: never the mark, which is mounted
+    // under the root, so a read through the mark cannot come back to the
+    // FUSE server itself), private (a mount the container makes under its
+    // shared root, the mark included, does not propagate into it),
+    // read-only. It is cloned from the root the container's init is pinned
+    // to (not looked up by a path the container can redirect) and attached
+    // inside the helper's private namespace, on its private tmpfs, where
+    // no process of the container can see or cover the path.
+    // The mark directory is made first: fuse-overlayfs takes its lower
+    // layer as unchanging and would not show a directory made later.
+    let lower_tree = on_fresh_thread(|ns| {
+        t.enter(ns, mark_path)?;
+        let tree = open_tree(
+            &t.root,
+            "",
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
+        )
+        .map_err(|e| kernel("open_tree(container root, CLONE)", e))?;
+        sys::mount_make_rprivate(&tree).map_err(|e| Error::internal("mount_setattr(fuse lower, MS_PRIVATE)", e))?;
+        sys::mount_setattr_fd(&tree, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, false)
+            .map_err(|e| Error::internal("mount_setattr(fuse lower, RDONLY|NOSUID|NODEV)", e))?;
+        Ok(tree)
+    })?;
+    let lower = format!("{store}/lower");
     let map = fuse_mapping(shift);
     // writeback=0: with FUSE's writeback cache a write into a full store
     // "succeeds" and the data is dropped at flush; without it the writer
@@ -369,16 +393,20 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
     cmd.arg("-f")
         .arg("-o")
         .arg(format!(
-            "lowerdir=/proc/{}/root,upperdir={},workdir={},uidmapping={map},gidmapping={map},allow_other,writeback=0",
-            init.host_pid(),
-            opts.upper,
-            opts.work
+            "lowerdir={lower},upperdir={},workdir={},uidmapping={map},gidmapping={map},allow_other,writeback=0",
+            opts.upper, opts.work
         ))
         .arg(&opts.staging)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    sys::in_private_mount_ns_with_tmpfs(&mut cmd, cstr(&store)?, cstr(&store_opts)?, dirs);
+    sys::in_private_mount_ns_with_tmpfs(
+        &mut cmd,
+        cstr(&store)?,
+        cstr(&store_opts)?,
+        dirs,
+        Some((lower_tree.as_fd(), cstr(&lower)?)),
+    );
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::new(
             ErrorKind::FailedPrecondition,
@@ -386,6 +414,8 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
         ),
         _ => Error::internal(&format!("spawn {}", opts.binary), e),
     })?;
+    drop(cmd);
+    drop(lower_tree);
     let pid = child.id() as i32;
     let stop = |mut child: Child| {
         let _ = child.kill();

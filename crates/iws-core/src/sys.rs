@@ -332,16 +332,22 @@ fn helper_child(sock: &OwnedFd, attrs: rustix::mount::MountAttrFlags) -> i32 {
 /// mode 0700, options `data`, e.g. `size=..,nr_inodes=..`) at `store` in that
 /// namespace and makes the directories `dirs` (0755) in it: storage private to
 /// the child, invisible in every other mount table, gone with its namespace.
+/// With `lower` = (detached mount fd, path under `store`), the detached tree
+/// is then attached at that path (a new directory, 0700): the fd must stay
+/// open until the command is spawned.
 pub fn in_private_mount_ns_with_tmpfs(
     cmd: &mut std::process::Command,
     store: std::ffi::CString,
     data: std::ffi::CString,
     dirs: Vec<std::ffi::CString>,
+    lower: Option<(BorrowedFd<'_>, std::ffi::CString)>,
 ) {
+    let lower = lower.map(|(fd, path)| (fd.as_raw_fd(), path));
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // raw syscalls (unshare, mount, mkdir) with arguments built before the
-    // fork (borrowed, not allocated, in the child).
+    // raw syscalls (unshare, mount, mkdir, move_mount) with arguments built
+    // before the fork (borrowed, not allocated, in the child); the lower fd
+    // is open in the parent until spawn returns (the caller's borrow).
     unsafe {
         cmd.pre_exec(move || {
             if libc::unshare(libc::CLONE_NEWNS) != 0 {
@@ -359,6 +365,23 @@ pub fn in_private_mount_ns_with_tmpfs(
             }
             for d in &dirs {
                 if libc::mkdir(d.as_ptr(), 0o755) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some((fd, path)) = &lower {
+                if libc::mkdir(path.as_ptr(), 0o700) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // move_mount(fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH)
+                let r = libc::syscall(
+                    libc::SYS_move_mount,
+                    *fd,
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    0x0000_0004 as libc::c_uint,
+                );
+                if r != 0 {
                     return Err(io::Error::last_os_error());
                 }
             }

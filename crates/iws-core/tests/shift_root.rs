@@ -177,3 +177,98 @@ fn a_symlinked_mark_path_is_refused() {
     assert!(shift::fuse_pids().is_empty(), "a failed FUSE mark leaves no helper");
     assert_eq!(shift::userns_cached(), 0);
 }
+
+/// Runs `argv` on the host with a deadline: a read through a FUSE mark that
+/// hangs fails the test instead of hanging it. (A request already sent to a
+/// stuck FUSE server cannot be killed, so the child is not waited for.)
+fn bounded(secs: u64, argv: &[&str]) -> Result<String, String> {
+    let mut child = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            return if status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(format!("{argv:?} failed ({status}): {}", String::from_utf8_lossy(&out.stderr).trim()))
+            };
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(format!("{argv:?} hung (no answer within {secs} s)"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_fuse_marks_lower_layer_is_the_root_mount_alone_so_reads_never_recurse() {
+    if !root_or_skip("a_fuse_marks_lower_layer_is_the_root_mount_alone_so_reads_never_recurse") {
+        return;
+    }
+    let _serial = serial();
+    let c = RootfsContainer::start();
+    // The container has a submount (its tmpfs at /tmp, holding a file) over a
+    // directory of its root mount that holds another file.
+    c.sh("echo sub > /tmp/on-submount").unwrap();
+    std::fs::write(c.rootfs.join("tmp/under-submount"), b"root").unwrap();
+    // The mark's directory exists before the helper starts (as the runtime's
+    // /.workspace bind holds it): a lower layer following the container's
+    // mount tree would hold the mark itself.
+    std::fs::create_dir_all(c.rootfs.join(MARK.trim_start_matches('/'))).unwrap();
+    let ws = pidns::Container::open(c.init as i64).unwrap();
+    let mark = shift::prepare_mark(
+        &ws,
+        MARK,
+        &shift_map(),
+        &IdPolicy::default(),
+        MethodChoice::Only(ShiftMethod::Fuse),
+        &fuse_opts(&c),
+    )
+    .unwrap();
+    let pid = mark.fuse_pid.unwrap();
+    let m = |p: &str| c.inside(&format!("{MARK}{p}")).display().to_string();
+    let results = [
+        ("ls /tmp", bounded(20, &["ls", "-a", &m("/tmp")])),
+        ("cat /tmp/under-submount", bounded(20, &["cat", &m("/tmp/under-submount")])),
+        ("ls the mark's own path", bounded(20, &["ls", "-a", &m(MARK)])),
+        ("stat the mark's own path", bounded(20, &["stat", "-c", "%u %F", &m(MARK)])),
+        ("ls /", bounded(20, &["ls", "-a", &m("/")])),
+    ];
+    let failed: Vec<String> =
+        results.iter().filter_map(|(what, r)| r.as_ref().err().map(|e| format!("{what}: {e}"))).collect();
+    if !failed.is_empty() {
+        // Unblock (and end) a hung helper before failing, so nothing stays stuck.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = shift::remove_mark(&ws, PidStrategy::Ioctl, MARK, &mark, &shift_map(), &fuse_opts(&c));
+    }
+    assert!(failed.is_empty(), "reads through the FUSE mark: {failed:?}");
+    let listed = |i: usize| results[i].1.as_ref().unwrap().lines().map(str::to_string).collect::<Vec<_>>();
+    // The root mount's files, not the submount's.
+    assert!(listed(0).contains(&"under-submount".to_string()), "{:?}", listed(0));
+    assert!(!listed(0).contains(&"on-submount".to_string()), "the submount is not in the lower layer: {:?}", listed(0));
+    assert_eq!(results[1].1.as_ref().unwrap(), "root");
+    // The mark's own path inside the mark is the root mount's (empty) directory.
+    assert_eq!(listed(2).iter().filter(|n| *n != "." && *n != "..").count(), 0, "{:?}", listed(2));
+    assert!(listed(4).contains(&"bin".to_string()), "{:?}", listed(4));
+    // The helper's lower layer is mounted in its private namespace only.
+    assert!(!c.mounts().iter().any(|m| m.0.ends_with("/lower")), "{:?}", c.mounts());
+    assert!(!host_mountinfo().contains("/lower "), "the lower layer is not in the host's mount table");
+    let (ok, problems) = shift::remove_mark(&ws, PidStrategy::Ioctl, MARK, &mark, &shift_map(), &fuse_opts(&c));
+    assert!(ok, "{problems:?}");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "fuse-overlayfs {pid} still runs");
+    // Nothing of this test's (rootfs, FUSE store, lower layer) is in the
+    // host's mount table (other programs on a busy node change the rest).
+    let base = c.rootfs.parent().unwrap().display().to_string();
+    let ours: Vec<String> = host_mountinfo()
+        .lines()
+        .filter(|l| l.contains(&base) || l.contains("iwsd-fuse-store") || l.contains("fuse-overlayfs"))
+        .map(str::to_string)
+        .collect();
+    assert!(ours.is_empty(), "left in the host's mount table: {ours:?}");
+}
