@@ -337,8 +337,10 @@ export function buildProgram(): Command {
     .description('call an InWorkspaceService RPC on a workspace socket (run it inside the workspace: other callers are refused)')
     .argument('<rpc>', `one of ${RPCS.join(', ')} (any case)`)
     .requiredOption('--socket <path>', 'the workspace socket, e.g. /.workspace/daemon.sock inside the container')
-    .option('--pid <pid>', 'PID (as seen inside the workspace); required by WriteIDMapping and the mount RPCs', parsePid)
+    .option('--pid <pid>', 'PID (as seen inside the workspace); required by WriteIDMapping, SetupPairVeths and the mount RPCs', parsePid)
     .option('--target <path>', 'absolute path; required by the mount RPCs', parseTarget)
+    .option('--source <server:/path>', 'MountNfs (required): the NFS share, e.g. 10.0.5.1:/export')
+    .option('--args <options>', 'MountNfs: NFS options, comma-separated (e.g. vers=4.2,hard); see README "MountNfs"')
     .option('--gid', 'WriteIDMapping: write gid_map instead of uid_map')
     .option('--map <c:h:s>', 'WriteIDMapping: a line CONTAINER:HOST:SIZE; repeatable, at least one', collectMapping)
     .option('--timeout <ms>', 'deadline in milliseconds (1 to 2147483647)', parseTimeout, 10_000)
@@ -347,7 +349,7 @@ export function buildProgram(): Command {
     .exitOverride((err) => {
       throw err.exitCode === 0 ? err : new CommanderError(CALL_USAGE_EXIT, err.code, err.message);
     })
-    .action(async (rpc: string, opts: { socket: string; pid?: number; target?: string; gid?: boolean; map?: { containerId: number; hostId: number; size: number }[]; timeout: number }) => {
+    .action(async (rpc: string, opts: { socket: string; pid?: number; target?: string; source?: string; args?: string; gid?: boolean; map?: { containerId: number; hostId: number; size: number }[]; timeout: number }) => {
       const name = RPCS.find((r) => r.toLowerCase() === rpc.toLowerCase());
       const usage = (msg: string) => {
         process.stderr.write(`iwsd: ${msg}\n(run iwsd call --help for usage)\n`);
@@ -356,18 +358,28 @@ export function buildProgram(): Command {
       if (!name) return usage(`unknown RPC ${JSON.stringify(rpc)}; use one of ${RPCS.join(', ')}`);
       const mount = name.includes('ount');
       const needs: Record<string, boolean> = {
-        '--pid': name === 'WriteIDMapping' || mount,
+        '--pid': name === 'WriteIDMapping' || name === 'SetupPairVeths' || mount,
         '--target': mount,
+        '--source': name === 'MountNfs',
+        '--args': name === 'MountNfs',
         '--map': name === 'WriteIDMapping',
         '--gid': name === 'WriteIDMapping',
       };
-      const given: Record<string, boolean> = { '--pid': opts.pid !== undefined, '--target': opts.target !== undefined, '--map': Boolean(opts.map?.length), '--gid': Boolean(opts.gid) };
+      const given: Record<string, boolean> = { '--pid': opts.pid !== undefined, '--target': opts.target !== undefined, '--source': opts.source !== undefined, '--args': opts.args !== undefined, '--map': Boolean(opts.map?.length), '--gid': Boolean(opts.gid) };
       for (const flag of Object.keys(needs)) {
         if (given[flag] && !needs[flag]) return usage(`${flag} does not apply to ${name}`);
-        if (!given[flag] && needs[flag] && flag !== '--gid') return usage(`${name} needs ${flag}`);
+        if (!given[flag] && needs[flag] && flag !== '--gid' && flag !== '--args') return usage(`${name} needs ${flag}`);
       }
       const request: Record<string, unknown> =
-        name === 'WriteIDMapping' ? { pid: opts.pid, gid: Boolean(opts.gid), mapping: opts.map } : mount ? { pid: opts.pid, target: opts.target } : {};
+        name === 'WriteIDMapping'
+          ? { pid: opts.pid, gid: Boolean(opts.gid), mapping: opts.map }
+          : name === 'MountNfs'
+            ? { pid: opts.pid, target: opts.target, source: opts.source, args: opts.args ?? '' }
+            : mount
+              ? { pid: opts.pid, target: opts.target }
+              : name === 'SetupPairVeths'
+                ? { pid: opts.pid }
+                : {};
       const Client = workspaceProto().iws.InWorkspaceService;
       const client = new Client(`unix:${opts.socket}`, grpc.credentials.createInsecure());
       try {

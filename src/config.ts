@@ -85,6 +85,17 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** SetupPairVeths (README "Gitpod's RPCs"). */
+    network: z
+      .object({
+        /** IPv4 network of a workspace's veth pair: .1 on veth0 (container), .2 on eth0 (the target's). Gitpod's default. */
+        workspaceCidr: z
+          .string()
+          .regex(/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\/\d{1,2}$/, 'must be an IPv4 network such as 10.0.5.0/30')
+          .default('10.0.5.0/30'),
+      })
+      .strict()
+      .prefault({}),
     /**
      * Authorization per call (README "Security"). Only stricter than the
      * kernel-modelled defaults, never looser.

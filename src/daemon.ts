@@ -157,7 +157,7 @@ export class Daemon {
     this.metrics = new Metrics({
       workspaces: () => this.#workspaces.size,
       mounts: () => {
-        const m = { proc: 0, sysfs: 0, marks: 0 };
+        const m = { proc: 0, sysfs: 0, nfs: 0, marks: 0 };
         for (const { workspace } of this.#workspaces.values()) {
           for (const r of workspace.mounts.values()) m[r.kind]++;
           if (workspace.state.mark) m.marks++;
@@ -492,6 +492,7 @@ export class Daemon {
         fuseOptions: (wid) => this.fuseOptions(wid),
         pidStrategy: this.pidStrategy,
         mountStrategy: this.mountStrategy,
+        workspaceCidr: this.config.network.workspaceCidr,
         metrics: this.metrics,
         proc: this.config.proc,
         sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },

@@ -82,6 +82,29 @@ export function umount(container: Container, caller: Authority, options: UmountO
   return wrap(() => binding.umount(container, authority(caller), options));
 }
 
+export type MountNfsOptions = Binding.MountNfsOptions;
+export type SetupPairVethsOptions = Binding.SetupPairVethsOptions;
+export type PairVethsResult = Binding.PairVethsResult;
+
+/** Mounts an NFS share at a path inside a process's root, connecting from the container's network namespace, for `caller`. */
+export function mountNfs(container: Container, caller: Authority, options: MountNfsOptions): Promise<MountResult> {
+  return wrap(() => binding.mountNfs(container, authority(caller), options));
+}
+
+/** Creates the veth pair between the container's network namespace and that of `options.pid`, for `caller`. */
+export function setupPairVeths(container: Container, caller: Authority, options: SetupPairVethsOptions): Promise<PairVethsResult> {
+  return wrap(() => binding.setupPairVeths(container, authority(caller), options));
+}
+
+/** Throws IwsError(INVALID_ARGUMENT) when `cidr` is no usable workspace network. */
+export function validateWorkspaceCidr(cidr: string): void {
+  try {
+    binding.validateWorkspaceCidr(cidr);
+  } catch (err) {
+    throw toIwsError(err);
+  }
+}
+
 /** Rejects (PERMISSION_DENIED) a caller of PrepareForUserNS/Teardown that `rule` does not allow; no side effects. */
 export function authorizeLifecycle(container: Container, caller: Peer, rule: LifecycleRule): Promise<void> {
   return wrap(() => binding.authorizeLifecycle(container, caller, rule));

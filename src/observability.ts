@@ -129,7 +129,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(source: { workspaces(): number; mounts(): { proc: number; sysfs: number; marks: number } }) {
+  constructor(source: { workspaces(): number; mounts(): { proc: number; sysfs: number; nfs: number; marks: number } }) {
     new Gauge({
       name: 'iwsd_workspaces',
       help: 'Registered workspaces',
@@ -140,13 +140,14 @@ export class Metrics {
     });
     new Gauge({
       name: 'iwsd_live_mounts',
-      help: 'Mounts iwsd made that are live, by kind (proc, sysfs, mark)',
+      help: 'Mounts iwsd made that are live, by kind (proc, sysfs, nfs, mark)',
       labelNames: ['kind'] as const,
       registers: [this.registry],
       collect() {
         const m = source.mounts();
         this.set({ kind: 'proc' }, m.proc);
         this.set({ kind: 'sysfs' }, m.sysfs);
+        this.set({ kind: 'nfs' }, m.nfs);
         this.set({ kind: 'mark' }, m.marks);
       },
     });

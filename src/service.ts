@@ -32,7 +32,8 @@ import type * as grpc from '@grpc/grpc-js';
  * The native calls a workspace's RPCs make: the native library in the
  * daemon, a fake in unit tests (__test__/guard.test.ts).
  */
-export type NativeOps = Pick<typeof native, 'writeIdMapping' | 'mountProc' | 'mountSysfs' | 'umount' | 'prepareShiftMark' | 'removeShiftMark' | 'authorizeLifecycle'>;
+export type NativeOps = Pick<typeof native, 'writeIdMapping' | 'mountProc' | 'mountSysfs' | 'umount' | 'prepareShiftMark' | 'removeShiftMark' | 'authorizeLifecycle'> &
+  Partial<Pick<typeof native, 'mountNfs' | 'setupPairVeths'>>;
 
 export interface ServiceDeps {
   log: Logger;
@@ -47,6 +48,8 @@ export interface ServiceDeps {
   fuseOptions: (workspaceId: string) => native.FuseOptions;
   pidStrategy: 'ioctl' | 'scan';
   mountStrategy: 'detached' | 'fallback';
+  /** SetupPairVeths' network (config network.workspaceCidr); Gitpod's 10.0.5.0/30 when absent. */
+  workspaceCidr?: string;
   proc: native.Masks;
   sysfs: { readOnly: boolean; masks: native.Masks };
   /** Who may call PrepareForUserNS and Teardown (config authz.lifecycle). */
@@ -78,7 +81,7 @@ export class WorkspaceService {
     return { message: res.message, errorCode: 0 };
   }
 
-  async mount(kind: MountKind, req: MountProcRequest__Output, caller: Caller): Promise<Record<string, never>> {
+  async mount(kind: MountKind, req: MountProcRequest__Output & { source?: string; args?: string }, caller: Caller): Promise<Record<string, never>> {
     const { mounts } = this.workspace;
     // Taken before the native call, so concurrent calls never overshoot the limit.
     const slot = this.deps.guard.reserveMount(this.workspace);
@@ -94,7 +97,9 @@ export class WorkspaceService {
       ({ mountId, madeFor } =
         kind === 'proc'
           ? await this.deps.native.mountProc(this.workspace.container, caller, { ...common, masks: this.deps.proc })
-          : await this.deps.native.mountSysfs(this.workspace.container, caller, { ...common, ...this.deps.sysfs }));
+          : kind === 'nfs'
+            ? await this.#nfs(caller, { ...common, source: req.source ?? '', args: req.args ?? '' })
+            : await this.deps.native.mountSysfs(this.workspace.container, caller, { ...common, ...this.deps.sysfs }));
     } catch (err) {
       slot.release();
       throw err;
@@ -250,16 +255,32 @@ export class WorkspaceService {
     throw notYet('EvacuateCGroup');
   }
 
-  async setupPairVeths(_req: SetupPairVethsRequest__Output, _caller: Caller): Promise<Record<string, never>> {
-    throw notYet('SetupPairVeths');
+  /**
+   * A veth pair between the container's network namespace (veth0) and that
+   * of `req.pid` (eth0), addressed from network.workspaceCidr (core: netns.rs).
+   */
+  async setupPairVeths(req: SetupPairVethsRequest__Output, caller: Caller): Promise<Record<string, never>> {
+    const setup = this.deps.native.setupPairVeths;
+    if (!setup) throw notYet('SetupPairVeths');
+    const r = await setup(this.workspace.container, caller, { pid: req.pid, workspaceCidr: this.deps.workspaceCidr ?? '10.0.5.0/30', pidStrategy: this.deps.pidStrategy });
+    this.deps.log.info({ pid: req.pid, containerIf: r.containerIf, peerIf: r.peerIf, containerAddr: r.containerAddr, peerAddr: r.peerAddr, prefix: r.prefix }, `veth pair ${r.containerIf} (${r.containerAddr}/${r.prefix}) <-> ${r.peerIf} (${r.peerAddr}/${r.prefix}) for pid ${req.pid}`);
+    return {};
   }
 
-  async mountNfs(_req: MountNfsRequest__Output, _caller: Caller): Promise<Record<string, never>> {
-    throw notYet('MountNfs');
+  /** An NFS mount, counted and recorded like proc/sysfs (core: nfs.rs). */
+  async mountNfs(req: MountNfsRequest__Output, caller: Caller): Promise<Record<string, never>> {
+    return this.mount('nfs', req, caller);
   }
 
-  async umountNfs(_req: UmountNfsRequest__Output, _caller: Caller): Promise<Record<string, never>> {
-    throw notYet('UmountNfs');
+  /** Unmounts an NFS mount iwsd made for this workspace (as UmountProc). */
+  async umountNfs(req: UmountNfsRequest__Output, caller: Caller): Promise<Record<string, never>> {
+    return this.umount('nfs', req, caller);
+  }
+
+  #nfs(caller: Caller, options: native.MountNfsOptions): Promise<native.MountResult> {
+    const mount = this.deps.native.mountNfs;
+    if (!mount) throw notYet('MountNfs');
+    return mount(this.workspace.container, caller, options);
   }
 
   async workspaceInfo(_caller: Caller): Promise<WorkspaceInfoResponse> {

@@ -35,11 +35,11 @@ export const WorkspaceStateSchema = z.object({
    * kept too.
    */
   runtimeDir: z.boolean().optional(),
-  /** proc/sysfs mounts iwsd made (by unique mount id), so they stay unmountable. */
+  /** proc/sysfs/nfs mounts iwsd made (by unique mount id), so they stay unmountable. */
   mounts: z.array(
     z.object({
       mountId: z.string(),
-      kind: z.enum(['proc', 'sysfs']),
+      kind: z.enum(['proc', 'sysfs', 'nfs']),
       target: z.string(),
       pid: z.number().int(),
       /** Who it was made for (kernel euid, user namespace "DEV:INO"); absent in older records: then only container root may unmount it. */

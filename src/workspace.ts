@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Container, IdMapping, IdPolicy, MountOwner } from './native.js';
 import type { WorkspaceState } from './state.js';
 
-export type MountKind = 'proc' | 'sysfs';
+export type MountKind = 'proc' | 'sysfs' | 'nfs';
 
 /** A mount iwsd made for a workspace, keyed by its unique mount id. */
 export interface MountRecord {

@@ -166,6 +166,16 @@ export class TestContainer {
     return (await this.#send({ op: 'spawnUserns' })).pid as number;
   }
 
+  /** Sets the agent's effective uid (its later connections are that user's). */
+  async seteuid(euid: number): Promise<void> {
+    await this.#send({ op: 'seteuid', euid });
+  }
+
+  /** Runs `argv` from the agent (inside the container), waiting for it. */
+  async run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return (await this.#send({ op: 'run', argv })) as unknown as { code: number; stdout: string; stderr: string };
+  }
+
   /** Calls an InWorkspaceService RPC from inside the container. */
   async call(socket: string, rpc: string, request: Record<string, unknown>): Promise<CallResult> {
     return (await this.#send({ op: 'call', socket, rpc, request })) as unknown as CallResult;

@@ -131,6 +131,21 @@ pub enum Reason {
     /// Mount*: the target mount is shared, so a mount there would be copied
     /// into other mount namespaces (uncounted by the limit).
     PropagatesToPeers,
+    /// SetupPairVeths/MountNfs: the namespace is the host's network namespace.
+    HostNetworkNamespace,
+    /// SetupPairVeths: the target's network namespace is not owned by a user
+    /// namespace made inside the workspace.
+    ForeignNetworkNamespace,
+    /// SetupPairVeths: the target is in the container's own network namespace.
+    SameNetworkNamespace,
+    /// SetupPairVeths: the caller has no authority over the target's network namespace.
+    NotNetworkNamespaceOwner,
+    /// SetupPairVeths: an interface of that name exists already.
+    InterfaceExists,
+    /// MountNfs: a mount option (or source) outside the allow-list.
+    OptionNotAllowed,
+    /// MountNfs: this kernel has no NFS client.
+    NoNfsClient,
 }
 
 impl Reason {

@@ -7,6 +7,8 @@ pub mod error;
 pub mod fsops;
 pub mod idmap;
 pub mod mount;
+pub mod netns;
+pub mod nfs;
 pub mod nsthread;
 pub mod ops;
 pub mod pidns;

@@ -101,6 +101,7 @@ pub fn choose_strategy(requested: Option<MountStrategy>) -> Result<MountStrategy
 pub enum MountKind {
     Proc,
     Sysfs,
+    Nfs,
 }
 
 impl MountKind {
@@ -108,6 +109,7 @@ impl MountKind {
         match self {
             MountKind::Proc => "proc",
             MountKind::Sysfs => "sysfs",
+            MountKind::Nfs => "nfs",
         }
     }
 }
@@ -684,6 +686,49 @@ fn place(
     Ok(id)
 }
 
+/// Checks, before anything is made, where [`place_unlocked`] would attach:
+/// the target resolves inside the root, the caller may write it, and a
+/// mount there would not propagate. No side effects.
+pub(crate) fn precheck_target(
+    at: &MountTarget,
+    who: Option<&PinnedCaller>,
+    target: &str,
+    strategy: MountStrategy,
+) -> Result<()> {
+    let guard = PropagationGuard::unshared(strategy)?;
+    on_fresh_thread(|t| {
+        t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
+        let fd = resolve_target(at.root(), target, ErrorKind::InvalidArgument)?;
+        if let Some(who) = who {
+            check_writable(&guard.host_proc, who, fd.as_fd(), target)?;
+        }
+        guard.check(fd.as_fd(), target)
+    })
+}
+
+/// [`place`] for a tree without masks (nothing to lock: e.g. an NFS mount):
+/// the same checks, then the tree attached onto the resolved target.
+pub(crate) fn place_unlocked(
+    at: &MountTarget,
+    who: Option<&PinnedCaller>,
+    mnt: OwnedFd,
+    target: &str,
+    strategy: MountStrategy,
+) -> Result<u64> {
+    let guard = PropagationGuard::unshared(strategy)?;
+    let id = on_fresh_thread(|t| {
+        t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
+        let fd = resolve_target(at.root(), target, ErrorKind::InvalidArgument)?;
+        if let Some(who) = who {
+            check_writable(&guard.host_proc, who, fd.as_fd(), target)?;
+        }
+        guard.check(fd.as_fd(), target)?;
+        attach(&mnt, &fd, &format!("onto {target}"))
+    })?;
+    at.process().ensure_alive()?;
+    Ok(id)
+}
+
 // ---- locked masks ------------------------------------------------------------
 //
 // Ring root owns its mount namespace: it may unmount or remount whatever is
@@ -936,7 +981,7 @@ pub fn mount_sysfs(
 /// The checked mount target of `pid` for `caller`: the existing namespace
 /// and root checks ([`Container::mount_target`]), then the caller's
 /// authority over that mount namespace ([`authz::authorize_mount_ns`]).
-fn authorized_target(
+pub(crate) fn authorized_target(
     container: &Container,
     strategy: PidStrategy,
     caller: Option<&Caller>,

@@ -496,7 +496,7 @@ impl Container {
             ));
         }
         let own = key == self.mntns_key;
-        if !own && !self.owns_below(&mntns, daemon_user)? {
+        if !own && !self.owned_below(&mntns, daemon_user)? {
             return Err(Error::because(
                 ErrorKind::PermissionDenied,
                 Reason::ForeignMountNamespace,
@@ -520,9 +520,17 @@ impl Container {
         Ok(MountTarget { process: p, mntns, root })
     }
 
+    /// Whether namespace `ns` (any kind) is owned by a user namespace at or
+    /// below the container's (strictly below if that is the daemon's): see
+    /// [`Container::mount_target`]; also for network namespaces (netns.rs).
+    pub(crate) fn owns_below(&self, ns: &OwnedFd) -> Result<bool> {
+        let (_, daemon_user) = daemon_ns()?;
+        self.owned_below(ns, daemon_user)
+    }
+
     /// Whether mount namespace `mntns` is owned by a user namespace at or
     /// below the container's (strictly below if that is the daemon's).
-    fn owns_below(&self, mntns: &OwnedFd, daemon_user: (u64, u64)) -> Result<bool> {
+    fn owned_below(&self, mntns: &OwnedFd, daemon_user: (u64, u64)) -> Result<bool> {
         let mut ns = match sys::ns_get_userns(mntns) {
             Ok(ns) => ns,
             Err(e) if errno_of(&e) == Some(libc::EPERM) => return Ok(false),

@@ -379,6 +379,7 @@ pub enum MountOp {
     Proc { pid: i64, target: String, masks: core::mount::Masks, strategy: String },
     Sysfs { pid: i64, target: String, opts: core::mount::SysfsOptions, strategy: String },
     Umount { pid: i64, target: String, owned: Vec<OwnedMount> },
+    Nfs { pid: i64, source: String, target: String, args: String, strategy: String },
 }
 
 pub struct MountTask {
@@ -412,6 +413,10 @@ fn run_mount_op(
                 .map(|m| Ok((mount_id(&m.mount_id)?, m.made_for.as_ref().map(owner_in).transpose()?)))
                 .collect::<core::Result<Vec<_>>>()?;
             core::mount::umount(c, s, who, *pid, target, &owned).map(|id| (id, None))
+        }
+        MountOp::Nfs { pid, source, target, args, strategy } => {
+            core::nfs::mount_nfs(c, s, mount_strategy(strategy)?, who, *pid, source, target, args)
+                .map(|o| (o.mount_id, o.made_for))
         }
     }
 }
@@ -1005,4 +1010,115 @@ pub fn raise_nofile_limit() -> Result<NofileLimit> {
         .map_err(|e| Error::new(Status::GenericFailure, format!("RLIMIT_NOFILE: {e}")))?;
     // u64::MAX (RLIM_INFINITY) is not exact as f64, and need not be.
     Ok(NofileLimit { before: l.before as f64, soft: l.soft as f64, hard: l.hard as f64 })
+}
+
+// ---- Gitpod's network RPCs: SetupPairVeths, MountNfs ---------------------------
+
+#[napi(object)]
+pub struct MountNfsOptions {
+    /// The requesting process, as a PID in the container's view.
+    pub pid: i64,
+    /// `server:/path`.
+    pub source: String,
+    /// Absolute path in that process's mount namespace, inside its root.
+    pub target: String,
+    /// NFS options (comma-separated, checked against the allow-list).
+    pub args: String,
+    pub pid_strategy: String,
+    pub mount_strategy: String,
+}
+
+/// Mounts an NFS share at `options.target`, connecting from the container's
+/// network namespace (see crates/iws-core/src/nfs.rs).
+#[napi(ts_return_type = "Promise<MountResult>")]
+pub fn mount_nfs(
+    container: &Container,
+    caller: Option<Peer>,
+    options: MountNfsOptions,
+) -> Result<AsyncTask<MountTask>> {
+    let op = MountOp::Nfs {
+        pid: options.pid,
+        source: options.source,
+        target: options.target,
+        args: options.args,
+        strategy: options.mount_strategy,
+    };
+    mount_task(container, caller, op, options.pid_strategy)
+}
+
+#[napi(object)]
+pub struct SetupPairVethsOptions {
+    /// A process (container view) in the network namespace that gets the peer.
+    pub pid: i64,
+    /// IPv4 network of the pair, e.g. "10.0.5.0/30".
+    pub workspace_cidr: String,
+    pub pid_strategy: String,
+}
+
+#[napi(object)]
+pub struct PairVethsResult {
+    pub container_if: String,
+    pub peer_if: String,
+    pub container_addr: String,
+    pub peer_addr: String,
+    pub prefix: u32,
+}
+
+pub struct PairTask {
+    container: Arc<core::pidns::Container>,
+    caller: Option<core::authz::Caller>,
+    pid: i64,
+    cidr: String,
+    strategy: String,
+}
+
+impl Task for PairTask {
+    type Output = core::Result<core::netns::PairOutcome>;
+    type JsValue = PairVethsResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok((|| {
+            let net = core::netns::WorkspaceNet::parse(&self.cidr)?;
+            core::netns::setup_pair_veths(
+                &self.container,
+                strategy(&self.strategy)?,
+                self.caller.as_ref(),
+                self.pid,
+                &net,
+            )
+        })())
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |o| PairVethsResult {
+            container_if: o.container_if,
+            peer_if: o.peer_if,
+            container_addr: o.net.container_addr.to_string(),
+            peer_addr: o.net.peer_addr.to_string(),
+            prefix: o.net.prefix as u32,
+        })
+    }
+}
+
+/// Creates the veth pair between the container's network namespace and that
+/// of `options.pid` (see crates/iws-core/src/netns.rs).
+#[napi(ts_return_type = "Promise<PairVethsResult>")]
+pub fn setup_pair_veths(
+    container: &Container,
+    caller: Option<Peer>,
+    options: SetupPairVethsOptions,
+) -> Result<AsyncTask<PairTask>> {
+    Ok(AsyncTask::new(PairTask {
+        container: handle(container)?,
+        caller: caller.as_ref().map(self::caller),
+        pid: options.pid,
+        cidr: options.workspace_cidr,
+        strategy: options.pid_strategy,
+    }))
+}
+
+/// Checks a workspace network CIDR (config `network.workspaceCidr`); throws INVALID_ARGUMENT.
+#[napi]
+pub fn validate_workspace_cidr(env: Env, cidr: String) -> Result<()> {
+    settle(&env, core::netns::WorkspaceNet::parse(&cidr), |_| ())
 }
