@@ -104,7 +104,8 @@ async function ring(t: ExecutionContext, c: TestContainer, opts: { userns: boole
 async function setup(t: ExecutionContext, opts: { ownNet?: boolean; d?: TestDaemon } = {}) {
   const d = opts.d ?? daemon;
   const before = hostNet();
-  const c = await TestContainer.start({ mountNs: opts.ownNet !== false });
+  // ownNet false: a container with host networking (its own PID and mount namespaces).
+  const c = await TestContainer.start({ mountNs: true, hostNet: opts.ownNet === false });
   t.teardown(async () => {
     await c.stop();
     const after = hostNet();

@@ -55,6 +55,8 @@ export async function waitFor<T>(what: string, f: () => T | undefined, ms = 10_0
 export interface ContainerOptions {
   /** Own mount (private) and network namespaces. */
   mountNs?: boolean;
+  /** With `mountNs`: keep the host's network namespace (a container run with host networking). */
+  hostNet?: boolean;
   /**
    * Like an OCI runtime: own mount (private), network and PID namespaces,
    * and a root that is a mount of its own (bind + pivot_root) at `rootfs`,
@@ -102,7 +104,7 @@ export class TestContainer {
     } else {
       // --mount: its own mount namespace (private propagation, so nothing
       // mounted inside can reach the host); --net: its own network namespace.
-      const ns = opts.mountNs ? ['--mount', '--propagation', 'private', '--net'] : [];
+      const ns = opts.mountNs ? ['--mount', '--propagation', 'private', ...(opts.hostNet ? [] : ['--net'])] : [];
       this.#proc = spawn('unshare', ['--pid', '--fork', '--kill-child', ...ns, '--', process.execPath, AGENT], {
         stdio: ['pipe', 'pipe', 'inherit'],
       });
