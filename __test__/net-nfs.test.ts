@@ -129,7 +129,9 @@ rootTest('SetupPairVeths: veth0 (10.0.5.1/30) in the container, eth0 (10.0.5.2/3
   const { c, socket } = await setup(t);
   const r2 = await ring(t, c);
   const forwardBefore = hostNet().forward;
+  const t0 = performance.now();
   const r = await c.call(socket, 'SetupPairVeths', { pid: r2.pid });
+  t.log(`SetupPairVeths answered in ${(performance.now() - t0).toFixed(1)} ms (one connection, from inside the container; informational)`);
   t.true(r.ok, JSON.stringify(r));
 
   const cAddr = ip(c.initHostPid, ['-o', '-4', 'addr', 'show', 'dev', 'veth0']);
@@ -366,7 +368,8 @@ rootTest('MountNfs refusals, with or without an NFS client: options, source, tar
   t.is(nu.code, 'PERMISSION_DENIED', JSON.stringify(nu));
   // UmountNfs of something iwsd did not mount for NFS.
   const um = await c.call(socket, 'UmountNfs', { target: '/', pid: r2.pid });
-  t.not(um.ok, true, JSON.stringify(um));
+  t.is(um.code, 'PERMISSION_DENIED', JSON.stringify(um));
+  t.regex(um.details ?? '', /was not made by iwsd for this workspace/);
   t.deepEqual(mountsOf(r2.host), before);
 
   // A container that shares the host's network: no NFS mount at all.
@@ -388,7 +391,7 @@ rootTest('MountNfs refusals, with or without an NFS client: options, source, tar
   t.is(ex.code, 'RESOURCE_EXHAUSTED', JSON.stringify(ex));
 });
 
-rootTest('iwsd call: SetupPairVeths --pid and MountNfs --source/--args from inside the container', async (t) => {
+rootTest('the client view from inside the container: iwsd call (SetupPairVeths --pid, MountNfs --source/--args) and iwsd/client', async (t) => {
   const { c, socket } = await setup(t);
   const r2 = await ring(t, c);
   const ok = await c.run([process.execPath, IWSD, 'call', 'SetupPairVeths', '--socket', socket, '--pid', String(r2.pid)]);
@@ -405,4 +408,24 @@ rootTest('iwsd call: SetupPairVeths --pid and MountNfs --source/--args from insi
   t.is(wrong.code, 2);
   t.regex(wrong.stderr, /--source does not apply to MountProc/);
   t.truthy(readlinkSync(`/proc/${r2.host}/ns/net`));
+
+  // iwsd/client, from inside the container: each answer as an IwsError with its code.
+  const CLIENT = new URL('../dist/api/client.js', import.meta.url).pathname;
+  const script = `const { createClient } = await import(${JSON.stringify(CLIENT)});
+const c = createClient(${JSON.stringify(socket)}, { timeoutMs: 10000 });
+const out = {};
+for (const [k, f] of Object.entries({
+  again: () => c.setupPairVeths({ pid: ${r2.pid} }),
+  nfs: () => c.mountNfs({ source: '127.0.0.1:/export', target: '/tmp', args: 'sec=krb5', pid: ${r2.pid} }),
+  umount: () => c.umountNfs({ target: '/tmp', pid: ${r2.pid} }),
+})) out[k] = await f().then(() => 'ok', (e) => e.code + ': ' + e.message);
+c.close();
+console.log(JSON.stringify(out));`;
+  const lib = await c.run([process.execPath, '--input-type=module', '-e', script]);
+  t.is(lib.code, 0, lib.stderr);
+  const out = JSON.parse(lib.stdout) as Record<string, string>;
+  t.regex(out.again!, /^FAILED_PRECONDITION: .*already has an interface veth0/);
+  t.regex(out.nfs!, /^INVALID_ARGUMENT: NFS option sec: only sys or none/);
+  // /tmp is no NFS mount of iwsd's: nothing is mounted there, or (where /tmp is a mount) not iwsd's.
+  t.regex(out.umount!, /^(NOT_FOUND: nothing is mounted|PERMISSION_DENIED: the mount at .* was not made by iwsd)/);
 });
