@@ -156,6 +156,49 @@ rootTest('SetupPairVeths: veth0 (10.0.5.1/30) in the container, eth0 (10.0.5.2/3
   t.false(links().includes('veth0'));
 });
 
+rootTest('SetupPairVeths NAT: the ring reaches past the container\'s eth0 (masquerade) and TCP to the container\'s address reaches the ring (DNAT), in table ip iwsd of the container only', async (t) => {
+  const { c, socket } = await setup(t);
+  // The container's uplink: eth0 (192.168.77.1/24) to an "outside" namespace (192.168.77.2/24) that has no route to 10.0.5.0/30.
+  const outside = spawn('unshare', ['--net', 'sleep', String(400000 + ++n)], { stdio: 'ignore' });
+  t.teardown(() => {
+    outside.kill('SIGKILL');
+  });
+  const out = await waitFor('outside namespace', () => {
+    try {
+      return readlinkSync(`/proc/${outside.pid}/ns/net`) !== readlinkSync('/proc/self/ns/net') ? outside.pid! : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  ip(c.initHostPid, ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'out0']);
+  ip(c.initHostPid, ['link', 'set', 'out0', 'netns', String(out)]);
+  ip(c.initHostPid, ['addr', 'add', '192.168.77.1/24', 'dev', 'eth0']);
+  ip(c.initHostPid, ['link', 'set', 'eth0', 'up']);
+  ip(out, ['addr', 'add', '192.168.77.2/24', 'dev', 'out0']);
+  ip(out, ['link', 'set', 'out0', 'up']);
+  ip(out, ['link', 'set', 'lo', 'up']);
+  const r2 = await ring(t, c);
+  const r = await c.call(socket, 'SetupPairVeths', { pid: r2.pid });
+  t.true(r.ok, JSON.stringify(r));
+  const p = spawnSync('nsenter', ['--target', String(r2.host), '--net', '--', 'busybox', 'ping', '-c', '1', '-W', '5', '192.168.77.2'], { encoding: 'utf8' });
+  t.is(p.status, 0, `ping from the ring to the outside: ${p.stdout}${p.stderr}`);
+  // A TCP server in the ring, reached from outside through the container's address.
+  const server = spawn('nsenter', ['--target', String(r2.host), '--net', '--', 'busybox', 'nc', '-l', '-p', '8080', '-e', 'echo', 'from-the-ring'], { stdio: 'ignore' });
+  t.teardown(() => {
+    server.kill('SIGKILL');
+  });
+  const got = await waitFor(
+    'DNAT to the ring',
+    () => {
+      const o = spawnSync('nsenter', ['--target', String(out), '--net', '--', 'busybox', 'nc', '-w', '2', '192.168.77.1', '8080'], { encoding: 'utf8', input: '' }).stdout;
+      return o.includes('from-the-ring') ? o : undefined;
+    },
+    15_000,
+  );
+  t.regex(got, /from-the-ring/);
+  t.deepEqual(links(out), ['lo', 'out0']);
+});
+
 rootTest('SetupPairVeths twice: the second is FAILED_PRECONDITION (InterfaceExists) and changes nothing', async (t) => {
   const { c, socket } = await setup(t);
   const r2 = await ring(t, c);

@@ -20,6 +20,8 @@
 //!   the namespace it configures, and that thread's namespace is checked
 //!   again before anything is sent (a netlink socket acts in the namespace
 //!   it was created in);
+//! * NAT (Gitpod's masquerade and DNAT) goes into an nf_tables table of
+//!   iwsd's own in the container's namespace, never into one it did not make;
 //! * the pair is created in one `RTM_NEWLINK` with `NLM_F_EXCL`, the peer
 //!   placed in the target's namespace by fd, so neither name can replace an
 //!   existing interface; a pair that exists already is refused; a failure
@@ -54,6 +56,8 @@ pub const CONTAINER_IF: &str = "veth0";
 /// The interface in the target's network namespace (Gitpod's name: the
 /// workspace's processes see it as their `eth0`).
 pub const PEER_IF: &str = "eth0";
+/// The container's own uplink, which NAT masquerades out of and DNATs from.
+pub const UPLINK_IF: &str = "eth0";
 
 /// The addresses of a pair: the network's first host address for the
 /// container's end (the peer's gateway), the second for the peer's.
@@ -197,7 +201,7 @@ pub fn setup_pair_veths(
         if peer.link_index(PEER_IF)?.is_some() {
             return Err(exists(format!("the target's network namespace already has an interface {PEER_IF}")));
         }
-        let mtu = c.link_mtu("eth0")?;
+        let mtu = c.link_mtu(UPLINK_IF)?;
         c.new_veth(CONTAINER_IF, PEER_IF, tns.as_fd(), mtu)?;
         let configured = (|| {
             let ci = c.link_index(CONTAINER_IF)?.ok_or_else(|| Error::internal("veth", "the new interface is gone"))?;
@@ -210,10 +214,12 @@ pub fn setup_pair_veths(
                 peer.set_up(lo)?;
             }
             peer.default_route(net.container_addr)?;
-            // Forwarding in the container's namespace, checked to be the thread's.
+            // Forwarding and NAT in the container's namespace, checked to be the thread's.
             enter_netns(t, cns.as_fd(), "container's")?;
             std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
-                .map_err(|e| Error::internal("write(ip_forward) in the container's network namespace", e))
+                .map_err(|e| Error::internal("write(ip_forward) in the container's network namespace", e))?;
+            // Last: the batch is atomic, so a failure leaves no rule behind.
+            install_nat(UPLINK_IF, net.peer_addr)
         })();
         if let Err(e) = configured {
             // Deleting one end deletes the pair.
@@ -372,6 +378,190 @@ impl Rtnl {
             .map(|_| ())
             .map_err(|e| Error::internal("RTM_NEWROUTE(default)", e))
     }
+}
+
+// ---- NAT in the container's namespace (nf_tables over netlink) ----------------
+//
+// Gitpod's rules, in a table of iwsd's own (`ip iwsd`) so nothing of the
+// container's is touched: masquerade what leaves through the container's
+// `eth0`, and DNAT every TCP connection that arrives on it to the peer.
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFPROTO_IPV4: u8 = 2;
+const NLA_F_NESTED: u16 = 0x8000;
+const NLM_F_APPEND: u16 = 0x800;
+/// The nf_tables table iwsd's rules live in.
+pub const NAT_TABLE: &str = "iwsd";
+
+/// A netlink attribute writer.
+#[derive(Default)]
+struct Attrs(Vec<u8>);
+
+impl Attrs {
+    fn raw(mut self, kind: u16, data: &[u8]) -> Self {
+        let len = 4 + data.len();
+        self.0.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.0.extend_from_slice(&kind.to_ne_bytes());
+        self.0.extend_from_slice(data);
+        while self.0.len() % 4 != 0 {
+            self.0.push(0);
+        }
+        self
+    }
+    fn str(self, kind: u16, s: &str) -> Self {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        self.raw(kind, &v)
+    }
+    fn be32(self, kind: u16, n: u32) -> Self {
+        self.raw(kind, &n.to_be_bytes())
+    }
+    fn nest(self, kind: u16, inner: Attrs) -> Self {
+        self.raw(kind | NLA_F_NESTED, &inner.0)
+    }
+}
+
+/// One expression of a rule: `name` with its data attributes.
+fn expr(name: &str, data: Option<Attrs>) -> Attrs {
+    let a = Attrs::default().str(1, name); // NFTA_EXPR_NAME
+    match data {
+        Some(d) => a.nest(2, d), // NFTA_EXPR_DATA
+        None => a,
+    }
+}
+
+fn meta(key: u32) -> Attrs {
+    expr("meta", Some(Attrs::default().be32(2, key).be32(1, 1))) // NFTA_META_KEY, NFTA_META_DREG = reg 1
+}
+
+fn cmp_eq(data: &[u8]) -> Attrs {
+    // NFTA_CMP_SREG = reg 1, NFTA_CMP_OP = EQ, NFTA_CMP_DATA { NFTA_DATA_VALUE }
+    expr("cmp", Some(Attrs::default().be32(1, 1).be32(2, 0).nest(3, Attrs::default().raw(1, data))))
+}
+
+fn rule(chain: &str, exprs: Vec<Attrs>) -> Attrs {
+    let mut list = Attrs::default();
+    for e in exprs {
+        list = list.nest(1, e); // NFTA_LIST_ELEM
+    }
+    Attrs::default().str(1, NAT_TABLE).str(2, chain).nest(4, list) // NFTA_RULE_TABLE, _CHAIN, _EXPRESSIONS
+}
+
+fn base_chain(name: &str, hook: u32, priority: i32) -> Attrs {
+    Attrs::default()
+        .str(1, NAT_TABLE)
+        .str(3, name)
+        .nest(4, Attrs::default().be32(1, hook).be32(2, priority as u32)) // NFTA_CHAIN_HOOK { HOOKNUM, PRIORITY }
+        .str(7, "nat") // NFTA_CHAIN_TYPE
+}
+
+fn nfmsg(buf: &mut Vec<u8>, kind: u16, flags: u16, seq: u32, family: u8, attrs: &[u8]) {
+    let len = 16 + 4 + attrs.len();
+    buf.extend_from_slice(&(len as u32).to_ne_bytes());
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(&flags.to_ne_bytes());
+    buf.extend_from_slice(&seq.to_ne_bytes());
+    buf.extend_from_slice(&0u32.to_ne_bytes());
+    buf.push(family);
+    buf.push(0); // NFNETLINK_V0
+    let res = if kind == NFNL_MSG_BATCH_BEGIN || kind == NFNL_MSG_BATCH_END { NFNL_SUBSYS_NFTABLES } else { 0 };
+    buf.extend_from_slice(&res.to_be_bytes());
+    buf.extend_from_slice(attrs);
+}
+
+/// Sends `msgs` (type, flags, attributes) as one nf_tables batch on a
+/// netfilter socket of the calling thread's network namespace and waits for
+/// each one's ACK; the first error fails the batch (the kernel applies none
+/// of it then).
+fn nft_batch(msgs: &[(u16, u16, Attrs)]) -> io::Result<()> {
+    let mut sock = Socket::new(netlink_sys::protocols::NETLINK_NETFILTER)?;
+    sock.bind_auto()?;
+    sock.connect(&SocketAddr::new(0, 0))?;
+    let mut buf = Vec::new();
+    let mut seq = 1u32;
+    nfmsg(&mut buf, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, &[]);
+    let first = seq + 1;
+    for (kind, flags, attrs) in msgs {
+        seq += 1;
+        nfmsg(
+            &mut buf,
+            (NFNL_SUBSYS_NFTABLES << 8) | kind,
+            NLM_F_REQUEST | NLM_F_ACK | flags,
+            seq,
+            NFPROTO_IPV4,
+            &attrs.0,
+        );
+    }
+    let last = seq;
+    seq += 1;
+    nfmsg(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, 0, &[]);
+    sock.send(&buf, 0)?;
+    let mut acked = std::collections::HashSet::new();
+    while acked.len() < (last - first + 1) as usize {
+        let (data, _) = sock.recv_from_full()?;
+        let mut off = 0;
+        while off + 16 <= data.len() {
+            let word = |at: usize| u32::from_ne_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+            let len = word(off) as usize;
+            let kind = u16::from_ne_bytes([data[off + 4], data[off + 5]]);
+            let s = word(off + 8);
+            if len < 16 || off + len > data.len() {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "short netlink message"));
+            }
+            if kind == 2 && len >= 20 {
+                // NLMSG_ERROR: 0 is the ACK
+                let code = word(off + 16) as i32;
+                if code != 0 {
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                acked.insert(s);
+            }
+            off += (len + 3) & !3;
+        }
+    }
+    Ok(())
+}
+
+/// Gitpod's NAT, in table `ip iwsd` of the calling thread's network
+/// namespace (which must be the container's): masquerade out of `uplink`,
+/// DNAT of every TCP connection arriving on it to `peer`. One atomic batch;
+/// an existing table of that name is never changed.
+fn install_nat(uplink: &str, peer: Ipv4Addr) -> Result<()> {
+    let mut name = uplink.as_bytes().to_vec();
+    name.push(0);
+    let masq = rule("postrouting", vec![meta(7), cmp_eq(&name), expr("masq", None)]); // NFT_META_OIFNAME
+    let dnat = rule(
+        "prerouting",
+        vec![
+            meta(6), // NFT_META_IIFNAME
+            cmp_eq(&name),
+            meta(16), // NFT_META_L4PROTO
+            cmp_eq(&[libc::IPPROTO_TCP as u8]),
+            // NFTA_IMMEDIATE_DREG = reg 2, NFTA_IMMEDIATE_DATA { NFTA_DATA_VALUE }
+            expr("immediate", Some(Attrs::default().be32(1, 2).nest(2, Attrs::default().raw(1, &peer.octets())))),
+            // NFTA_NAT_TYPE = DNAT, NFTA_NAT_FAMILY = ipv4, NFTA_NAT_REG_ADDR_MIN = reg 2
+            expr("nat", Some(Attrs::default().be32(1, 1).be32(2, NFPROTO_IPV4 as u32).be32(3, 2))),
+        ],
+    );
+    nft_batch(&[
+        (NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, Attrs::default().str(1, NAT_TABLE)),
+        (NFT_MSG_NEWCHAIN, NLM_F_CREATE, base_chain("postrouting", 4, 100)), // NF_INET_POST_ROUTING, srcnat
+        (NFT_MSG_NEWCHAIN, NLM_F_CREATE, base_chain("prerouting", 0, -100)), // NF_INET_PRE_ROUTING, dstnat
+        (NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, masq),
+        (NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, dnat),
+    ])
+    .map_err(|e| {
+        if e.raw_os_error() == Some(libc::EEXIST) {
+            exists(format!("the workspace's network namespace already has an nf_tables table ip {NAT_TABLE}"))
+        } else {
+            Error::internal("nf_tables batch (NAT rules)", e)
+        }
+    })
 }
 
 #[cfg(test)]
