@@ -87,6 +87,11 @@ class FakeNative implements NativeOps {
   removeShiftMark = ((c: native.Container) => this.#call('removeShiftMark', c, () => ({ success: true, problems: [] }))) as unknown as NativeOps['removeShiftMark'];
   /** The core's per-caller check of PrepareForUserNS/Teardown: permits here (its rules are tested as root in authz-attacks.test.ts). */
   authorizeLifecycle: NativeOps['authorizeLifecycle'] = () => Promise.resolve();
+  readCgroupResources = ((c: native.Container) =>
+    this.#call('readCgroupResources', c, () => ({ cpuUsageNs: 0, memoryUsed: 0, sources: [], atNs: 1, startedNs: 0, cpus: 1, memTotal: 1 }))) as unknown as NativeOps['readCgroupResources'];
+  evacuateCgroup = ((c: native.Container) =>
+    this.#call('evacuateCgroup', c, () => ({ unified: false, cgroup: '', moved: 0, controllers: [], problems: [] }))) as unknown as NativeOps['evacuateCgroup'];
+  makeContainerDevices = ((c: native.Container) => this.#call('makeContainerDevices', c, () => ({ devices: [], cgroup: '' }))) as unknown as NativeOps['makeContainerDevices'];
 
   /** Releases started calls (all, or those matching) in start order. */
   release(pred: (h: Held) => boolean = () => true): number {

@@ -96,6 +96,14 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** Device nodes made in a container at PrepareForUserNS (README "Gitpod's RPCs"). */
+    devices: z
+      .object({
+        /** /dev/fuse (c 10:229) and /dev/net/tun (c 10:200), mode 0666, as Gitpod's ws-daemon made them. */
+        create: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     /**
      * Authorization per call (README "Security"). Only stricter than the
      * kernel-modelled defaults, never looser.

@@ -498,6 +498,7 @@ export class Daemon {
         metrics: this.metrics,
         proc: this.config.proc,
         sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },
+        devices: this.config.devices.create,
         // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
         get lifecycleRule() {
           return authz().lifecycle;

@@ -210,3 +210,22 @@ export type NofileLimit = Binding.NofileLimit;
 export function raiseNofileLimit(): NofileLimit {
   return binding.raiseNofileLimit();
 }
+
+export type CgroupResources = Binding.CgroupResources;
+export type EvacuateResult = Binding.EvacuateResult;
+export type DevicesResult = Binding.DevicesResult;
+
+/** The container's raw CPU and memory figures from its own cgroups (v1 or v2); see crates/iws-core/src/cgroup.rs. */
+export function readCgroupResources(container: Container): Promise<CgroupResources> {
+  return wrap(() => binding.readCgroupResources(container));
+}
+
+/** EvacuateCGroup for `caller` (allowed by the lifecycle `rule`): v2 only, nothing on v1. */
+export function evacuateCgroup(container: Container, caller: Peer, rule: LifecycleRule): Promise<EvacuateResult> {
+  return wrap(() => binding.evacuateCgroup(container, caller, rule));
+}
+
+/** Makes /dev/fuse and /dev/net/tun in the container and allows them in its v1 devices cgroup. */
+export function makeContainerDevices(container: Container): Promise<DevicesResult> {
+  return wrap(() => binding.makeContainerDevices(container));
+}

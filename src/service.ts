@@ -27,12 +27,16 @@ import type { SetupPairVethsRequest__Output } from './gen/iws/SetupPairVethsRequ
 import type { MountNfsRequest__Output } from './gen/iws/MountNfsRequest.js';
 import type { UmountNfsRequest__Output } from './gen/iws/UmountNfsRequest.js';
 import type * as grpc from '@grpc/grpc-js';
+import { workspaceInfo, type CpuSample } from './resources.js';
 
 /**
  * The native calls a workspace's RPCs make: the native library in the
  * daemon, a fake in unit tests (__test__/guard.test.ts).
  */
-export type NativeOps = Pick<typeof native, 'writeIdMapping' | 'mountProc' | 'mountSysfs' | 'umount' | 'prepareShiftMark' | 'removeShiftMark' | 'authorizeLifecycle'> &
+export type NativeOps = Pick<
+  typeof native,
+  'writeIdMapping' | 'mountProc' | 'mountSysfs' | 'umount' | 'prepareShiftMark' | 'removeShiftMark' | 'authorizeLifecycle' | 'readCgroupResources' | 'evacuateCgroup' | 'makeContainerDevices'
+> &
   Partial<Pick<typeof native, 'mountNfs' | 'setupPairVeths'>>;
 
 export interface ServiceDeps {
@@ -54,9 +58,14 @@ export interface ServiceDeps {
   sysfs: { readOnly: boolean; masks: native.Masks };
   /** Who may call PrepareForUserNS and Teardown (config authz.lifecycle). */
   lifecycleRule: native.LifecycleRule;
+  /** Make /dev/fuse and /dev/net/tun at PrepareForUserNS (config devices.create). */
+  devices?: boolean;
 }
 
 export class WorkspaceService {
+  /** The CPU sample of the previous WorkspaceInfo call (see src/resources.ts). */
+  #cpu: CpuSample | undefined;
+
   constructor(
     readonly workspace: Workspace,
     private readonly deps: ServiceDeps,
@@ -155,6 +164,7 @@ export class WorkspaceService {
       method: this.deps.shiftMethod,
       fuse: this.deps.fuseOptions(w.id),
     });
+    if (this.deps.devices) await this.#makeDevices();
     const before = w.state;
     w.state = {
       ...w.state,
@@ -251,8 +261,37 @@ export class WorkspaceService {
     throw notYet('WipingTeardown');
   }
 
-  async evacuateCGroup(_caller: Caller): Promise<Record<string, never>> {
-    throw notYet('EvacuateCGroup');
+  /**
+   * Gitpod's EvacuateCGroup: on cgroup v2 the workspace's processes move to
+   * `<container cgroup>/workspace/user` (controllers enabled above it); on
+   * v1 nothing is done and the call succeeds, as Gitpod's.
+   */
+  async evacuateCGroup(caller: Caller): Promise<Record<string, never>> {
+    const r = await this.deps.native.evacuateCgroup(this.workspace.container, caller, this.deps.lifecycleRule);
+    const fields = { rpc: 'EvacuateCGroup', unified: r.unified, cgroup: r.cgroup, moved: r.moved, controllers: r.controllers, problems: r.problems };
+    if (r.problems.length) this.deps.log.warn(fields, `EvacuateCGroup incomplete: ${r.problems.join('; ')}`);
+    else this.deps.log.info(fields, r.unified ? `EvacuateCGroup moved ${r.moved} processes to ${r.cgroup}/workspace/user` : 'EvacuateCGroup: no cgroup v2 for the container, nothing to do');
+    return {};
+  }
+
+  /**
+   * /dev/fuse and /dev/net/tun in the container, as Gitpod's ws-daemon made
+   * them at PrepareForUserNS. A node that could not be made is logged, and
+   * does not fail the call (Gitpod's clients check for the devices themselves).
+   */
+  async #makeDevices(): Promise<void> {
+    let r: native.DevicesResult;
+    try {
+      r = await this.deps.native.makeContainerDevices(this.workspace.container);
+    } catch (err) {
+      // The mark is mounted and must still be recorded: log, do not throw.
+      this.deps.log.warn({ rpc: 'PrepareForUserNS', error: (err as Error).message }, `devices not made: ${(err as Error).message}`);
+      return;
+    }
+    const refused = r.devices.filter((d) => d.state === 'refused' || d.detail);
+    const fields = { rpc: 'PrepareForUserNS', devices: r.devices, devicesCgroup: r.cgroup };
+    if (refused.length) this.deps.log.warn(fields, `devices not made: ${refused.map((d) => `${d.path}: ${d.detail}`).join('; ')}`);
+    else this.deps.log.info(fields, `devices: ${r.devices.map((d) => `${d.path} ${d.state}`).join(', ')}; ${r.cgroup}`);
   }
 
   /**
@@ -283,8 +322,12 @@ export class WorkspaceService {
     return mount(this.workspace.container, caller, options);
   }
 
+  /** CPU and memory of the container's own cgroups, in Gitpod's units (src/resources.ts). */
   async workspaceInfo(_caller: Caller): Promise<WorkspaceInfoResponse> {
-    throw notYet('WorkspaceInfo');
+    const r = await this.deps.native.readCgroupResources(this.workspace.container);
+    const { response, sample } = workspaceInfo(r, this.#cpu);
+    this.#cpu = sample;
+    return response;
   }
 }
 

@@ -3,6 +3,8 @@
 //! over this crate.
 
 pub mod authz;
+pub mod cgroup;
+pub mod devices;
 pub mod error;
 pub mod fsops;
 pub mod idmap;

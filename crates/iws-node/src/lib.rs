@@ -1122,3 +1122,149 @@ pub fn setup_pair_veths(
 pub fn validate_workspace_cidr(env: Env, cidr: String) -> Result<()> {
     settle(&env, core::netns::WorkspaceNet::parse(&cidr), |_| ())
 }
+
+// ---- cgroups and devices (WorkspaceInfo, EvacuateCGroup, /dev/fuse, /dev/net/tun) ----
+
+/// A container's raw CPU and memory figures, from its own cgroups.
+#[napi(object)]
+pub struct CgroupResources {
+    /// CPU time used since the cgroup was made, nanoseconds.
+    pub cpu_usage_ns: f64,
+    /// CFS quota and period (µs); absent when unlimited.
+    pub cpu_quota_us: Option<f64>,
+    pub cpu_period_us: Option<f64>,
+    pub memory_used: f64,
+    /// Bytes; absent when unlimited.
+    pub memory_limit: Option<f64>,
+    /// Where each figure came from.
+    pub sources: Vec<String>,
+    /// CLOCK_BOOTTIME when read, nanoseconds.
+    pub at_ns: f64,
+    /// The container init's start (CLOCK_BOOTTIME), nanoseconds.
+    pub started_ns: f64,
+    /// Online CPUs of the node.
+    pub cpus: u32,
+    /// The node's memory, bytes.
+    pub mem_total: f64,
+}
+
+pub struct ReadResourcesTask {
+    container: Arc<core::pidns::Container>,
+}
+
+impl Task for ReadResourcesTask {
+    type Output = core::Result<core::cgroup::Resources>;
+    type JsValue = CgroupResources;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(core::cgroup::read_resources(&self.container))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |r| CgroupResources {
+            cpu_usage_ns: r.cpu_usage_ns as f64,
+            cpu_quota_us: r.cpu_quota.map(|q| q.0 as f64),
+            cpu_period_us: r.cpu_quota.map(|q| q.1 as f64),
+            memory_used: r.memory_used as f64,
+            memory_limit: r.memory_limit.map(|m| m as f64),
+            sources: r.sources,
+            at_ns: r.at_ns as f64,
+            started_ns: r.started_ns as f64,
+            cpus: r.cpus,
+            mem_total: r.mem_total as f64,
+        })
+    }
+}
+
+/// Reads the container's CPU and memory figures from its own cgroups (v1 or v2).
+#[napi(ts_return_type = "Promise<CgroupResources>")]
+pub fn read_cgroup_resources(container: &Container) -> Result<AsyncTask<ReadResourcesTask>> {
+    Ok(AsyncTask::new(ReadResourcesTask { container: handle(container)? }))
+}
+
+#[napi(object)]
+pub struct EvacuateResult {
+    pub unified: bool,
+    pub cgroup: String,
+    pub moved: u32,
+    pub controllers: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+pub struct EvacuateTask {
+    container: Arc<core::pidns::Container>,
+    caller: core::authz::Caller,
+    rule: String,
+}
+
+impl Task for EvacuateTask {
+    type Output = core::Result<core::cgroup::EvacuateOutcome>;
+    type JsValue = EvacuateResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(core::authz::LifecycleRule::parse(&self.rule)
+            .and_then(|rule| core::authz::authorize_lifecycle_call(&self.container, &self.caller, rule))
+            .and_then(|()| core::cgroup::evacuate(&self.container)))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |o| EvacuateResult {
+            unified: o.unified,
+            cgroup: o.cgroup,
+            moved: o.moved,
+            controllers: o.controllers,
+            problems: o.problems,
+        })
+    }
+}
+
+/// EvacuateCGroup for `caller` (allowed by the lifecycle `rule`): on v2 the
+/// workspace's processes move to `<cgroup>/workspace/user`; on v1 nothing.
+#[napi(ts_return_type = "Promise<EvacuateResult>")]
+pub fn evacuate_cgroup(container: &Container, caller: Peer, rule: String) -> Result<AsyncTask<EvacuateTask>> {
+    Ok(AsyncTask::new(EvacuateTask { container: handle(container)?, caller: self::caller(&caller), rule }))
+}
+
+#[napi(object)]
+pub struct DeviceNode {
+    pub path: String,
+    /// `created`, `present` or `refused`.
+    pub state: String,
+    pub detail: String,
+}
+
+#[napi(object)]
+pub struct DevicesResult {
+    pub devices: Vec<DeviceNode>,
+    pub cgroup: String,
+}
+
+pub struct MakeDevicesTask {
+    container: Arc<core::pidns::Container>,
+}
+
+impl Task for MakeDevicesTask {
+    type Output = core::Result<core::devices::DevicesOutcome>;
+    type JsValue = DevicesResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(core::devices::make_devices(&self.container))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, out, |o| DevicesResult {
+            devices: o
+                .devices
+                .into_iter()
+                .map(|d| DeviceNode { path: d.path, state: d.state, detail: d.detail })
+                .collect(),
+            cgroup: o.cgroup,
+        })
+    }
+}
+
+/// Makes /dev/fuse and /dev/net/tun in the container (and allows them in its v1 devices cgroup).
+#[napi(ts_return_type = "Promise<DevicesResult>")]
+pub fn make_container_devices(container: &Container) -> Result<AsyncTask<MakeDevicesTask>> {
+    Ok(AsyncTask::new(MakeDevicesTask { container: handle(container)? }))
+}
