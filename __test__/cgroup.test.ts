@@ -18,6 +18,9 @@ import { TestContainer, makeRootfs, waitFor } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 import { cpuLimit, cpuUsed, memoryLimit, MIN_CPU_WINDOW_NS } from '../src/resources.js';
+import { actionFor, ANNOTATIONS } from '../src/ociHook.js';
+import { NRI_ANNOTATIONS, workspaceOf } from '../src/nri/workspaces.js';
+import { addWorkspaceRequest } from '../src/adminClient.js';
 
 const BASE = '/sys/fs/cgroup';
 type Hier = 'cpu' | 'cpuacct' | 'memory' | 'devices' | 'unified';
@@ -287,4 +290,33 @@ rootTest('attack: /dev a symlink to a host dir, /dev/net a symlink, /dev/fuse a 
   t.is(readFileSync(join(two.rootfs, 'dev/fuse'), 'utf8'), 'not a device');
   t.true(statSync(join(two.rootfs, 'dev/fuse')).isFile());
   await two.c.call(two.socket, 'Teardown', {});
+});
+
+test('persistent_volume_claim: the OCI hook and NRI annotations carry it into the registration', (t) => {
+  const state = { ociVersion: '1.0.2', id: 'c1', status: 'created', pid: 1 };
+  const on = actionFor({ ...state, annotations: { [ANNOTATIONS.workspaceId]: 'w', [ANNOTATIONS.persistentVolumeClaim]: 'true' } }, 'createRuntime');
+  t.like(on, { action: 'add', persistentVolumeClaim: true });
+  const off = actionFor({ ...state, annotations: { [ANNOTATIONS.workspaceId]: 'w' } }, 'createRuntime');
+  t.is((off as { persistentVolumeClaim?: boolean }).persistentVolumeClaim, undefined);
+  const nri = workspaceOf({ uid: 'u', annotations: { [NRI_ANNOTATIONS.workspace]: 'true', [NRI_ANNOTATIONS.persistentVolumeClaim]: 'true' } }, { name: 'c' });
+  t.like(nri, { persistentVolumeClaim: true });
+  t.like(addWorkspaceRequest({ id: 'w', pid: 1, persistentVolumeClaim: true }), { persistentVolumeClaim: true });
+  t.false('persistentVolumeClaim' in addWorkspaceRequest({ id: 'w', pid: 1 }));
+});
+
+rootTest('persistent_volume_claim: answered by PrepareForUserNS as registered (default false), shown by workspace list', async (t) => {
+  const fs = makeRootfs();
+  t.teardown(fs.cleanup);
+  const c = await TestContainer.start({ rootfs: fs.rootfs });
+  t.teardown(() => c.stop());
+  const id = `pvc-${process.pid}-${++n}`;
+  const socket = await daemon!.add(id, c.initHostPid, ['--persistent-volume-claim']);
+  const r = await c.call(socket, 'PrepareForUserNS', {});
+  t.true(r.ok, JSON.stringify(r));
+  t.like(r.response, { persistentVolumeClaim: true });
+  const plain = await container(t);
+  const p = await plain.c.call(plain.socket, 'PrepareForUserNS', {});
+  t.like(p.response, { persistentVolumeClaim: false });
+  await c.call(socket, 'Teardown', {});
+  await plain.c.call(plain.socket, 'Teardown', {});
 });

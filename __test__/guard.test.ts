@@ -133,6 +133,7 @@ function setup(overrides: ConfigInput = {}) {
       shift: [],
       markPath: '/.workspace/mark',
       fullWorkspaceBackup: false,
+      persistentVolumeClaim: false,
       state: state(id),
     };
     return new WorkspaceService(w, {

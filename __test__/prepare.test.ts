@@ -80,7 +80,7 @@ for (const method of METHODS) {
     const { c, socket, id, daemon, rootfs } = await setup(t, method);
     const r = await c.call(socket, 'PrepareForUserNS', {});
     t.true(r.ok, JSON.stringify(r));
-    t.deepEqual(r.response, { fsShift: method.toUpperCase(), fullWorkspaceBackup: false });
+    t.deepEqual(r.response, { fsShift: method.toUpperCase(), fullWorkspaceBackup: false, persistentVolumeClaim: false });
 
     // The container's root is shared now, inside its own namespace only.
     const info = readFileSync(`/proc/${c.initHostPid}/mountinfo`, 'utf8').split('\n');

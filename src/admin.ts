@@ -18,6 +18,7 @@ function toMsg(w: WorkspaceInfo): WorkspaceMsg {
     shiftMapping: w.shiftMapping,
     markPath: w.markPath,
     fullWorkspaceBackup: w.fullWorkspaceBackup,
+    persistentVolumeClaim: w.persistentVolumeClaim,
     prepared: w.prepared,
     tornDown: w.tornDown,
   };
@@ -42,6 +43,7 @@ export function adminHandlers(d: Daemon): AdminHandlers {
           shiftMapping: req.shiftMapping,
           markPath: req.markPath,
           fullWorkspaceBackup: req._fullWorkspaceBackup ? req.fullWorkspaceBackup : undefined,
+          persistentVolumeClaim: req._persistentVolumeClaim ? req.persistentVolumeClaim : undefined,
         }),
       ),
     ),

@@ -53,6 +53,7 @@ export interface Registration {
   shiftMapping?: { containerId: number; hostId: number; size: number }[] | undefined;
   markPath?: string | undefined;
   fullWorkspaceBackup?: boolean | undefined;
+  persistentVolumeClaim?: boolean | undefined;
 }
 
 /** The AddWorkspace request for a registration (unset fields: daemon defaults). */
@@ -65,5 +66,6 @@ export function addWorkspaceRequest(r: Registration) {
     shiftMapping: r.shiftMapping ?? [],
     markPath: r.markPath ?? '',
     ...(r.fullWorkspaceBackup !== undefined ? { fullWorkspaceBackup: r.fullWorkspaceBackup } : {}),
+    ...(r.persistentVolumeClaim !== undefined ? { persistentVolumeClaim: r.persistentVolumeClaim } : {}),
   };
 }

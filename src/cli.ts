@@ -248,6 +248,7 @@ export function buildProgram(): Command {
     .option('--shift-map <c:h:s>', 'the ID shift of the PrepareForUserNS mark, as CONTAINER:HOST:SIZE; repeatable (default 0:<root start>:1 and 1:<user start>:65534)', collectMapping)
     .option('--mark-path <path>', 'where PrepareForUserNS mounts the mark inside the container (default /.workspace/mark)')
     .option('--full-workspace-backup', 'report full_workspace_backup=true from PrepareForUserNS')
+    .option('--persistent-volume-claim', 'report persistent_volume_claim=true from PrepareForUserNS')
     .option('--json', 'print the registered workspace as JSON')
     .addOption(stateDirOption())
     .addOption(configOption())
@@ -259,6 +260,7 @@ export function buildProgram(): Command {
       shiftMap?: { containerId: number; hostId: number; size: number }[];
       markPath?: string;
       fullWorkspaceBackup?: boolean;
+      persistentVolumeClaim?: boolean;
       json?: boolean;
       stateDir?: string;
       config?: string;
@@ -273,6 +275,7 @@ export function buildProgram(): Command {
           shiftMapping: opts.shiftMap,
           markPath: opts.markPath,
           fullWorkspaceBackup: opts.fullWorkspaceBackup ? true : undefined,
+          persistentVolumeClaim: opts.persistentVolumeClaim ? true : undefined,
         });
         const w = await call<WorkspaceMsg>((o, cb) => client.AddWorkspace(req, o, cb));
         process.stdout.write(opts.json ? `${JSON.stringify(w)}\n` : `${w.socketPath}\n`);
@@ -412,7 +415,7 @@ export function buildProgram(): Command {
     .addOption(configOption())
     .addHelpText(
       'after',
-      `\nWorkspace id: annotation ${ANNOTATIONS.workspaceId}, else the container id.\nPolicy overrides: ${ANNOTATIONS.rootRange}=START:SIZE, ${ANNOTATIONS.userRanges}=START:SIZE[,...],\n${ANNOTATIONS.shiftMapping}=C:H:S[,...], ${ANNOTATIONS.markPath}=PATH, ${ANNOTATIONS.fullWorkspaceBackup}=true.\n${ANNOTATIONS.onDaemonDown}=fail|start: as --on-daemon-down, for this container.\nA workspace directory the runtime made (the bind-mount source of /.workspace) is emptied at teardown, never removed.\nUnregistering (poststop) a workspace the daemon already tore down, or with the daemon down, is no error.\nExamples: contrib/hooks.d/iwsd.json, contrib/runc-config-snippet.json.`,
+      `\nWorkspace id: annotation ${ANNOTATIONS.workspaceId}, else the container id.\nPolicy overrides: ${ANNOTATIONS.rootRange}=START:SIZE, ${ANNOTATIONS.userRanges}=START:SIZE[,...],\n${ANNOTATIONS.shiftMapping}=C:H:S[,...], ${ANNOTATIONS.markPath}=PATH, ${ANNOTATIONS.fullWorkspaceBackup}=true, ${ANNOTATIONS.persistentVolumeClaim}=true.\n${ANNOTATIONS.onDaemonDown}=fail|start: as --on-daemon-down, for this container.\nA workspace directory the runtime made (the bind-mount source of /.workspace) is emptied at teardown, never removed.\nUnregistering (poststop) a workspace the daemon already tore down, or with the daemon down, is no error.\nExamples: contrib/hooks.d/iwsd.json, contrib/runc-config-snippet.json.`,
     )
     .action(async (opts: { event?: string; onDaemonDown: OnDaemonDown; stateDir?: string; config?: string }) => {
       const chunks: Buffer[] = [];

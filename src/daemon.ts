@@ -67,6 +67,7 @@ export interface AddWorkspaceOptions {
   shiftMapping?: native.IdMapping[] | undefined;
   markPath?: string | undefined;
   fullWorkspaceBackup?: boolean | undefined;
+  persistentVolumeClaim?: boolean | undefined;
 }
 
 export interface WorkspaceInfo {
@@ -79,6 +80,7 @@ export interface WorkspaceInfo {
   shiftMapping: native.IdMapping[];
   markPath: string;
   fullWorkspaceBackup: boolean;
+  persistentVolumeClaim: boolean;
   prepared: boolean;
   tornDown: boolean;
 }
@@ -459,6 +461,7 @@ export class Daemon {
               shift: opts.shiftMapping?.length ? opts.shiftMapping : defaultShift(policy),
               markPath: opts.markPath || this.config.shift.markPath,
               fullWorkspaceBackup: opts.fullWorkspaceBackup ?? this.config.shift.fullWorkspaceBackup,
+              persistentVolumeClaim: opts.persistentVolumeClaim ?? false,
             },
             prepared: false,
             tornDown: false,
@@ -481,6 +484,7 @@ export class Daemon {
         shift: reg.shift,
         markPath: reg.markPath,
         fullWorkspaceBackup: reg.fullWorkspaceBackup,
+        persistentVolumeClaim: reg.persistentVolumeClaim ?? false,
         state,
       };
       const log = this.log.child({ workspace: id });
@@ -693,6 +697,7 @@ export class Daemon {
       shiftMapping: w.shift,
       markPath: w.markPath,
       fullWorkspaceBackup: w.fullWorkspaceBackup,
+      persistentVolumeClaim: w.persistentVolumeClaim,
       prepared: w.state.prepared,
       tornDown: w.state.tornDown,
     };

@@ -15,6 +15,7 @@ export const ANNOTATIONS = {
   shiftMapping: 'io.iwsd.shift-mapping',
   markPath: 'io.iwsd.mark-path',
   fullWorkspaceBackup: 'io.iwsd.full-workspace-backup',
+  persistentVolumeClaim: 'io.iwsd.persistent-volume-claim',
   onDaemonDown: 'io.iwsd.on-daemon-down',
 } as const;
 
@@ -54,6 +55,7 @@ export interface HookAction {
   shiftMapping?: { containerId: number; hostId: number; size: number }[];
   markPath?: string;
   fullWorkspaceBackup?: boolean;
+  persistentVolumeClaim?: boolean;
   /** From the annotation; overrides the hook's --on-daemon-down. */
   onDaemonDown?: OnDaemonDown;
 }
@@ -105,6 +107,7 @@ export function actionFor(state: OciState, event?: string): HookAction {
   }
   if (a[ANNOTATIONS.markPath]) out.markPath = a[ANNOTATIONS.markPath];
   if (a[ANNOTATIONS.fullWorkspaceBackup]) out.fullWorkspaceBackup = a[ANNOTATIONS.fullWorkspaceBackup] === 'true';
+  if (a[ANNOTATIONS.persistentVolumeClaim]) out.persistentVolumeClaim = a[ANNOTATIONS.persistentVolumeClaim] === 'true';
   const down = a[ANNOTATIONS.onDaemonDown];
   if (down) out.onDaemonDown = parseOnDaemonDown(down, `annotation ${ANNOTATIONS.onDaemonDown}`);
   return out;

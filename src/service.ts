@@ -179,7 +179,7 @@ export class WorkspaceService {
       if (!r.success) this.deps.log.error({ problems: r.problems }, `could not undo unrecorded mark: ${r.problems.join('; ')}`);
       throw storeWriteFailed(err, r.success ? 'the mark was not recorded and has been undone' : 'the mark was not recorded and could not be undone');
     }
-    return { fsShift: SHIFT_METHODS[mark.method as 'idmapped' | 'fuse' | 'shiftfs'], fullWorkspaceBackup: w.fullWorkspaceBackup };
+    return { fsShift: SHIFT_METHODS[mark.method as 'idmapped' | 'fuse' | 'shiftfs'], fullWorkspaceBackup: w.fullWorkspaceBackup, persistentVolumeClaim: w.persistentVolumeClaim };
   }
 
   /**

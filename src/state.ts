@@ -27,6 +27,8 @@ export const WorkspaceStateSchema = z.object({
     shift: z.array(MappingSchema),
     markPath: z.string(),
     fullWorkspaceBackup: z.boolean(),
+    /** Absent in older state: false. */
+    persistentVolumeClaim: z.boolean().optional(),
   }),
   /**
    * The workspace directory existed before the registration: the runtime

@@ -31,6 +31,7 @@ export interface Workspace {
   readonly shift: IdMapping[];
   readonly markPath: string;
   readonly fullWorkspaceBackup: boolean;
+  readonly persistentVolumeClaim: boolean;
   /** Persisted one-shot state; replaced (never mutated) on every change. */
   state: WorkspaceState;
 }

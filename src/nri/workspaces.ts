@@ -19,6 +19,7 @@ export const NRI_ANNOTATIONS = {
   shiftMapping: 'iwsd.io/shift-mapping',
   markPath: 'iwsd.io/mark-path',
   fullWorkspaceBackup: 'iwsd.io/full-workspace-backup',
+  persistentVolumeClaim: 'iwsd.io/persistent-volume-claim',
 } as const;
 
 export interface NriPod {
@@ -54,7 +55,7 @@ export function workspaceOf(pod: NriPod | undefined, container: NriContainer): W
   if (!id) throw new IwsError('INVALID_ARGUMENT', `workspace pod ${pod?.namespace}/${pod?.name} has neither ${NRI_ANNOTATIONS.workspaceId} nor a uid`);
   // The OCI hook's parser checks the overrides: same values, other keys.
   const oci: Record<string, string> = { [ANNOTATIONS.workspaceId]: id };
-  for (const k of ['rootRange', 'userRanges', 'shiftMapping', 'markPath', 'fullWorkspaceBackup'] as const) {
+  for (const k of ['rootRange', 'userRanges', 'shiftMapping', 'markPath', 'fullWorkspaceBackup', 'persistentVolumeClaim'] as const) {
     const v = a[NRI_ANNOTATIONS[k]];
     if (v !== undefined) oci[ANNOTATIONS[k]] = v;
   }

@@ -28,7 +28,12 @@ export interface AddWorkspaceRequest {
    * Reported by PrepareForUserNS; unset: the configured default.
    */
   'fullWorkspaceBackup'?: (boolean);
+  /**
+   * Reported by PrepareForUserNS (persistent_volume_claim); unset: false.
+   */
+  'persistentVolumeClaim'?: (boolean);
   '_fullWorkspaceBackup'?: "fullWorkspaceBackup";
+  '_persistentVolumeClaim'?: "persistentVolumeClaim";
 }
 
 export interface AddWorkspaceRequest__Output {
@@ -55,5 +60,10 @@ export interface AddWorkspaceRequest__Output {
    * Reported by PrepareForUserNS; unset: the configured default.
    */
   'fullWorkspaceBackup'?: (boolean);
+  /**
+   * Reported by PrepareForUserNS (persistent_volume_claim); unset: false.
+   */
+  'persistentVolumeClaim'?: (boolean);
   '_fullWorkspaceBackup'?: "fullWorkspaceBackup";
+  '_persistentVolumeClaim'?: "persistentVolumeClaim";
 }

@@ -19,6 +19,7 @@ export interface Workspace {
    */
   'prepared'?: (boolean);
   'tornDown'?: (boolean);
+  'persistentVolumeClaim'?: (boolean);
 }
 
 export interface Workspace__Output {
@@ -36,4 +37,5 @@ export interface Workspace__Output {
    */
   'prepared': (boolean);
   'tornDown': (boolean);
+  'persistentVolumeClaim': (boolean);
 }
