@@ -8,14 +8,15 @@
  * has (cpu.stat, cgroup.procs, child cgroups). Every cgroup is removed after
  * each test, also on failure.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 
 import { TestContainer, makeRootfs, waitFor } from './helpers/container.js';
-import { TestDaemon } from './helpers/daemon.js';
+import { IWSD, TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 import { cpuLimit, cpuUsed, memoryLimit, MIN_CPU_WINDOW_NS } from '../src/resources.js';
 import { actionFor, ANNOTATIONS } from '../src/ociHook.js';
@@ -166,6 +167,33 @@ rootTest('WorkspaceInfo answers the container cgroup v1 CPU and memory limits an
   const second = await c.call(socket, 'WorkspaceInfo', {});
   t.true(second.ok, JSON.stringify(second));
   t.true(num((second.response as Info).resources.cpu.used) > 0, JSON.stringify(second.response));
+
+  // The client views, from inside the container's PID namespace: `iwsd call`,
+  // iwsd/client, and Gitpod's supervisor's iws.WorkspaceInfoService.
+  const inside = (argv: string[]) => spawnSync('nsenter', ['--target', String(c.initHostPid), '--pid', '--', process.execPath, ...argv], { encoding: 'utf8' });
+  const cli = inside([IWSD, 'call', 'WorkspaceInfo', '--socket', socket]);
+  t.is(cli.status, 0, cli.stderr);
+  t.like(JSON.parse(cli.stdout), { resources: { cpu: { limit: 500 }, memory: { limit: 256 << 20 } } });
+  const dist = (f: string) => fileURLToPath(new URL(`../dist/${f}`, import.meta.url));
+  const script = `
+    import { createClient } from ${JSON.stringify(dist('api/client.js'))};
+    import { workspaceProto } from ${JSON.stringify(dist('proto.js'))};
+    import * as grpc from '@grpc/grpc-js';
+    const c = createClient(${JSON.stringify(socket)});
+    const a = await c.workspaceInfo();
+    c.close?.();
+    const S = workspaceProto().iws.WorkspaceInfoService;
+    const w = new S('unix:${socket}', grpc.credentials.createInsecure());
+    const b = await new Promise((res, rej) => w.WorkspaceInfo({}, (e, r) => (e ? rej(e) : res(r))));
+    w.close();
+    console.log(JSON.stringify({ a, b }));`;
+  const node = spawnSync('nsenter', ['--target', String(c.initHostPid), '--pid', '--', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', cwd: fileURLToPath(new URL('..', import.meta.url)) });
+  t.is(node.status, 0, node.stderr);
+  const views = JSON.parse(node.stdout) as { a: Info; b: Info };
+  for (const v of [views.a, views.b]) {
+    t.is(num(v.resources.cpu.limit), 500);
+    t.is(num(v.resources.memory.limit), 256 << 20);
+  }
 
   // Unlimited: every online CPU, the node's memory (as Gitpod).
   cg.write('cpu', 'cpu.cfs_quota_us', '-1');
