@@ -10,7 +10,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
@@ -149,7 +149,7 @@ test('CPU rates come from kept samples, never from a wait', (t) => {
 });
 
 rootTest('WorkspaceInfo answers the container cgroup v1 CPU and memory limits and usage (millicores, bytes)', async (t) => {
-  const { c, socket } = await container(t);
+  const { c, socket, id } = await container(t);
   const cg = new TestCgroups(t, ['cpu', 'cpuacct', 'memory']);
   cg.write('cpu', 'cpu.cfs_period_us', '100000');
   cg.write('cpu', 'cpu.cfs_quota_us', '50000');
@@ -194,6 +194,11 @@ rootTest('WorkspaceInfo answers the container cgroup v1 CPU and memory limits an
     t.is(num(v.resources.cpu.limit), 500);
     t.is(num(v.resources.memory.limit), 256 << 20);
   }
+
+  // Measured, not asserted: the daemon's time per call (no second sample is waited for).
+  await c.callMany(socket, Array.from({ length: 20 }, () => ({ rpc: 'WorkspaceInfo', request: {} })));
+  const ms = daemon!.logs.filter((l) => l.workspace === id && l.rpc === 'WorkspaceInfo' && typeof l.durationMs === 'number').map((l) => l.durationMs as number).sort((a, b) => a - b);
+  t.log(`WorkspaceInfo in the daemon: ${ms.length} calls, median ${ms[ms.length >> 1]?.toFixed(2)} ms, max ${ms.at(-1)?.toFixed(2)} ms`);
 
   // Unlimited: every online CPU, the node's memory (as Gitpod).
   cg.write('cpu', 'cpu.cfs_quota_us', '-1');
@@ -248,6 +253,23 @@ rootTest('EvacuateCGroup on v2 moves the workspace processes to <cgroup>/workspa
   // Called again: the init is in .../workspace/user, whose children are made below it.
   t.true((await c.call(socket, 'EvacuateCGroup', {})).ok);
   t.deepEqual(cg.procs('unified', 'workspace/user/workspace/user'), [c.initHostPid]);
+});
+
+rootTest('attack: EvacuateCGroup by an unprivileged user of the container is refused and moves nothing', async (t) => {
+  const { c, socket } = await container(t);
+  const cg = new TestCgroups(t, ['unified']);
+  cg.place(c.initHostPid);
+  // Let uid 1000 reach the socket: the daemon's private temp dirs get o+x for this test.
+  const dirs: string[] = [];
+  for (let d = join(socket, '..', '..'); d.startsWith(daemon!.base); d = join(d, '..')) dirs.push(d);
+  const modes = dirs.map((d) => statSync(d).mode & 0o7777);
+  t.teardown(() => dirs.forEach((d, i) => chmodSync(d, modes[i]!)));
+  for (const [i, d] of dirs.entries()) chmodSync(d, modes[i]! | 0o011);
+  const asUser = spawnSync('nsenter', ['--target', String(c.initHostPid), '--pid', '--', 'setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', process.execPath, IWSD, 'call', 'EvacuateCGroup', '--socket', socket], { encoding: 'utf8' });
+  t.is(asUser.status, 4, asUser.stderr);
+  t.regex(asUser.stderr, /PERMISSION_DENIED/);
+  t.deepEqual(cg.procs('unified'), [c.initHostPid]);
+  t.false(existsSync(cg.dir('unified', 'workspace')));
 });
 
 rootTest('attack: EvacuateCGroup refuses a cgroup holding a process not the workspace and moves nothing', async (t) => {
