@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { TestContainer, hostMounts, makeRootfs, mountsOf, shInside } from './helpers/container.js';
+import { TestContainer, hostMounts, makeRootfs, mountsOf, shInside, waitFor } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { rootTest } from './helpers/root.js';
 
@@ -56,7 +56,11 @@ rootTest('kill -9 in a burst of RPCs: restarted, the workspace is served again a
     targets.map((target) => ({ rpc: 'MountProc', request: { target, pid: 1 } })),
     4,
   );
-  await new Promise((r) => setTimeout(r, 150));
+  // Killed once some calls have been answered (not after a fixed time: on a
+  // busy node none may have run by then). With 4 calls in flight, a 6th mount
+  // means at least 2 were answered.
+  const burstMounts = () => mountsOf(c.initHostPid).filter(([mp, type]) => type === 'proc' && targets.includes(mp)).length;
+  await waitFor('the burst under way', () => (burstMounts() >= 6 ? true : undefined), 30_000);
   await daemon.restart('SIGKILL');
   const results = await burst;
   t.true(results.some((r) => r.ok), `some calls ran before the kill: ${JSON.stringify(results.slice(0, 2))}`);
