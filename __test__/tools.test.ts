@@ -70,7 +70,7 @@ toolTest(`grpcurl and grpc-health-probe on a workspace socket, from inside: Writ
   const sock = await daemon.add('tools', c.initHostPid);
   const list = grpcurl(sock, ['list'], c.initHostPid);
   t.is(list.code, 0, list.out);
-  t.deepEqual(list.out.trim().split('\n').sort(), ['grpc.health.v1.Health', 'iws.InWorkspaceService']);
+  t.deepEqual(list.out.trim().split('\n').sort(), ['grpc.health.v1.Health', 'iws.InWorkspaceService', 'iws.WorkspaceInfoService']);
   const all = grpcurl(sock, ['describe'], c.initHostPid);
   t.is(all.code, 0, all.out);
   const m = grpcurl(sock, ['describe', 'iws.WriteIDMappingRequest.Mapping'], c.initHostPid);

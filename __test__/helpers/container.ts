@@ -370,7 +370,7 @@ export function makeRootfs(): { base: string; rootfs: string; outside: string; c
   const base = mkdtempSync(join(tmpdir(), 'iwsd-rootfs-'));
   const rootfs = join(base, 'rootfs');
   const outside = join(base, 'outside');
-  for (const d of ['bin', 'proc', 'sys', 'tmp', 'work/target', 'work/sub']) mkdirSync(join(rootfs, d), { recursive: true });
+  for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'work/target', 'work/sub']) mkdirSync(join(rootfs, d), { recursive: true });
   mkdirSync(outside);
   copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
   chmodSync(join(rootfs, 'bin/busybox'), 0o755);
