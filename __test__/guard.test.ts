@@ -142,6 +142,7 @@ function setup(overrides: ConfigInput = {}) {
       native: fake,
       guard,
       shiftMethod: 'idmapped',
+      idmappedAnswer: config.shift.idmappedAnswer,
       fuseOptions: () => ({ binary: '/bin/false', upper: '/x/u', work: '/x/w', staging: '/x/m', upperBytes: 1 << 20 }),
       pidStrategy: 'ioctl',
       mountStrategy: 'detached',

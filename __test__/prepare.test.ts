@@ -80,7 +80,10 @@ for (const method of METHODS) {
     const { c, socket, id, daemon, rootfs } = await setup(t, method);
     const r = await c.call(socket, 'PrepareForUserNS', {});
     t.true(r.ok, JSON.stringify(r));
-    t.deepEqual(r.response, { fsShift: method.toUpperCase(), fullWorkspaceBackup: false, persistentVolumeClaim: false });
+    // A client without iwsd-fs-shift-accept (as Gitpod's) is told FUSE for both: bind the mark
+    // (workspacekit.test.ts has the rest of that); the mark is the configured one.
+    t.deepEqual(r.response, { fsShift: 'FUSE', fullWorkspaceBackup: false, persistentVolumeClaim: false });
+    t.is((JSON.parse(readFileSync(join(daemon.stateDir, 'state', `${id}.json`), 'utf8')) as { mark: { method: string } }).mark.method, method);
 
     // The container's root is shared now, inside its own namespace only.
     const info = readFileSync(`/proc/${c.initHostPid}/mountinfo`, 'utf8').split('\n');

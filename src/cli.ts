@@ -15,6 +15,7 @@ import { IwsError, toIwsError } from './errors.js';
 import { createLogger } from './log.js';
 import { actionFor, ANNOTATIONS, ON_DAEMON_DOWN, parseState, type OnDaemonDown } from './ociHook.js';
 import { doctor, formatReport } from './doctor.js';
+import { fsShiftAcceptMetadata } from './fsShift.js';
 import { workspaceProto } from './proto.js';
 import { VERSION } from './version.js';
 import type { Workspace as WorkspaceMsg } from './gen/iwsd/admin/v1/Workspace.js';
@@ -387,7 +388,8 @@ export function buildProgram(): Command {
       const client = new Client(`unix:${opts.socket}`, grpc.credentials.createInsecure());
       try {
         const res = await call<unknown>(
-          (o, cb) => (client as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(request, o, cb),
+          // PrepareForUserNS: this client knows IDMAPPED, so it shows the true method.
+          (o, cb) => (client as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(request, name === 'PrepareForUserNS' ? fsShiftAcceptMetadata() : new grpc.Metadata(), o, cb),
           opts.timeout,
           { socket: opts.socket, kind: 'workspace' },
         );

@@ -82,6 +82,13 @@ export const ConfigSchema = z
         markPath: z.string().regex(/^\//, 'must be an absolute path').default('/.workspace/mark'),
         fuseOverlayfs: z.string().regex(/^\//, 'must be an absolute path').default('/usr/bin/fuse-overlayfs'),
         fullWorkspaceBackup: z.boolean().default(false),
+        /**
+         * What PrepareForUserNS answers for an idmapped mark to a client that
+         * does not send `iwsd-fs-shift-accept: idmapped`: FUSE (what clients
+         * of the original contract, e.g. Gitpod's workspacekit, can act on:
+         * bind the mark) or IDMAPPED. Only the label; never the mark.
+         */
+        idmappedAnswer: z.enum(['fuse', 'idmapped']).default('fuse'),
       })
       .strict()
       .prefault({}),

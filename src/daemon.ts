@@ -28,7 +28,7 @@ import { startNri, type NriPlugin } from './nri/index.js';
 export const LOCK_FILE = 'iwsd.lock';
 
 /** Configuration keys a reload (SIGHUP) applies without a restart. */
-export const RELOADABLE = ['logLevel', 'rateLimits', 'limits', 'work'] as const;
+export const RELOADABLE = ['logLevel', 'rateLimits', 'limits', 'work', 'shift.idmappedAnswer'] as const;
 
 /** Takes the state dir's lock, or throws naming the daemon that holds it. */
 function lockStateDir(stateDir: string): native.StateLock {
@@ -386,7 +386,9 @@ export class Daemon {
     const needsRestart: string[] = [];
     for (const key of new Set([...before.keys(), ...after.keys()])) {
       if (before.get(key) === after.get(key)) continue;
-      ((RELOADABLE as readonly string[]).includes(key.split('.')[0]!) ? applied : needsRestart).push(key);
+      // A top-level key, or one nested key (shift.idmappedAnswer) where its siblings need a restart.
+      const reloadable = (RELOADABLE as readonly string[]).includes(key.split('.')[0]!) || (RELOADABLE as readonly string[]).includes(key);
+      (reloadable ? applied : needsRestart).push(key);
     }
     const top = new Set(applied.map((k) => k.split('.')[0]));
     if (top.has('logLevel')) {
@@ -399,6 +401,7 @@ export class Daemon {
     }
     if (top.has('limits')) this.config.limits = next.limits;
     if (top.has('work')) this.config.work = next.work;
+    if (applied.includes('shift.idmappedAnswer')) this.config.shift = { ...this.config.shift, idmappedAnswer: next.shift.idmappedAnswer };
     return { applied, needsRestart };
   }
 
@@ -489,12 +492,17 @@ export class Daemon {
       };
       const log = this.log.child({ workspace: id });
       const authz = () => this.config.authz;
+      const shift = () => this.config.shift;
       const service = new WorkspaceService(workspace, {
         log,
         store: this.#store,
         native,
         guard: this.guard,
         shiftMethod: this.config.shift.method,
+        // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
+        get idmappedAnswer() {
+          return shift().idmappedAnswer;
+        },
         fuseOptions: (wid) => this.fuseOptions(wid),
         pidStrategy: this.pidStrategy,
         mountStrategy: this.mountStrategy,

@@ -63,6 +63,19 @@ class LogBudget {
   }
 }
 
+/** Fields (and a message tail) a handler adds to its call's audit record. */
+const NOTES = new WeakMap<object, { fields: Record<string, unknown>; text?: string | undefined }>();
+
+/**
+ * Adds `fields` (and `text`, appended to the message) to the audit record of
+ * `call`: the one log line of a successful call, e.g. what PrepareForUserNS
+ * made and what it answered.
+ */
+export function annotateCall(call: object, fields: Record<string, unknown>, text?: string): void {
+  const prev = NOTES.get(call);
+  NOTES.set(call, { fields: { ...prev?.fields, ...fields }, text: text ?? prev?.text });
+}
+
 /** The grpc-js deadline of a call as epoch ms, or undefined when it has none. */
 export function deadlineOf(call: { getDeadline(): grpc.Deadline }): number | undefined {
   const d = call.getDeadline();
@@ -115,7 +128,8 @@ export class Boundary<C> {
         (res) => {
           const durationMs = ms();
           if (server === 'workspace') metrics?.observe(rpc, 'OK', durationMs / 1000);
-          log[okLevel]({ [field]: rpc, ...audit, request: req, result: 'OK', durationMs }, `${label} ok`);
+          const note = NOTES.get(call);
+          log[okLevel]({ [field]: rpc, ...audit, request: req, ...note?.fields, result: 'OK', durationMs }, `${label} ok${note?.text ? `: ${note.text}` : ''}`);
           callback(null, res);
         },
         (thrown: unknown) => fail(thrown, log, audit, budgetKey),

@@ -7,11 +7,11 @@ import { IwsError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './observability.js';
 import * as native from './native.js';
-import { Boundary, auditUnimplemented, deadlineOf } from './rpc.js';
+import { Boundary, annotateCall, auditUnimplemented, deadlineOf } from './rpc.js';
 import type { Caller, RpcGuard, RpcName } from './rpcGuard.js';
 import { storeWriteFailed, type MountEvent, type StateStore } from './state.js';
 import type { MountKind, Workspace } from './workspace.js';
-import type { FSShiftMethod } from './gen/iws/FSShiftMethod.js';
+import { acceptedShiftMethods, shiftAnswer, type IdmappedAnswer, type MarkMethod } from './fsShift.js';
 import type { PrepareForUserNSResponse } from './gen/iws/PrepareForUserNSResponse.js';
 import type { TeardownResponse } from './gen/iws/TeardownResponse.js';
 import type { MountProcRequest__Output } from './gen/iws/MountProcRequest.js';
@@ -49,6 +49,8 @@ export interface ServiceDeps {
   guard: RpcGuard;
   /** The configured shift method and where a workspace's FUSE dirs live. */
   shiftMethod: 'auto' | 'idmapped' | 'fuse' | 'shiftfs';
+  /** What an idmapped mark is answered as to a client that does not say it knows IDMAPPED (config shift.idmappedAnswer). */
+  idmappedAnswer: IdmappedAnswer;
   fuseOptions: (workspaceId: string) => native.FuseOptions;
   pidStrategy: 'ioctl' | 'scan';
   mountStrategy: 'detached' | 'fallback';
@@ -153,7 +155,10 @@ export class WorkspaceService {
    * mark. The shot is used (and persisted) before any work, so a failed call
    * still uses it.
    */
-  async prepareForUserNS(caller: Caller): Promise<PrepareForUserNSResponse> {
+  async prepareForUserNS(
+    caller: Caller,
+    opts: { accepts?: ReadonlySet<string>; note?: (fields: Record<string, unknown>, text: string) => void } = {},
+  ): Promise<PrepareForUserNSResponse> {
     const w = this.workspace;
     await this.deps.native.authorizeLifecycle(w.container, caller, this.deps.lifecycleRule);
     this.#useShot('prepared', 'PrepareForUserNS');
@@ -179,7 +184,10 @@ export class WorkspaceService {
       if (!r.success) this.deps.log.error({ problems: r.problems }, `could not undo unrecorded mark: ${r.problems.join('; ')}`);
       throw storeWriteFailed(err, r.success ? 'the mark was not recorded and has been undone' : 'the mark was not recorded and could not be undone');
     }
-    return { fsShift: SHIFT_METHODS[mark.method as 'idmapped' | 'fuse' | 'shiftfs'], fullWorkspaceBackup: w.fullWorkspaceBackup, persistentVolumeClaim: w.persistentVolumeClaim };
+    // The mark above is the daemon's choice; what the client sent only picks its label (see fsShift.ts).
+    const { answered, why } = shiftAnswer(mark.method as MarkMethod, opts.accepts ?? new Set(), this.deps.idmappedAnswer);
+    opts.note?.({ fsShift: { mark: mark.method, answered, why } }, `mark ${mark.method}, answered fs_shift ${answered}`);
+    return { fsShift: answered, fullWorkspaceBackup: w.fullWorkspaceBackup, persistentVolumeClaim: w.persistentVolumeClaim };
   }
 
   /**
@@ -335,12 +343,6 @@ function notYet(rpc: string): IwsError {
   return new IwsError('UNIMPLEMENTED', `${rpc} is not implemented by this iwsd build`);
 }
 
-const SHIFT_METHODS: Record<'idmapped' | 'fuse' | 'shiftfs', FSShiftMethod> = {
-  idmapped: 'IDMAPPED',
-  fuse: 'FUSE',
-  shiftfs: 'SHIFTFS',
-};
-
 /** What a call on a workspace socket runs against: its workspace and its verified caller. */
 export interface CallContext {
   service: WorkspaceService;
@@ -368,11 +370,13 @@ export function workspaceBoundary(contextOf: ContextOf, metrics?: Metrics): Boun
 /** gRPC handlers of the one server behind every workspace socket; every RPC runs behind the guard. */
 export function workspaceHandlers(contextOf: ContextOf, metrics?: Metrics): InWorkspaceServiceHandlers {
   const b = workspaceBoundary(contextOf, metrics);
-  const guarded = <Req, Res>(rpc: RpcName, fn: (s: WorkspaceService, req: Req, caller: Caller) => Promise<Res>) =>
-    b.unary<Req, Res>(rpc, ({ service, caller }, req, call) => service.run(rpc, caller, () => fn(service, req, caller), deadlineOf(call)));
+  const guarded = <Req, Res>(rpc: RpcName, fn: (s: WorkspaceService, req: Req, caller: Caller, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>) =>
+    b.unary<Req, Res>(rpc, ({ service, caller }, req, call) => service.run(rpc, caller, () => fn(service, req, caller, call), deadlineOf(call)));
   return {
     WriteIDMapping: guarded('WriteIDMapping', (s, req: WriteIDMappingRequest__Output, caller) => s.writeIdMapping(req, caller)),
-    PrepareForUserNS: guarded('PrepareForUserNS', (s, _req, caller) => s.prepareForUserNS(caller)),
+    PrepareForUserNS: guarded('PrepareForUserNS', (s, _req, caller, call) =>
+      s.prepareForUserNS(caller, { accepts: acceptedShiftMethods(call.metadata), note: (fields, text) => annotateCall(call, fields, text) }),
+    ),
     MountProc: guarded('MountProc', (s, req: MountProcRequest__Output, caller) => s.mount('proc', req, caller)),
     UmountProc: guarded('UmountProc', (s, req: UmountProcRequest__Output, caller) => s.umount('proc', req, caller)),
     MountSysfs: guarded('MountSysfs', (s, req: MountProcRequest__Output, caller) => s.mount('sysfs', req, caller)),

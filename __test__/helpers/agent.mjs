@@ -2,7 +2,7 @@
 // `unshare --pid --fork`). Takes JSON commands on stdin, one per line, and
 // answers each with one JSON line on stdout:
 //   {"id":1,"op":"spawnUserns"}                 -> {"id":1,"pid":<pid in this namespace>}
-//   {"id":2,"op":"call","socket":S,"rpc":R,"request":{...}}
+//   {"id":2,"op":"call","socket":S,"rpc":R,"request":{...}[,"metadata":{K:V}][,"deadlineMs":N]}
 //                                               -> {"id":2,"ok":true,"response":{...}} | {"id":2,"ok":false,"code":"NOT_FOUND","details":"..."}
 //   {"id":3,"op":"spawnChroot","root":DIR}      -> {"id":3,"pid":N}  (busybox sleep, chrooted to DIR)
 //   {"id":4,"op":"callMany","socket":S,"calls":[{rpc,request},...],"concurrency":C}
@@ -68,19 +68,23 @@ function spawnUserns() {
   });
 }
 
-function callOn(client, rpc, request) {
+// `metadata`: request metadata as { key: value } (none by default, as Gitpod's clients send none);
+// `deadlineMs`: the call's deadline from now (30 s by default).
+function callOn(client, rpc, request, metadata = {}, deadlineMs = 30_000) {
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(metadata)) md.set(k, v);
   return new Promise((resolve) => {
-    client[rpc](request, { deadline: Date.now() + 30_000 }, (err, response) => {
+    client[rpc](request, md, { deadline: Date.now() + deadlineMs }, (err, response) => {
       if (err) resolve({ ok: false, code: grpc.status[err.code], details: err.details });
       else resolve({ ok: true, response });
     });
   });
 }
 
-async function call(socket, rpc, request) {
+async function call(socket, rpc, request, metadata, deadlineMs) {
   const client = new Service(`unix:${socket}`, grpc.credentials.createInsecure());
   try {
-    return await callOn(client, rpc, request);
+    return await callOn(client, rpc, request, metadata, deadlineMs);
   } finally {
     client.close();
   }
@@ -261,7 +265,7 @@ rl.on('line', async (line) => {
       children.push(child);
       reply({ id: cmd.id, pid: child.pid });
     }
-    else if (cmd.op === 'call') reply({ id: cmd.id, ...(await call(cmd.socket, cmd.rpc, cmd.request)) });
+    else if (cmd.op === 'call') reply({ id: cmd.id, ...(await call(cmd.socket, cmd.rpc, cmd.request, cmd.metadata, cmd.deadlineMs)) });
     else reply({ id: cmd.id, error: `unknown op ${cmd.op}` });
   } catch (err) {
     reply({ id: cmd.id, error: String(err) });

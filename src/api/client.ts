@@ -13,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 
 import { clientError } from '../clientError.js';
 import { IwsError } from '../errors.js';
+import { fsShiftAcceptMetadata } from '../fsShift.js';
 import { workspaceProto } from '../proto.js';
 import type { InWorkspaceServiceClient } from '../gen/iws/InWorkspaceService.js';
 import type { MountProcRequest } from '../gen/iws/MountProcRequest.js';
@@ -29,6 +30,7 @@ import type { UmountNfsRequest } from '../gen/iws/UmountNfsRequest.js';
 import type { WorkspaceInfoResponse__Output } from '../gen/iws/WorkspaceInfoResponse.js';
 
 export { ERROR_CODES, IwsError, type ErrorCode } from '../errors.js';
+export { FS_SHIFT_ACCEPT_HEADER, fsShiftAcceptMetadata } from '../fsShift.js';
 export type {
   MountProcRequest,
   PrepareForUserNSResponse__Output as PrepareForUserNSResponse,
@@ -83,7 +85,7 @@ export function createClient(socketPath: string, options: ClientOptions = {}): I
   const timeoutMs = options.timeoutMs ?? 10_000;
   let closed = false;
 
-  function unary<Req, Res>(method: string, request: Req, opts: CallOptions = {}): Promise<Res> {
+  function unary<Req, Res>(method: string, request: Req, opts: CallOptions = {}, metadata = new grpc.Metadata()): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
       if (opts.signal?.aborted) {
         reject(new IwsError('UNAVAILABLE', 'the call was aborted before it started', { cause: opts.signal.reason }));
@@ -91,7 +93,7 @@ export function createClient(socketPath: string, options: ClientOptions = {}): I
       }
       const deadline = opts.deadline instanceof Date ? opts.deadline : Date.now() + (opts.deadline ?? timeoutMs);
       const fn = (client as unknown as Record<string, (...a: unknown[]) => grpc.ClientUnaryCall>)[method]!;
-      const call = fn.call(client, request, { deadline }, (err: grpc.ServiceError | null, res: Res) => {
+      const call = fn.call(client, request, metadata, { deadline }, (err: grpc.ServiceError | null, res: Res) => {
         opts.signal?.removeEventListener('abort', onAbort);
         if (err) reject(clientError(err, { socket: socketPath, kind: 'workspace' }));
         else resolve(res);
@@ -102,7 +104,8 @@ export function createClient(socketPath: string, options: ClientOptions = {}): I
   }
 
   return {
-    prepareForUserNS: (o) => unary('PrepareForUserNS', {}, o),
+    // This client knows IDMAPPED, so it is told the true method (see fsShift.ts).
+    prepareForUserNS: (o) => unary('PrepareForUserNS', {}, o, fsShiftAcceptMetadata()),
     writeIdMapping: (r, o) => unary('WriteIDMapping', r, o),
     mountProc: (r, o) => unary<MountProcRequest, unknown>('MountProc', r, o).then(() => undefined),
     umountProc: (r, o) => unary<UmountProcRequest, unknown>('UmountProc', r, o).then(() => undefined),
@@ -126,3 +129,4 @@ export function createClient(socketPath: string, options: ClientOptions = {}): I
     },
   };
 }
+
