@@ -9,6 +9,11 @@ export const FSShiftMethod = {
   FUSE: 'FUSE',
   /**
    * An idmapped mount of the container's root (Linux 5.12+); added by iwsd.
+   * Answered only to a client that sends the request metadata
+   * `iwsd-fs-shift-accept: idmapped` (or with the daemon's
+   * shift.idmappedAnswer: idmapped); any other client gets FUSE for an
+   * idmapped mark: it binds the mark as it would a FUSE one. The label
+   * never changes which mark the daemon makes.
    */
   IDMAPPED: 'IDMAPPED',
 } as const;
@@ -24,6 +29,11 @@ export type FSShiftMethod =
   | 1
   /**
    * An idmapped mount of the container's root (Linux 5.12+); added by iwsd.
+   * Answered only to a client that sends the request metadata
+   * `iwsd-fs-shift-accept: idmapped` (or with the daemon's
+   * shift.idmappedAnswer: idmapped); any other client gets FUSE for an
+   * idmapped mark: it binds the mark as it would a FUSE one. The label
+   * never changes which mark the daemon makes.
    */
   | 'IDMAPPED'
   | 2
