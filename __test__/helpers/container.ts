@@ -5,7 +5,7 @@
  * the container's own mount namespace and vanish with it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -69,10 +69,19 @@ export interface ContainerOptions {
    * (as a runtime's `mounts`), read-only when `readOnly`.
    */
   binds?: { source: string; target: string; readOnly?: boolean }[];
+  /**
+   * With `rootfs`: init runs as this uid (and gid), without capabilities (as
+   * Gitpod's ring0 runs as 33333); the uid is added to the rootfs's
+   * /etc/passwd and /etc/group.
+   */
+  initUid?: number;
 }
 
+/** The user name `initUid` gets in the rootfs's /etc/passwd (busybox su needs one). */
+const initUser = (uid: number) => `init${uid}`;
+
 /** The pivot_root dance of an OCI runtime, in sh, then busybox sleep as init. */
-function pivotScript(rootfs: string, binds: NonNullable<ContainerOptions['binds']> = []): string {
+function pivotScript(rootfs: string, binds: NonNullable<ContainerOptions['binds']> = [], initUid?: number): string {
   const mounts = binds
     .map((b) => {
       const dst = `${rootfs}/${b.target.replace(/^\/+/, '')}`;
@@ -81,7 +90,8 @@ function pivotScript(rootfs: string, binds: NonNullable<ContainerOptions['binds'
     .join('');
   return (
     `mount --bind ${rootfs} ${rootfs} && ${mounts}cd ${rootfs} && mkdir -p .old && pivot_root . .old && ` +
-    `exec /bin/busybox sh -c 'cd / && /bin/busybox umount -l /.old && /bin/busybox rmdir /.old && exec /bin/busybox sleep 100000'`
+    `exec /bin/busybox sh -c 'cd / && /bin/busybox umount -l /.old && /bin/busybox rmdir /.old && ` +
+    (initUid === undefined ? `exec /bin/busybox sleep 100000'` : `exec /bin/busybox su -s /bin/sh ${initUser(initUid)} -c "exec /bin/busybox sleep 100000"'`)
   );
 }
 
@@ -132,7 +142,13 @@ export class TestContainer {
 
   static async start(opts: ContainerOptions = {}): Promise<TestContainer> {
     if (opts.rootfs) {
-      const unshare = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private', '--net', '--', 'sh', '-c', pivotScript(opts.rootfs, opts.binds)], {
+      if (opts.initUid !== undefined) {
+        // As a workspace image names its user (Gitpod's: gitpod, 33333).
+        mkdirSync(join(opts.rootfs, 'etc'), { recursive: true });
+        appendFileSync(join(opts.rootfs, 'etc/passwd'), `${initUser(opts.initUid)}:x:${opts.initUid}:${opts.initUid}::/:/bin/sh\n`);
+        appendFileSync(join(opts.rootfs, 'etc/group'), `${initUser(opts.initUid)}:x:${opts.initUid}:\n`);
+      }
+      const unshare = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private', '--net', '--', 'sh', '-c', pivotScript(opts.rootfs, opts.binds, opts.initUid)], {
         stdio: ['ignore', 'inherit', 'inherit'],
       });
       const pid = await waitFor('pivoted container init', () => {
@@ -179,8 +195,8 @@ export class TestContainer {
   }
 
   /** Calls an InWorkspaceService RPC from inside the container. */
-  async call(socket: string, rpc: string, request: Record<string, unknown>): Promise<CallResult> {
-    return (await this.#send({ op: 'call', socket, rpc, request })) as unknown as CallResult;
+  async call(socket: string, rpc: string, request: Record<string, unknown>, opts: { metadata?: Record<string, string> } = {}): Promise<CallResult> {
+    return (await this.#send({ op: 'call', socket, rpc, request, ...opts })) as unknown as CallResult;
   }
 
   /**
