@@ -415,13 +415,21 @@ rootTest('a client that sends iwsd-fs-shift-accept: idmapped learns the true met
   for (const w of [old, knows, picky]) t.true((await w.c.call(w.socket, 'Teardown', {})).response?.success === true);
 });
 
-rootTest('`iwsd call PrepareForUserNS` (iwsd’s own client) shows the true method; on a FUSE daemon the header changes nothing', async (t) => {
+rootTest('`iwsd call PrepareForUserNS` and iwsd/client (iwsd’s own clients) show the true method; on a FUSE daemon the header changes nothing', async (t) => {
   const idm = await simple(t, daemons.get(VARIANTS[0].name)!);
   const agent = await Agent.start(t, ['nsenter', '--target', String(idm.c.initHostPid), '--pid', '--']);
   const r = await agent.run([process.execPath, IWSD, 'call', 'PrepareForUserNS', '--socket', idm.socket]);
   t.is(r.code, 0, r.stderr);
   t.is((JSON.parse(r.stdout) as { fsShift: string }).fsShift, 'IDMAPPED', r.stdout);
   t.true((await idm.c.call(idm.socket, 'Teardown', {})).ok);
+  // And the library client (iwsd/client, built into dist/).
+  const lib = await simple(t, daemons.get(VARIANTS[0].name)!);
+  const libAgent = await Agent.start(t, ['nsenter', '--target', String(lib.c.initHostPid), '--pid', '--']);
+  const script = `import { createClient } from ${JSON.stringify(join(REPO, 'dist/api/client.js'))}; const c = createClient(${JSON.stringify(lib.socket)}); console.log(JSON.stringify(await c.prepareForUserNS())); c.close();`;
+  const viaLib = await libAgent.run([process.execPath, '--input-type=module', '-e', script]);
+  t.is(viaLib.code, 0, viaLib.stderr);
+  t.is((JSON.parse(viaLib.stdout) as { fsShift: string }).fsShift, 'IDMAPPED', viaLib.stdout);
+  t.true((await lib.c.call(lib.socket, 'Teardown', {})).ok);
 
   const fuseDaemon = daemons.get(VARIANTS[1].name)!;
   const f = await simple(t, fuseDaemon);
