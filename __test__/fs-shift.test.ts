@@ -86,6 +86,7 @@ function service(method: MarkMethod, configured: 'auto' | 'idmapped' | 'fuse', i
     shift: [{ containerId: 0, hostId: 33333, size: 1 }],
     markPath: '/.workspace/mark',
     fullWorkspaceBackup: false,
+    persistentVolumeClaim: false,
     state,
   };
   const s = new WorkspaceService(w, {
