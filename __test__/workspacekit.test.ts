@@ -294,7 +294,7 @@ for (const v of VARIANTS) {
     const marker = `ring2-${id}`;
     const inner =
       'ls -ln / > /ring2.out && echo uid_map >> /ring2.out && cat /proc/self/uid_map >> /ring2.out && echo id $(id -u) >> /ring2.out && ' +
-      'while [ ! -e /sys/kernel ]; do sleep 0.05; done; ls /sys > /ring2.sys; exec sleep 100000';
+      'while [ ! -e /sys/kernel ]; do sleep 0.05; done; ls /sys > /ring2.sys.tmp && /bin/busybox mv /ring2.sys.tmp /ring2.sys; exec sleep 100000';
     const script = `: ${marker}; cd ${root2}; while [ ! -e ${root2}/proc/1/status ]; do /bin/busybox sleep 0.05; done; exec /bin/busybox chroot ${root2} /bin/busybox sh -c '${inner}'`;
     // --kill-child: ring2 dies with ring1's child as with workspacekit's Pdeathsig SIGKILL.
     await ring1.spawn(['/usr/bin/unshare', '--mount', '--pid', '--fork', '--kill-child', '--propagation', 'unchanged', '--', '/bin/busybox', 'sh', '-c', script]);
