@@ -255,8 +255,16 @@ fn resolve_target(root: BorrowedFd<'_>, target: &str, missing: ErrorKind) -> Res
 }
 
 pub(crate) fn mount_id(fd: BorrowedFd<'_>) -> Result<(u64, bool)> {
-    let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE))
-        .map_err(|e| kernel("statx(STATX_MNT_ID_UNIQUE)", e))?;
+    // AT_STATX_DONT_SYNC: the mount id and MOUNT_ROOT come from the VFS, so
+    // no attribute refresh is needed, and a FUSE mount (a mark whose server
+    // is stopped or gone) is not asked for one, which could block forever.
+    let st = rustix::fs::statx(
+        fd,
+        "",
+        AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC,
+        StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE),
+    )
+    .map_err(|e| kernel("statx(STATX_MNT_ID_UNIQUE)", e))?;
     if st.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
         // Before Linux 6.8: the classic mount id, which the kernel may reuse
         // after an unmount (documented in the README's kernel table).
@@ -1057,16 +1065,24 @@ fn umount_at(
         if let Some(who) = who {
             authz::authorize_umount(who, made_for)?;
         }
-        // "." from a cwd set to the checked mount's root is not looked up by
-        // name again, so a swap of the path cannot redirect the unmount. But
-        // umount2 takes the top of the stack there (LOOKUP_MOUNTPOINT): if the
+        // The fd of the checked mount is not looked up by name again, so a
+        // swap of the path cannot redirect the unmount. Should umount2 take
+        // the top of a stack there (LOOKUP_MOUNTPOINT): if the
         // caller mounted something onto ours in between, that goes instead.
         // So ours counts as removed only once it is really gone from the
         // namespace; otherwise it stays owned (and counted) and the caller is
         // told (its own racing mount is what was unmounted).
-        rustix::process::fchdir(&t).map_err(|e| Error::internal("fchdir(target)", e))?;
-        rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
-            .map_err(|e| Error::internal(&format!("umount2({target:?}, MNT_DETACH)"), e))?;
+        // The checked mount is named through its fd's magic link in the
+        // daemon's procfs, not by fchdir onto it: fchdir checks permission on
+        // the mount's root, which on a FUSE mount asks its server (a FUSE
+        // mark whose server is stopped would block the thread forever).
+        rustix::process::fchdir(&host_proc).map_err(|e| Error::internal("fchdir(/proc)", e))?;
+        use std::os::fd::AsRawFd;
+        rustix::mount::unmount(
+            format!("thread-self/fd/{}", t.as_raw_fd()).as_str(),
+            rustix::mount::UnmountFlags::DETACH,
+        )
+        .map_err(|e| Error::internal(&format!("umount2({target:?}, MNT_DETACH)"), e))?;
         if mounted_here(&host_proc, id)? {
             return Err(Error::because(
                 ErrorKind::Unavailable,

@@ -417,9 +417,11 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
     drop(cmd);
     drop(lower_tree);
     let pid = child.id() as i32;
-    let stop = |mut child: Child| {
-        let _ = child.kill();
-        let _ = child.wait();
+    let stop = |child: Child| {
+        if let Err(child) = kill_and_reap(child) {
+            // Reaped later by a Teardown that finds nothing (see stop_fuse).
+            FUSE.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(pid, child);
+        }
     };
     // Wait until the FUSE mount exists in the helper's namespace.
     let mountinfo = format!("/proc/{pid}/mountinfo");
@@ -471,22 +473,83 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
     }
 }
 
-/// Stops a supervised fuse-overlayfs (SIGTERM, then SIGKILL after 2 s) and
-/// reaps it. Ok(false) if iwsd does not supervise that PID (any more).
+/// How long a helper gets after SIGTERM, and then after SIGKILL, to exit.
+const FUSE_STOP_GRACE: Duration = Duration::from_secs(2);
+const FUSE_KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// SIGKILLs `child` and reaps it within [`FUSE_KILL_GRACE`]; gives it back
+/// when it did not exit by then (a process blocked in an uninterruptible
+/// wait), so that the caller never blocks on it.
+fn kill_and_reap(mut child: Child) -> std::result::Result<(), Child> {
+    let _ = child.kill();
+    let deadline = Instant::now() + FUSE_KILL_GRACE;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return Ok(()),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => return Err(child),
+        }
+    }
+}
+
+/// The FUSE connection (its `/sys/fs/fuse/connections` name: the minor
+/// device number of the mount) of the helper `pid`'s mount at `staging`,
+/// from the helper's mountinfo (which asks the FUSE server nothing).
+fn fuse_connection(pid: i32, staging: &str) -> Option<u32> {
+    let listed = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    let line = listed.lines().find(|l| l.split(' ').nth(4) == Some(staging) && l.contains(" - fuse"))?;
+    let (major, minor) = line.split(' ').nth(2)?.split_once(':')?;
+    (major == "0").then_some(())?;
+    minor.parse().ok()
+}
+
+/// Aborts FUSE connection `conn`: every request pending or to come on it
+/// fails (ENOTCONN) at once, whatever its server does. Through a detached
+/// fusectl mount of iwsd's own (fsopen/fsmount: attached nowhere, in no
+/// mount table), so it works where the host has none at /sys/fs/fuse.
+pub fn abort_fuse_connection(conn: u32) -> Result<()> {
+    let ctl = detached("fusectl", |_| Ok(()), rustix::mount::MountAttrFlags::empty())?;
+    let name = format!("{conn}/abort");
+    let fd = openat2(&ctl, name.as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::BENEATH)
+        .map_err(|e| Error::internal(&format!("open(fusectl {name})"), e))?;
+    rustix::io::write(&fd, b"1").map_err(|e| Error::internal(&format!("write(fusectl {name})"), e))?;
+    Ok(())
+}
+
+/// Stops a supervised fuse-overlayfs and reaps it, bounded in time: first
+/// aborts its FUSE connection (so that no thread of the daemon or of the
+/// workspace stays blocked on a server that is stopped, stuck or gone, and
+/// the helper's own threads are free to exit), then SIGTERM, SIGKILL after
+/// 2 s. Ok(false) if iwsd does not supervise that PID (any more). An error
+/// (the helper did not exit even after SIGKILL) leaves it supervised for a
+/// later try.
 pub fn stop_fuse(pid: i32, staging: &str) -> Result<bool> {
     let child = FUSE.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&pid));
     let Some(mut child) = child else { return stop_orphan_fuse(pid, staging) };
+    // The child is not reaped yet: its PID cannot be anyone else's.
+    let aborted = fuse_connection(pid, staging).map(abort_fuse_connection);
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + FUSE_STOP_GRACE;
     loop {
         match child.try_wait() {
-            Ok(Some(_)) => return Ok(true),
+            Ok(Some(_)) | Err(_) => return Ok(true),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Ok(true);
-            }
+            Ok(None) => break,
+        }
+    }
+    match kill_and_reap(child) {
+        Ok(()) => Ok(true),
+        Err(child) => {
+            FUSE.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(pid, child);
+            let why = match aborted {
+                Some(Err(e)) => format!("; aborting its FUSE connection failed: {e}"),
+                None => "; its FUSE connection was not found".into(),
+                Some(Ok(())) => String::new(),
+            };
+            Err(Error::internal(
+                "fuse-overlayfs",
+                format!("{pid} did not exit within {} s of SIGKILL{why}", FUSE_KILL_GRACE.as_secs()),
+            ))
         }
     }
 }
@@ -503,6 +566,11 @@ fn stop_orphan_fuse(pid: i32, staging: &str) -> Result<bool> {
     let ours = args.first().is_some_and(|a| a.ends_with(b"fuse-overlayfs")) && args.contains(&staging.as_bytes());
     if !ours {
         return Ok(false);
+    }
+    if let Some(conn) = fuse_connection(pid, staging) {
+        // Pinned by its pidfd and proven ours above; best effort (SIGKILL
+        // below aborts the connection too, by closing /dev/fuse).
+        let _ = p.ensure_alive().and_then(|_| abort_fuse_connection(conn));
     }
     let _ = rustix::process::pidfd_send_signal(p.pidfd(), rustix::process::Signal::TERM);
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -606,6 +674,15 @@ pub fn remove_mark(
     fuse: &FuseOptions,
 ) -> (bool, Vec<String>) {
     let mut problems = vec![];
+    // The FUSE helper first: stopping it aborts the mark's FUSE connection,
+    // so that the unmount below (and any process of the workspace using the
+    // mark) cannot block on a server that is stopped or stuck.
+    if let Some(pid) = mark.fuse_pid {
+        match stop_fuse(pid, &fuse.staging) {
+            Ok(_) => {}
+            Err(e) => problems.push(format!("stop fuse-overlayfs {pid}: {e}")),
+        }
+    }
     // A container whose init has exited has no PID namespace left (the
     // kernel kills every process in it) and no process to reach its mount
     // namespace through (resolving PID 1 fails): the mark went with that
@@ -617,12 +694,6 @@ pub fn remove_mark(
             Err(e) => {
                 problems.push(format!("unmount mark: {e}{}", e.detail().map(|d| format!(" ({d})")).unwrap_or_default()))
             }
-        }
-    }
-    if let Some(pid) = mark.fuse_pid {
-        match stop_fuse(pid, &fuse.staging) {
-            Ok(_) => {}
-            Err(e) => problems.push(format!("stop fuse-overlayfs {pid}: {e}")),
         }
     }
     if mark.method == ShiftMethod::Idmapped {

@@ -272,3 +272,70 @@ fn a_fuse_marks_lower_layer_is_the_root_mount_alone_so_reads_never_recurse() {
         .collect();
     assert!(ours.is_empty(), "left in the host's mount table: {ours:?}");
 }
+
+#[test]
+fn teardown_of_a_fuse_mark_whose_helper_is_stopped_or_killed_returns_and_leaves_nothing() {
+    if !root_or_skip("teardown_of_a_fuse_mark_whose_helper_is_stopped_or_killed_returns_and_leaves_nothing") {
+        return;
+    }
+    let _serial = serial();
+    use nix::sys::signal::{kill, Signal};
+    for signal in [Signal::SIGSTOP, Signal::SIGKILL] {
+        let c = RootfsContainer::start();
+        let ws = pidns::Container::open(c.init as i64).unwrap();
+        let opts = fuse_opts(&c);
+        let mark = shift::prepare_mark(
+            &ws,
+            MARK,
+            &shift_map(),
+            &IdPolicy::default(),
+            MethodChoice::Only(ShiftMethod::Fuse),
+            &opts,
+        )
+        .unwrap();
+        let pid = mark.fuse_pid.unwrap();
+        let m = |p: &str| c.inside(&format!("{MARK}{p}")).display().to_string();
+        bounded(20, &["ls", &m("/bin")]).expect("the mark works before the helper is stopped");
+        kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+        // Mid-use: a reader in the workspace is blocked on the stopped server
+        // (SIGSTOP) or fails (SIGKILL: the kernel aborts the connection).
+        let reader = std::process::Command::new("stat")
+            .arg(m("/file"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        if signal == Signal::SIGSTOP {
+            assert!(bounded(2, &["cat", &m("/file")]).unwrap_err().contains("hung"), "the stopped server answers");
+        }
+        // Teardown's kernel work, on a thread the test does not wait for
+        // past a deadline (a regression fails instead of hanging).
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ws2, opts2, mark2) = (pidns::Container::open(c.init as i64).unwrap(), opts.clone(), mark.clone());
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let r = shift::remove_mark(&ws2, PidStrategy::Ioctl, MARK, &mark2, &shift_map(), &opts2);
+            let _ = tx.send((r, started.elapsed()));
+        });
+        let ((ok, problems), took) = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{signal:?}: remove_mark did not return within 60 s"));
+        eprintln!("{signal:?}: remove_mark took {took:?}: ok={ok} {problems:?}");
+        // Everything could be cleaned: the connection is aborted (SIGSTOP) or
+        // was by the kernel (SIGKILL), so nothing blocks the unmount.
+        assert!(ok, "{signal:?}: {problems:?}");
+        assert!(!c.mounts().iter().any(|m| m.0 == MARK), "{signal:?}: the mark is still mounted: {:?}", c.mounts());
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{signal:?}: fuse-overlayfs {pid} still runs");
+        assert!(shift::fuse_pids().is_empty(), "{signal:?}");
+        // The blocked reader was released (with an error) by the abort.
+        let mut reader = reader;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while reader.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "{signal:?}: the reader stays blocked");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let base = c.rootfs.parent().unwrap().display().to_string();
+        drop(c);
+        assert!(!host_mountinfo().contains(&base), "{signal:?}: left in the host's mount table");
+    }
+}
