@@ -610,7 +610,17 @@ export class Daemon {
     const { workspace } = entry;
     this.#containers.delete(`${workspace.state.container.hostPid}:${workspace.state.container.startTime}`);
     const log = this.log.child({ workspace: id });
-    await entry.socket.close();
+    // Every step runs even if one before it failed: no state file, FUSE or
+    // workspace directory is left behind because of another step.
+    const step = async <T>(what: string, f: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await f();
+      } catch (err) {
+        log.error({ err: toIwsError(err).message, step: what }, `teardown of workspace ${id}: ${what} failed: ${toIwsError(err).message}`);
+        return undefined;
+      }
+    };
+    await step('closing its socket', () => entry.socket.close());
     const mark = workspace.state.mark;
     const alive = workspace.container.isAlive();
     const r = await entry.service.removeMark().catch((err: unknown) => ({ success: false, problems: [toIwsError(err).message] }));
@@ -618,11 +628,13 @@ export class Daemon {
     else if (mark && !alive) {
       log.info({ mark: mark.markPath, method: mark.method }, `the mark of workspace ${id} went with its container's mount namespace${mark.fusePid ? '; its FUSE helper is stopped' : ''}`);
     }
+    // Calls of this workspace still in flight keep their own reference to the
+    // native handle (close() does not wait for them nor conflict with them).
     workspace.container.close();
-    await this.#removeWorkspaceDir(id, workspace.state, !alive);
-    await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
-    const archived = await this.#store.archive(id);
-    await this.guard.forget(id);
+    await step('removing its workspace directory', () => this.#removeWorkspaceDir(id, workspace.state, !alive));
+    await step('removing its FUSE directory', () => this.#removeTree(id, join(this.config.stateDir, 'fuse'), id));
+    const archived = await step('archiving its state', () => this.#store.archive(id));
+    await step('forgetting its limits', () => this.guard.forget(id));
     log.info({ reason, archived }, `workspace ${id} torn down (${reason})`);
   }
 

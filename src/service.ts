@@ -199,7 +199,6 @@ export class WorkspaceService {
     this.#useShot('tornDown', 'Teardown');
     const r = await this.removeMark();
     if (r.success) {
-      this.workspace.state = { ...this.workspace.state, mark: null };
       try {
         this.deps.store.save(this.workspace.state);
       } catch (err) {
@@ -232,17 +231,32 @@ export class WorkspaceService {
    * helper, release the user namespace): for Teardown, and for the daemon
    * when it disposes of a workspace whose Teardown never ran or failed.
    */
-  async removeMark(): Promise<native.RemoveMarkResult> {
+  removeMark(): Promise<native.RemoveMarkResult> {
+    // One removal at a time: a Teardown and the daemon's disposal (admin rm,
+    // container exit) racing each other share it, so the mark is never
+    // removed twice (a second release of a shared user namespace would take
+    // another workspace's reference).
+    this.#removal ??= this.#removeMark().finally(() => {
+      this.#removal = undefined;
+    });
+    return this.#removal;
+  }
+
+  #removal: Promise<native.RemoveMarkResult> | undefined;
+
+  async #removeMark(): Promise<native.RemoveMarkResult> {
     const w = this.workspace;
     const mark = w.state.mark;
     if (!mark) return { success: true, problems: [] };
-    return this.deps.native.removeShiftMark(w.container, {
+    const r = await this.deps.native.removeShiftMark(w.container, {
       markPath: mark.markPath,
       mark: { method: mark.method, mountId: mark.mountId, fusePid: mark.fusePid ?? undefined },
       shift: mark.shift,
       fuse: this.deps.fuseOptions(w.id),
       pidStrategy: this.deps.pidStrategy,
     });
+    if (r.success) w.state = { ...w.state, mark: null };
+    return r;
   }
 
   async umount(kind: MountKind, req: UmountProcRequest__Output, caller: Caller): Promise<Record<string, never>> {

@@ -130,9 +130,21 @@ fn strategy(s: &str) -> core::Result<core::pidns::PidStrategy> {
 
 /// A registered container: its init pinned by a pidfd and its PID namespace
 /// held open. Release the fds with `close()`; further operations then fail.
+///
+/// Every method takes `&self` (the handle sits behind a mutex): napi-rs keeps
+/// a shared borrow of the object for as long as an async task that got it
+/// is pending, so a `&mut self` close() while, say, a MountProc runs failed
+/// with a borrow error. A task in flight holds its own `Arc`: close() lets it
+/// finish, and the fds are released when the last user is done.
 #[napi]
 pub struct Container {
-    inner: Option<Arc<core::pidns::Container>>,
+    inner: std::sync::Mutex<Option<Arc<core::pidns::Container>>>,
+}
+
+impl Container {
+    fn get(&self) -> Option<Arc<core::pidns::Container>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 #[napi]
@@ -140,31 +152,31 @@ impl Container {
     /// Host PID of the container's init.
     #[napi(getter)]
     pub fn host_pid(&self) -> Option<i32> {
-        self.inner.as_ref().map(|c| c.host_pid())
+        self.get().map(|c| c.host_pid())
     }
 
     /// The init's start time in clock ticks after boot: with `hostPid`, the
     /// container's identity across daemon restarts. Null after close().
     #[napi(getter)]
     pub fn start_time(&self) -> Option<i64> {
-        self.inner.as_ref().and_then(|c| c.start_time().ok()).map(|t| t as i64)
+        self.get().and_then(|c| c.start_time().ok()).map(|t| t as i64)
     }
 
     /// Whether the container's init still runs (false after close()).
     #[napi]
     pub fn is_alive(&self) -> bool {
-        self.inner.as_ref().is_some_and(|c| c.is_alive())
+        self.get().is_some_and(|c| c.is_alive())
     }
 
     /// Releases the pidfd and namespace fd. Idempotent.
     #[napi]
-    pub fn close(&mut self) {
-        self.inner = None;
+    pub fn close(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
 fn handle(c: &Container) -> Result<Arc<core::pidns::Container>> {
-    c.inner.clone().ok_or_else(|| Error::new(Status::InvalidArg, "container handle is closed"))
+    c.get().ok_or_else(|| Error::new(Status::InvalidArg, "container handle is closed"))
 }
 
 pub struct OpenContainerTask {
@@ -180,7 +192,7 @@ impl Task for OpenContainerTask {
     }
 
     fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
-        settle(&env, out, |c| Container { inner: Some(Arc::new(c)) })
+        settle(&env, out, |c| Container { inner: std::sync::Mutex::new(Some(Arc::new(c))) })
     }
 }
 

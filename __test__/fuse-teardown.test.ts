@@ -1,0 +1,135 @@
+/**
+ * A FUSE mark whose helper is stopped or killed mid-use, and teardown while
+ * calls are in flight (issue 13): Teardown answers, no native borrow error,
+ * and nothing of the workspace is left (state file, fuse/<id>,
+ * workspaces/<id>, mounts, the helper). Root only, real containers.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import test, { type ExecutionContext } from 'ava';
+
+import { TestContainer, hostMounts, makeRootfs, mountsOf, waitFor } from './helpers/container.js';
+import { TestDaemon } from './helpers/daemon.js';
+import { isRoot, rootTest } from './helpers/root.js';
+
+let daemon: TestDaemon;
+let n = 0;
+const MARK = '/.workspace/mark';
+const SHIFT = [
+  { containerId: 0, hostId: 33333, size: 1 },
+  { containerId: 1, hostId: 100000, size: 65534 },
+];
+
+test.before(async () => {
+  if (!isRoot) return;
+  daemon = await TestDaemon.start({ shift: { method: 'fuse' } });
+});
+
+test.after.always(async () => {
+  await daemon?.stop();
+});
+
+function fusePids(id: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd.startsWith('/usr/bin/fuse-overlayfs\0') && cmd.includes(`/fuse/${id}/`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+async function setup(t: ExecutionContext) {
+  const fs = makeRootfs();
+  t.teardown(fs.cleanup);
+  const id = `ft-${process.pid}-${++n}`;
+  const own = [fs.base, join(daemon.stateDir, 'workspaces', id), join(daemon.stateDir, 'fuse', id)];
+  const hostBefore = hostMounts(own);
+  const c = await TestContainer.start({ rootfs: fs.rootfs });
+  t.teardown(async () => {
+    for (const pid of fusePids(id)) process.kill(pid, 'SIGKILL');
+    await c.stop();
+    const after = hostMounts(own);
+    if (JSON.stringify(after) !== JSON.stringify(hostBefore)) throw new Error(`the host's mount table changed: ${JSON.stringify({ before: hostBefore, after })}`);
+  });
+  const socket = await daemon.add(id, c.initHostPid);
+  const p = await c.call(socket, 'PrepareForUserNS', {});
+  if (!p.ok) throw new Error(`PrepareForUserNS: ${JSON.stringify(p)}`);
+  return { c, socket, id };
+}
+
+/** What the workspace may leave behind; every entry must be false/empty. */
+function leftovers(id: string, initHostPid: number | undefined) {
+  return {
+    state: existsSync(join(daemon.stateDir, 'state', `${id}.json`)),
+    fuseDir: existsSync(join(daemon.stateDir, 'fuse', id)),
+    workspaceDir: existsSync(join(daemon.stateDir, 'workspaces', id)),
+    helpers: fusePids(id),
+    mark: initHostPid !== undefined && existsSync(`/proc/${initHostPid}`) ? mountsOf(initHostPid).some(([mp]) => mp === MARK) : false,
+  };
+}
+const NOTHING = { state: false, fuseDir: false, workspaceDir: false, helpers: [], mark: false };
+
+for (const signal of ['SIGSTOP', 'SIGKILL'] as const) {
+  rootTest(`Teardown of a FUSE mark whose fuse-overlayfs got ${signal} mid-use answers, and nothing is left`, async (t) => {
+    const { c, socket, id } = await setup(t);
+    const [helper] = fusePids(id);
+    t.truthy(helper, 'a helper serves the mark');
+    process.kill(helper!, signal);
+    // Mid-use: a read through the mark (from the host) that the stopped
+    // server never answers, or that fails on the dead one.
+    const reader = new Promise<void>((resolve) => {
+      readFile(`/proc/${c.initHostPid}/root${MARK}/file`).then(() => resolve(), () => resolve());
+    });
+    const td = await c.call(socket, 'Teardown', {});
+    // Everything can still be cleaned: the mark's FUSE connection is aborted
+    // (SIGSTOP) or was by the kernel (SIGKILL), so the unmount cannot block.
+    t.true(td.ok && td.response?.success === true, JSON.stringify(td));
+    await reader; // released by the abort
+    t.false(mountsOf(c.initHostPid).some(([mp]) => mp === MARK), 'mark gone');
+    t.deepEqual(fusePids(id), [], 'helper gone');
+    t.is((await daemon.cli(['workspace', 'rm', '--id', id])).code, 0);
+    t.deepEqual(leftovers(id, c.initHostPid), NOTHING);
+  });
+}
+
+for (const how of ['workspace rm', 'container exit'] as const) {
+  rootTest(`${how} while MountProc/WriteIDMapping/Teardown run in a loop: no borrow errors, nothing left`, async (t) => {
+    const { c, socket, id } = await setup(t);
+    const seen = daemon.logs.length;
+    await c.flood(
+      socket,
+      [
+        { rpc: 'MountProc', request: { target: '/tmp/p', pid: 1 } },
+        { rpc: 'WriteIDMapping', request: { pid: 1, gid: false, mapping: SHIFT } },
+        { rpc: 'Teardown', request: {} },
+      ],
+      6,
+      2,
+    );
+    await new Promise((r) => setTimeout(r, 400));
+    const init = c.initHostPid;
+    if (how === 'workspace rm') {
+      const r = await daemon.cli(['workspace', 'rm', '--id', id]);
+      t.is(r.code, 0, r.stderr);
+      const f = await c.unflood();
+      t.true(f.calls > 0, JSON.stringify(f));
+    } else {
+      await c.stop();
+    }
+    await daemon.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith(`workspace ${id} torn down`), 30_000);
+    await waitFor('the helper to be gone', () => (fusePids(id).length === 0 ? true : undefined), 20_000).catch(() => undefined);
+    const logs = daemon.logs.slice(seen);
+    const borrow = logs.filter((l) => JSON.stringify(l).includes('borrow'));
+    t.deepEqual(borrow, [], 'no native borrow errors');
+    const failed = logs.filter((l) => JSON.stringify(l).includes('automatic teardown failed'));
+    t.deepEqual(failed, []);
+    t.deepEqual(leftovers(id, how === 'workspace rm' ? init : undefined), NOTHING);
+  });
+}
