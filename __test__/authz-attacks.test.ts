@@ -411,3 +411,28 @@ rootTest('Mount*: 20 MountProcs onto a shared target with 50 peer namespaces are
   t.deepEqual([init, ...peers].map(mountCount), before, 'nothing propagated');
   t.true((await root.call(socket, 'Teardown', {})).ok);
 });
+
+// ---- WipingTeardown ------------------------------------------------------------
+
+rootTest('WipingTeardown: refused to an unprivileged uid (mark kept); doWipe false does nothing; doWipe removes the mark, again and again, leaving Teardown its shot', async (t) => {
+  const { socket, agent, init, dir } = await setup(t, { initUid: RING0 });
+  const mark = join(dir, 'mark');
+  const ring0 = await agent({ uid: RING0 });
+  t.true((await ring0.call(socket, 'PrepareForUserNS', {})).ok);
+  const marked = () => mountedAt(init, mark).length > 0;
+  t.true(marked());
+  const other = await agent({ uid: USER });
+  await refused(t, await other.call(socket, 'WipingTeardown', { doWipe: true }), 'PERMISSION_DENIED', 'NotWorkspaceOwner', `WipingTeardown by uid ${USER}`);
+  t.true(marked(), 'a refused WipingTeardown unmounts nothing');
+  const keep = await ring0.call(socket, 'WipingTeardown', { doWipe: false });
+  t.deepEqual(keep.response, { success: true }, JSON.stringify(keep));
+  t.true(marked(), 'doWipe false removes nothing');
+  for (let i = 0; i < 2; i++) {
+    const wipe = await ring0.call(socket, 'WipingTeardown', { doWipe: true });
+    t.deepEqual(wipe.response, { success: true }, `call ${i + 1}: ${JSON.stringify(wipe)}`);
+    t.false(marked(), 'the mark is gone');
+  }
+  // Teardown's shot is left to it (nothing to remove any more); PrepareForUserNS stays used.
+  t.deepEqual((await ring0.call(socket, 'Teardown', {})).response, { success: true });
+  t.is((await ring0.call(socket, 'PrepareForUserNS', {})).code, 'RESOURCE_EXHAUSTED');
+});

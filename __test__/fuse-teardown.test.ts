@@ -133,3 +133,15 @@ for (const how of ['workspace rm', 'container exit'] as const) {
     t.deepEqual(leftovers(id, how === 'workspace rm' ? init : undefined), NOTHING);
   });
 }
+
+rootTest('WipingTeardown with doWipe removes a FUSE mark and its helper; the workspace then leaves nothing', async (t) => {
+  const { c, socket, id } = await setup(t);
+  t.is(fusePids(id).length, 1);
+  const w = await c.call(socket, 'WipingTeardown', { doWipe: true });
+  t.deepEqual(w.response, { success: true }, JSON.stringify(w));
+  t.false(mountsOf(c.initHostPid).some(([mp]) => mp === MARK), 'mark gone');
+  t.deepEqual(fusePids(id), [], 'helper gone');
+  t.true((await c.call(socket, 'Teardown', {})).response?.success === true, 'Teardown finds nothing left to do');
+  t.is((await daemon.cli(['workspace', 'rm', '--id', id])).code, 0);
+  t.deepEqual(leftovers(id, c.initHostPid), NOTHING);
+});

@@ -162,6 +162,21 @@ export class WorkspaceService {
     const w = this.workspace;
     await this.deps.native.authorizeLifecycle(w.container, caller, this.deps.lifecycleRule);
     this.#useShot('prepared', 'PrepareForUserNS');
+    // A mark removal (Teardown, WipingTeardown, disposal) waits for this
+    // call, as Gitpod's serializes with it: one arriving meanwhile would
+    // find no mark yet and leave the one being mounted.
+    const run = this.#prepare(w);
+    this.#preparing = run.catch(() => undefined);
+    try {
+      return await run;
+    } finally {
+      this.#preparing = undefined;
+    }
+  }
+
+  #preparing: Promise<unknown> | undefined;
+
+  async #prepare(w: Workspace): Promise<PrepareForUserNSResponse> {
     const mark = await this.deps.native.prepareShiftMark(w.container, {
       markPath: w.markPath,
       shift: w.shift,
@@ -179,7 +194,7 @@ export class WorkspaceService {
       this.deps.store.save(w.state);
     } catch (err) {
       // Unrecorded, the mark (and a FUSE helper) would outlive a restart: undo it.
-      const r = await this.removeMark();
+      const r = await this.#removeMark();
       w.state = before;
       if (!r.success) this.deps.log.error({ problems: r.problems }, `could not undo unrecorded mark: ${r.problems.join('; ')}`);
       throw storeWriteFailed(err, r.success ? 'the mark was not recorded and has been undone' : 'the mark was not recorded and could not be undone');
@@ -236,7 +251,10 @@ export class WorkspaceService {
     // container exit) racing each other share it, so the mark is never
     // removed twice (a second release of a shared user namespace would take
     // another workspace's reference).
-    this.#removal ??= this.#removeMark().finally(() => {
+    this.#removal ??= (async () => {
+      await this.#preparing;
+      return this.#removeMark();
+    })().finally(() => {
       this.#removal = undefined;
     });
     return this.#removal;
@@ -279,8 +297,29 @@ export class WorkspaceService {
   }
 
   // RPCs Gitpod added to the contract. Skeleton: each is implemented in its own commit.
-  async wipingTeardown(_req: WipingTeardownRequest__Output, _caller: Caller): Promise<WipingTeardownResponse> {
-    throw notYet('WipingTeardown');
+  /**
+   * Gitpod's best-effort retry of Teardown: with `doWipe`, removes the mark
+   * if one is still there (unmount, FUSE helper, user namespace; nothing
+   * there is success); without it, does nothing and succeeds. Authorized as
+   * Teardown (authz.lifecycle); not one-shot (rate-limited instead) and it
+   * leaves Teardown's shot alone: Gitpod calls it after a Teardown that may
+   * have failed. PrepareForUserNS stays one-shot whatever it removed.
+   */
+  async wipingTeardown(req: WipingTeardownRequest__Output, caller: Caller): Promise<WipingTeardownResponse> {
+    await this.deps.native.authorizeLifecycle(this.workspace.container, caller, this.deps.lifecycleRule);
+    if (!req.doWipe) return { success: true };
+    const had = this.workspace.state.mark !== null;
+    const r = await this.removeMark();
+    if (!r.success) {
+      this.deps.log.warn({ rpc: 'WipingTeardown', problems: r.problems }, `WipingTeardown incomplete: ${r.problems.join('; ')}`);
+    } else if (had) {
+      try {
+        this.deps.store.save(this.workspace.state);
+      } catch (err) {
+        this.deps.log.warn({ error: (err as Error).message }, 'WipingTeardown not recorded');
+      }
+    }
+    return { success: r.success };
   }
 
   /**
