@@ -145,3 +145,20 @@ rootTest('WipingTeardown with doWipe removes a FUSE mark and its helper; the wor
   t.is((await daemon.cli(['workspace', 'rm', '--id', id])).code, 0);
   t.deepEqual(leftovers(id, c.initHostPid), NOTHING);
 });
+
+rootTest('a MountProc through a FUSE mark whose helper is stopped fails past its deadline (connection aborted) instead of hanging', async (t) => {
+  const { c, socket, id } = await setup(t);
+  // The target is under the mark, in the container's mount namespace.
+  const [helper] = fusePids(id);
+  process.kill(helper!, 'SIGSTOP');
+  const started = Date.now();
+  const r = await c.call(socket, 'MountProc', { pid: 1, target: `${MARK}/proc` });
+  const took = Date.now() - started;
+  t.log(`MountProc through the stopped mark answered after ${took} ms: ${JSON.stringify(r)}`);
+  t.is(r.code, 'UNAVAILABLE', JSON.stringify(r));
+  t.regex(r.details ?? '', /FUSE mark .* did not answer within 10 s; its FUSE connection \d+ was aborted/);
+  const td = await c.call(socket, 'Teardown', {});
+  t.true(td.ok && td.response?.success === true, JSON.stringify(td));
+  t.is((await daemon.cli(['workspace', 'rm', '--id', id])).code, 0);
+  t.deepEqual(leftovers(id, c.initHostPid), NOTHING);
+});

@@ -23,6 +23,7 @@ export type WriteIdMappingOptions = Binding.WriteIdMappingOptions;
 export type WriteIdMappingResult = Binding.WriteIdMappingResult;
 export type Masks = Binding.Masks;
 export type MountProcOptions = Binding.MountProcOptions;
+export type FuseMark = Binding.FuseMark;
 export type MountSysfsOptions = Binding.MountSysfsOptions;
 export type UmountOptions = Binding.UmountOptions;
 export type MountResult = Binding.MountResult;

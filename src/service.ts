@@ -33,6 +33,9 @@ import { workspaceInfo, type CpuSample } from './resources.js';
  * The native calls a workspace's RPCs make: the native library in the
  * daemon, a fake in unit tests (__test__/guard.test.ts).
  */
+/** How long a mount call may wait on a workspace's FUSE mark (see #fuseMark). */
+export const FUSE_MARK_DEADLINE_MS = 10_000;
+
 export type NativeOps = Pick<
   typeof native,
   'writeIdMapping' | 'mountProc' | 'mountSysfs' | 'umount' | 'prepareShiftMark' | 'removeShiftMark' | 'authorizeLifecycle' | 'readCgroupResources' | 'evacuateCgroup' | 'makeContainerDevices'
@@ -101,6 +104,7 @@ export class WorkspaceService {
       target: req.target,
       pidStrategy: this.deps.pidStrategy,
       mountStrategy: this.deps.mountStrategy,
+      fuseMark: this.#fuseMark(),
     };
     let mountId: string;
     let madeFor: native.MountOwner | undefined;
@@ -127,7 +131,7 @@ export class WorkspaceService {
       mounts.delete(mountId);
       this.workspace.state = before;
       const undone = await this.deps.native
-        .umount(this.workspace.container, caller, { pid: req.pid, target: req.target, owned: [{ mountId, madeFor }], pidStrategy: this.deps.pidStrategy })
+        .umount(this.workspace.container, caller, { pid: req.pid, target: req.target, owned: [{ mountId, madeFor }], pidStrategy: this.deps.pidStrategy, fuseMark: this.#fuseMark() })
         .then(
           () => true,
           (e: unknown) => {
@@ -175,6 +179,18 @@ export class WorkspaceService {
   }
 
   #preparing: Promise<unknown> | undefined;
+
+  /**
+   * The workspace's FUSE mark, if it has one: a mount call that walks
+   * through it (e.g. onto <mark>/proc) and gets no answer within
+   * FUSE_MARK_DEADLINE_MS aborts its FUSE connection and fails, instead of
+   * blocking a pool thread on a stuck server.
+   */
+  #fuseMark(): native.FuseMark | undefined {
+    const pid = this.workspace.state.mark?.fusePid;
+    if (!pid) return undefined;
+    return { pid, staging: this.deps.fuseOptions(this.workspace.id).staging, deadlineMs: FUSE_MARK_DEADLINE_MS };
+  }
 
   async #prepare(w: Workspace): Promise<PrepareForUserNSResponse> {
     const mark = await this.deps.native.prepareShiftMark(w.container, {
@@ -284,6 +300,7 @@ export class WorkspaceService {
       target: req.target,
       owned,
       pidStrategy: this.deps.pidStrategy,
+      fuseMark: this.#fuseMark(),
     });
     this.workspace.mounts.delete(mountId);
     try {

@@ -701,3 +701,72 @@ pub fn remove_mark(
     }
     (problems.is_empty(), problems)
 }
+
+/// A workspace's FUSE mark, as far as [`with_mark_deadline`] needs it: the
+/// helper's PID and its staging directory (proof that the PID is ours).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuseMarkRef {
+    pub pid: i32,
+    pub staging: String,
+}
+
+/// Runs `f` (native work of a workspace that may walk through its FUSE mark,
+/// e.g. a MountProc onto a path under it) on a thread of its own and waits
+/// at most `deadline`. When the deadline passes and the workspace has a FUSE
+/// mark, its FUSE connection is aborted (a stuck or stopped server cannot
+/// answer; every request on it then fails with ENOTCONN and the thread
+/// returns), and the call fails with UNAVAILABLE saying so (as the RPC guard's own deadline does). The waiting
+/// caller (a libuv pool thread) is free again after at most `deadline` plus
+/// a grace period either way: a thread that still does not return keeps only
+/// what `f` owns.
+pub fn with_mark_deadline<T: Send + 'static>(
+    deadline: Duration,
+    fuse: Option<FuseMarkRef>,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("iws-bounded".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| Error::internal("spawn bounded thread", e))?;
+    match rx.recv_timeout(deadline) {
+        Ok(r) => return r,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(Error::internal("bounded thread", "ended without an answer"))
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+    }
+    let secs = deadline.as_secs_f64();
+    let Some(fuse) = fuse else {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("the operation did not finish within {secs} s; it goes on in the background"),
+        ));
+    };
+    // Only a helper iwsd supervises (not reaped, so the PID is its) or one
+    // whose command line proves it serves our staging directory.
+    let ours = fuse_pids().contains(&fuse.pid)
+        || std::fs::read(format!("/proc/{}/cmdline", fuse.pid)).is_ok_and(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.first().is_some_and(|a| a.ends_with(b"fuse-overlayfs")) && args.contains(&fuse.staging.as_bytes())
+        });
+    let aborted = match ours.then(|| fuse_connection(fuse.pid, &fuse.staging)).flatten() {
+        Some(conn) => abort_fuse_connection(conn).map(|_| conn),
+        None => Err(Error::internal("fuse connection", "not found")),
+    };
+    let late = rx.recv_timeout(FUSE_KILL_GRACE);
+    let what = match &aborted {
+        Ok(conn) => format!("its FUSE connection {conn} was aborted (the mark no longer answers; Teardown removes it)"),
+        Err(e) => format!("aborting its FUSE connection failed ({e})"),
+    };
+    let mut e = Error::new(
+        ErrorKind::Unavailable,
+        format!("the workspace's FUSE mark (fuse-overlayfs {}) did not answer within {secs} s; {what}", fuse.pid),
+    );
+    if let Ok(Err(inner)) = late {
+        e = e.with_detail(inner.to_string());
+    }
+    Err(e)
+}

@@ -339,6 +339,27 @@ pub struct MountProcOptions {
     pub pid_strategy: String,
     /// "auto", "detached" or "fallback".
     pub mount_strategy: String,
+    /// The workspace's FUSE mark, if it has one (see FuseMark).
+    pub fuse_mark: Option<FuseMark>,
+}
+
+/// A workspace's FUSE mark, for the deadline of operations that may walk
+/// through it: past `deadlineMs` its FUSE connection is aborted and the call
+/// fails (UNAVAILABLE) instead of blocking on a stuck server.
+#[napi(object)]
+pub struct FuseMark {
+    pub pid: i32,
+    pub staging: String,
+    pub deadline_ms: u32,
+}
+
+fn fuse_mark(m: Option<FuseMark>) -> Option<(core::shift::FuseMarkRef, std::time::Duration)> {
+    m.map(|m| {
+        (
+            core::shift::FuseMarkRef { pid: m.pid, staging: m.staging },
+            std::time::Duration::from_millis(m.deadline_ms.max(1) as u64),
+        )
+    })
 }
 
 #[napi(object)]
@@ -350,6 +371,7 @@ pub struct MountSysfsOptions {
     pub pid_strategy: String,
     /// "auto", "detached" or "fallback".
     pub mount_strategy: String,
+    pub fuse_mark: Option<FuseMark>,
 }
 
 #[napi(object)]
@@ -360,6 +382,7 @@ pub struct UmountOptions {
     /// be unmounted, each only by whom it was made for or container root.
     pub owned: Vec<OwnedMount>,
     pub pid_strategy: String,
+    pub fuse_mark: Option<FuseMark>,
 }
 
 #[napi(object)]
@@ -397,8 +420,9 @@ pub enum MountOp {
 pub struct MountTask {
     container: Arc<core::pidns::Container>,
     caller: Option<core::authz::Caller>,
-    op: MountOp,
+    op: Option<MountOp>,
     strategy: String,
+    fuse: Option<(core::shift::FuseMarkRef, std::time::Duration)>,
 }
 
 type MountOut = (u64, Option<core::authz::CallerId>);
@@ -438,7 +462,14 @@ impl Task for MountTask {
     type JsValue = MountResult;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        Ok(run_mount_op(&self.container, self.caller.as_ref(), &self.op, &self.strategy))
+        let Some(op) = self.op.take() else { return Ok(Err(core::Error::internal("mount task", "ran twice"))) };
+        let Some((fuse, deadline)) = self.fuse.take() else {
+            return Ok(run_mount_op(&self.container, self.caller.as_ref(), &op, &self.strategy));
+        };
+        let (c, who, strategy) = (self.container.clone(), self.caller, self.strategy.clone());
+        Ok(core::shift::with_mark_deadline(deadline, Some(fuse), move || {
+            run_mount_op(&c, who.as_ref(), &op, &strategy)
+        }))
     }
 
     fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Self::JsValue> {
@@ -451,12 +482,14 @@ fn mount_task(
     caller: Option<Peer>,
     op: MountOp,
     strategy: String,
+    fuse: Option<FuseMark>,
 ) -> Result<AsyncTask<MountTask>> {
     Ok(AsyncTask::new(MountTask {
         container: handle(container)?,
         caller: caller.as_ref().map(self::caller),
-        op,
+        op: Some(op),
         strategy,
+        fuse: fuse_mark(fuse),
     }))
 }
 
@@ -474,7 +507,7 @@ pub fn mount_proc(
         masks: masks(options.masks),
         strategy: options.mount_strategy,
     };
-    mount_task(container, caller, op, options.pid_strategy)
+    mount_task(container, caller, op, options.pid_strategy, options.fuse_mark)
 }
 
 /// Mounts a new masked sysfs of the network namespace of `options.pid`.
@@ -486,14 +519,14 @@ pub fn mount_sysfs(
 ) -> Result<AsyncTask<MountTask>> {
     let opts = core::mount::SysfsOptions { read_only: options.read_only, masks: masks(options.masks) };
     let op = MountOp::Sysfs { pid: options.pid, target: options.target, opts, strategy: options.mount_strategy };
-    mount_task(container, caller, op, options.pid_strategy)
+    mount_task(container, caller, op, options.pid_strategy, options.fuse_mark)
 }
 
 /// Unmounts the mount at `options.target` if it is one of `options.owned`.
 #[napi(ts_return_type = "Promise<MountResult>")]
 pub fn umount(container: &Container, caller: Option<Peer>, options: UmountOptions) -> Result<AsyncTask<MountTask>> {
     let op = MountOp::Umount { pid: options.pid, target: options.target, owned: options.owned };
-    mount_task(container, caller, op, options.pid_strategy)
+    mount_task(container, caller, op, options.pid_strategy, options.fuse_mark)
 }
 
 pub struct MountStrategyTask(String);
