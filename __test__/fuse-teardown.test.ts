@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 
 import { TestContainer, hostMounts, makeRootfs, mountsOf, waitFor } from './helpers/container.js';
+import * as native from '../src/native.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
@@ -100,7 +101,7 @@ for (const signal of ['SIGSTOP', 'SIGKILL'] as const) {
 }
 
 for (const how of ['workspace rm', 'container exit'] as const) {
-  rootTest(`${how} while MountProc/WriteIDMapping/Teardown run in a loop: no borrow errors, nothing left`, async (t) => {
+  rootTest(`${how} while MountProc/WriteIDMapping/Teardown run in a loop and a Teardown is in flight: no borrow errors, nothing left`, async (t) => {
     const { c, socket, id } = await setup(t);
     const seen = daemon.logs.length;
     await c.flood(
@@ -113,6 +114,11 @@ for (const how of ['workspace rm', 'container exit'] as const) {
       6,
       2,
     );
+    // And a Teardown in flight that takes seconds (its helper is stopped:
+    // SIGTERM goes unanswered for the 2 s grace) when the workspace goes.
+    const [helper] = fusePids(id);
+    process.kill(helper!, 'SIGSTOP');
+    const teardown = c.call(socket, 'Teardown', {}).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 400));
     const init = c.initHostPid;
     if (how === 'workspace rm') {
@@ -124,6 +130,8 @@ for (const how of ['workspace rm', 'container exit'] as const) {
       await c.stop();
     }
     await daemon.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith(`workspace ${id} torn down`), 30_000);
+    // (After a container exit its caller is gone with it: nothing answers.)
+    if (how === 'workspace rm') await teardown;
     await waitFor('the helper to be gone', () => (fusePids(id).length === 0 ? true : undefined), 20_000).catch(() => undefined);
     const logs = daemon.logs.slice(seen);
     const borrow = logs.filter((l) => JSON.stringify(l).includes('borrow'));
@@ -161,4 +169,22 @@ rootTest('a MountProc through a FUSE mark whose helper is stopped fails past its
   t.true(td.ok && td.response?.success === true, JSON.stringify(td));
   t.is((await daemon.cli(['workspace', 'rm', '--id', id])).code, 0);
   t.deepEqual(leftovers(id, c.initHostPid), NOTHING);
+});
+
+rootTest('Container.close() while native calls on it are pending: no borrow error, the calls settle, later ones are refused', async (t) => {
+  const c = await TestContainer.start();
+  t.teardown(() => c.stop());
+  const handle = await native.openContainer(c.initHostPid);
+  // Each pending task holds the handle (napi keeps the object borrowed until it settles).
+  const pending = Array.from({ length: 8 }, () =>
+    native.umount(handle, 'embedder', { pid: 1, target: '/nonexistent-iwsd-test', owned: [], pidStrategy: 'auto' }).then(
+      () => 'ok',
+      (e: unknown) => `${(e as Error).message} (${(e as { detail?: string }).detail ?? ''})`,
+    ),
+  );
+  t.notThrows(() => handle.close(), 'close() while tasks hold the handle');
+  const settled = await Promise.all(pending);
+  t.false(settled.some((m) => m.includes('borrow')), JSON.stringify(settled));
+  const after = await native.umount(handle, 'embedder', { pid: 1, target: '/x', owned: [], pidStrategy: 'auto' }).catch((e: unknown) => e as { detail?: string });
+  t.regex(String((after as { detail?: string }).detail), /container handle is closed/);
 });
