@@ -1088,7 +1088,7 @@ pub fn mount_nfs(
         args: options.args,
         strategy: options.mount_strategy,
     };
-    mount_task(container, caller, op, options.pid_strategy)
+    mount_task(container, caller, op, options.pid_strategy, None)
 }
 
 #[napi(object)]
