@@ -169,7 +169,7 @@ export class WorkspaceService {
     // A mark removal (Teardown, WipingTeardown, disposal) waits for this
     // call, as Gitpod's serializes with it: one arriving meanwhile would
     // find no mark yet and leave the one being mounted.
-    const run = this.#prepare(w);
+    const run = this.#prepare(w, opts);
     this.#preparing = run.catch(() => undefined);
     try {
       return await run;
@@ -192,7 +192,7 @@ export class WorkspaceService {
     return { pid, staging: this.deps.fuseOptions(this.workspace.id).staging, deadlineMs: FUSE_MARK_DEADLINE_MS };
   }
 
-  async #prepare(w: Workspace): Promise<PrepareForUserNSResponse> {
+  async #prepare(w: Workspace, opts: { accepts?: ReadonlySet<string>; note?: (fields: Record<string, unknown>, text: string) => void }): Promise<PrepareForUserNSResponse> {
     const mark = await this.deps.native.prepareShiftMark(w.container, {
       markPath: w.markPath,
       shift: w.shift,
