@@ -91,6 +91,9 @@ class FakeNative implements NativeOps {
     this.#call('readCgroupResources', c, () => ({ cpuUsageNs: 0, memoryUsed: 0, sources: [], atNs: 1, startedNs: 0, cpus: 1, memTotal: 1 }))) as unknown as NativeOps['readCgroupResources'];
   evacuateCgroup = ((c: native.Container) =>
     this.#call('evacuateCgroup', c, () => ({ unified: false, cgroup: '', moved: 0, controllers: [], problems: [] }))) as unknown as NativeOps['evacuateCgroup'];
+  mountNfs = ((c: native.Container) => this.#call('mountNfs', c, () => ({ mountId: `m${++this.#mountSeq}` }))) as unknown as NativeOps['mountNfs'];
+  setupPairVeths = ((c: native.Container) =>
+    this.#call('setupPairVeths', c, () => ({ containerIf: 'veth0', peerIf: 'eth0', containerAddr: '10.0.5.1', peerAddr: '10.0.5.2', prefix: 30 }))) as unknown as NativeOps['setupPairVeths'];
   makeContainerDevices = ((c: native.Container) => this.#call('makeContainerDevices', c, () => ({ devices: [], cgroup: '' }))) as unknown as NativeOps['makeContainerDevices'];
 
   /** Releases started calls (all, or those matching) in start order. */

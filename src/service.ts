@@ -38,9 +38,19 @@ export const FUSE_MARK_DEADLINE_MS = 10_000;
 
 export type NativeOps = Pick<
   typeof native,
-  'writeIdMapping' | 'mountProc' | 'mountSysfs' | 'umount' | 'prepareShiftMark' | 'removeShiftMark' | 'authorizeLifecycle' | 'readCgroupResources' | 'evacuateCgroup' | 'makeContainerDevices'
-> &
-  Partial<Pick<typeof native, 'mountNfs' | 'setupPairVeths'>>;
+  | 'writeIdMapping'
+  | 'mountProc'
+  | 'mountSysfs'
+  | 'mountNfs'
+  | 'umount'
+  | 'prepareShiftMark'
+  | 'removeShiftMark'
+  | 'authorizeLifecycle'
+  | 'readCgroupResources'
+  | 'evacuateCgroup'
+  | 'makeContainerDevices'
+  | 'setupPairVeths'
+>;
 
 export interface ServiceDeps {
   log: Logger;
@@ -377,9 +387,7 @@ export class WorkspaceService {
    * of `req.pid` (eth0), addressed from network.workspaceCidr (core: netns.rs).
    */
   async setupPairVeths(req: SetupPairVethsRequest__Output, caller: Caller): Promise<Record<string, never>> {
-    const setup = this.deps.native.setupPairVeths;
-    if (!setup) throw notYet('SetupPairVeths');
-    const r = await setup(this.workspace.container, caller, { pid: req.pid, workspaceCidr: this.deps.workspaceCidr ?? '10.0.5.0/30', pidStrategy: this.deps.pidStrategy });
+    const r = await this.deps.native.setupPairVeths(this.workspace.container, caller, { pid: req.pid, workspaceCidr: this.deps.workspaceCidr ?? '10.0.5.0/30', pidStrategy: this.deps.pidStrategy });
     this.deps.log.info({ pid: req.pid, containerIf: r.containerIf, peerIf: r.peerIf, containerAddr: r.containerAddr, peerAddr: r.peerAddr, prefix: r.prefix }, `veth pair ${r.containerIf} (${r.containerAddr}/${r.prefix}) <-> ${r.peerIf} (${r.peerAddr}/${r.prefix}) for pid ${req.pid}`);
     return {};
   }
@@ -395,9 +403,7 @@ export class WorkspaceService {
   }
 
   #nfs(caller: Caller, options: native.MountNfsOptions): Promise<native.MountResult> {
-    const mount = this.deps.native.mountNfs;
-    if (!mount) throw notYet('MountNfs');
-    return mount(this.workspace.container, caller, options);
+    return this.deps.native.mountNfs(this.workspace.container, caller, options);
   }
 
   /** CPU and memory of the container's own cgroups, in Gitpod's units (src/resources.ts). */
@@ -407,10 +413,6 @@ export class WorkspaceService {
     this.#cpu = sample;
     return response;
   }
-}
-
-function notYet(rpc: string): IwsError {
-  return new IwsError('UNIMPLEMENTED', `${rpc} is not implemented by this iwsd build`);
 }
 
 /** What a call on a workspace socket runs against: its workspace and its verified caller. */
