@@ -291,7 +291,8 @@ rootTest('attack: EvacuateCGroup refuses a cgroup holding a process not the work
 });
 
 rootTest('PrepareForUserNS makes /dev/fuse and /dev/net/tun (0666) and allows them in the v1 devices cgroup', async (t) => {
-  const { c, socket, rootfs } = await container(t, (rootfs) => mkdirSync(join(rootfs, 'dev')));
+  // makeRootfs() gives the container a /dev, as a real one has.
+  const { c, socket, rootfs } = await container(t, (rootfs) => t.true(statSync(join(rootfs, 'dev')).isDirectory()));
   const cg = new TestCgroups(t, ['devices']);
   cg.write('devices', 'devices.deny', 'a');
   cg.write('devices', 'devices.allow', 'c 1:3 rwm');
@@ -315,6 +316,7 @@ rootTest('attack: /dev a symlink to a host dir, /dev/net a symlink, /dev/fuse a 
   const { c, socket, rootfs, id } = await container(t, (rootfs, outside) => {
     canary = join(outside, 'canary-dev');
     mkdirSync(canary);
+    rmdirSync(join(rootfs, 'dev'));
     symlinkSync(canary, join(rootfs, 'dev'));
   });
   t.true((await c.call(socket, 'PrepareForUserNS', {})).ok);
@@ -329,7 +331,7 @@ rootTest('attack: /dev a symlink to a host dir, /dev/net a symlink, /dev/fuse a 
   const two = await container(t, (rootfs, outside) => {
     canary2 = join(outside, 'canary-net');
     mkdirSync(canary2);
-    mkdirSync(join(rootfs, 'dev'));
+    mkdirSync(join(rootfs, 'dev'), { recursive: true });
     symlinkSync(canary2, join(rootfs, 'dev/net'));
     writeFileSync(join(rootfs, 'dev/fuse'), 'not a device');
   });

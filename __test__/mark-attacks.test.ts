@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { TestContainer, children, hostMountinfo, makeRootfs, mountsOf, nspid, waitFor } from './helpers/container.js';
+import { TestContainer, children, hostMounts, makeRootfs, mountsOf, nspid, waitFor } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
@@ -116,14 +116,16 @@ async function startRing(t: ExecutionContext, init: number, opts: { uid?: number
 
 async function setup(t: ExecutionContext, method: Method) {
   const daemon = daemons.get(method)!;
-  const hostBefore = hostMountinfo();
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
+  // Only what iwsd could have added (other programs mount meanwhile on a busy node).
+  const hostBefore = hostMounts([fs.base, daemon.base]);
   writeFileSync(join(fs.rootfs, 'bin/euid'), euidProgram(), { mode: 0o755 });
   const c = await TestContainer.start({ rootfs: fs.rootfs });
   t.teardown(async () => {
     await c.stop();
-    if (hostMountinfo() !== hostBefore) throw new Error("the host's mount table changed");
+    const after = hostMounts([fs.base, daemon.base]);
+    if (after.join('\n') !== hostBefore.join('\n')) throw new Error(`the host's mount table changed: ${JSON.stringify({ before: hostBefore, after })}`);
   });
   const id = `ma-${process.pid}-${++n}`;
   const socket = await daemon.add(id, c.initHostPid);

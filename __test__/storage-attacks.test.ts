@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { TestContainer, children, hostMountinfo, makeRootfs, mountsOf, nspid, waitFor } from './helpers/container.js';
+import { TestContainer, children, hostMounts, makeRootfs, mountsOf, nspid, waitFor } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
@@ -40,13 +40,15 @@ function sh(args: string[]): { code: number; stdout: string; stderr: string } {
 
 
 async function container(t: ExecutionContext, daemon: TestDaemon) {
-  const hostBefore = hostMountinfo();
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
+  // Only what iwsd could have added (other programs mount meanwhile on a busy node).
+  const hostBefore = hostMounts([fs.base, daemon.base]);
   const c = await TestContainer.start({ rootfs: fs.rootfs });
   t.teardown(async () => {
     await c.stop();
-    if (hostMountinfo() !== hostBefore) throw new Error("the host's mount table changed");
+    const after = hostMounts([fs.base, daemon.base]);
+    if (after.join('\n') !== hostBefore.join('\n')) throw new Error(`the host's mount table changed: ${JSON.stringify({ before: hostBefore, after })}`);
   });
   const id = `st-${process.pid}-${++n}`;
   const socket = await daemon.add(id, c.initHostPid);

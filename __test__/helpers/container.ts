@@ -322,8 +322,8 @@ export function hostMountinfo(): string {
   return readFileSync('/proc/self/mountinfo', 'utf8');
 }
 
-/** Filesystem types iwsd itself mounts (proc, sysfs, FUSE and shiftfs marks). */
-const IWSD_TYPES = new Set(['proc', 'sysfs', 'fuse.fuse-overlayfs', 'shiftfs']);
+/** Filesystem types iwsd itself mounts (proc, sysfs, FUSE and shiftfs marks, fusectl to abort a mark, NFS). */
+const IWSD_TYPES = new Set(['proc', 'sysfs', 'fuse.fuse-overlayfs', 'shiftfs', 'fusectl', 'nfs', 'nfs4']);
 
 function under(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);

@@ -227,6 +227,8 @@ export class NriPlugin {
     if (timeout > 0) this.#requestTimeout = timeout;
     this.#status = { ...this.#status, runtime: `${String(req.runtimeName ?? '?')} ${String(req.runtimeVersion ?? '')}`.trim(), nriVersion: String(req.NRIVersion ?? '') || undefined };
     this.log.info({ nriSocket: this.opts.socket, runtime: this.#status.runtime, nriVersion: this.#status.nriVersion, requestTimeoutMs: this.#requestTimeout }, 'NRI: configured by the runtime');
+    // The runtime may configure after it answered RegisterPlugin: report the runtime then too.
+    if (this.#status.connected) this.opts.onStatus?.(this.status());
     // Within 4..11 so that older runtimes accept the mask.
     return { events: eventMask([EVENT.CREATE_CONTAINER, EVENT.START_CONTAINER, EVENT.STOP_CONTAINER, EVENT.REMOVE_CONTAINER]) };
   }
