@@ -16,7 +16,7 @@ import test, { type ExecutionContext } from 'ava';
 
 import { addWorkspaceRequest, call, connectAdmin } from '../src/adminClient.js';
 import * as native from '../src/native.js';
-import { makeRootfs, shInside, TestContainer } from './helpers/container.js';
+import { makeRootfs, shInside, TestContainer, waitFor } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { rootTestSerial } from './helpers/root.js';
 
@@ -28,13 +28,19 @@ async function asContainerRoot(t: ExecutionContext, c: TestContainer, script: st
   const p: ChildProcess = spawn(
     'nsenter',
     ['--target', String(c.initHostPid), '--pid', '--', 'setpriv', `--bounding-set=-all,${RUNC_CAPS.map((x) => `+${x}`).join(',')}`, '--inh-caps=-all', '--', 'python3', '-c', script, ...args],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    // Its own process group: nsenter --pid forks, and killing nsenter alone
+    // would leave the attacker running.
+    { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
   );
   const stop = async () => {
-    if (p.exitCode !== null || p.signalCode !== null) return;
-    const gone = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
+    const gone = p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', r));
+    try {
+      process.kill(-p.pid!, 'SIGKILL');
+    } catch {
+      // the group is gone already
+    }
     await gone;
+    await waitFor('the attacker to be gone', () => (spawnSync('pgrep', ['-g', String(p.pid)]).status === 1 ? true : undefined), 10_000);
   };
   t.teardown(stop);
   const first = await new Promise<string>((resolve, reject) => {
