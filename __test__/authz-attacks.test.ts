@@ -12,19 +12,17 @@
  * to the uid, `unshare -U -m` for a ring. The workspace directory is bound
  * into the container as a runtime binds it at /.workspace.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { children, nspid, readMap, type CallResult } from './helpers/container.js';
+import { Agent, descendant } from './helpers/agentClient.js';
+import { nspid, readMap, waitFor, type CallResult } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
-const AGENT = fileURLToPath(new URL('./helpers/agent.mjs', import.meta.url));
 /** Gitpod's ring0 user; the default policy's root range. */
 const RING0 = 33333;
 /** Unprivileged users of the container. */
@@ -50,35 +48,6 @@ test.after.always(async () => {
   await permissive?.stop();
 });
 
-async function waitFor<T>(what: string, f: () => T | undefined, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-function cmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-/** The first descendant of `root` (host PIDs) whose command line passes `pred`. */
-function descendant(root: number, pred: (cmd: string, pid: number) => boolean): number | undefined {
-  const queue = [root];
-  while (queue.length) {
-    const p = queue.shift()!;
-    if (p !== root && pred(cmdline(p), p)) return p;
-    queue.push(...children(p));
-  }
-  return undefined;
-}
-
 /** A process's PID inside the container (the level below the test's). */
 function inContainer(host: number): number {
   return nspid(host)[1]!;
@@ -94,71 +63,6 @@ function mountedAt(host: number, path: string): string[] {
     .split('\n')
     .filter((l) => l.split(' ')[4] === path)
     .map((l) => l.split(' - ')[1]!.split(' ')[0]!);
-}
-
-/** A gRPC client (agent.mjs) running as whoever `argv` makes it. */
-class Agent {
-  #proc: ChildProcess;
-  #next = 1;
-  #waiting = new Map<number, (msg: Record<string, unknown>) => void>();
-  host = 0;
-  pid = 0;
-
-  private constructor(argv: string[]) {
-    this.#proc = spawn(argv[0]!, [...argv.slice(1), process.execPath, AGENT], { stdio: ['pipe', 'pipe', 'inherit'] });
-  }
-
-  static async start(t: ExecutionContext, argv: string[]): Promise<Agent> {
-    const a = new Agent(argv);
-    t.teardown(() => {
-      a.#proc.kill('SIGKILL');
-    });
-    const rl = createInterface({ input: a.#proc.stdout! });
-    await new Promise<void>((resolve, reject) => {
-      a.#proc.once('exit', (code) => reject(new Error(`agent ${argv.join(' ')} exited (${code})`)));
-      rl.on('line', (line) => {
-        const msg = JSON.parse(line) as Record<string, unknown>;
-        if (msg.ready) return resolve();
-        const cb = a.#waiting.get(msg.id as number);
-        a.#waiting.delete(msg.id as number);
-        cb?.(msg);
-      });
-    });
-    a.host = await waitFor('agent host pid', () => descendant(a.#proc.pid!, (c) => c.includes(AGENT)));
-    a.pid = (await a.#send({ op: 'whoami' })).pid as number;
-    return a;
-  }
-
-  #send(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const id = this.#next++;
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(id, (msg) => (msg.error ? reject(new Error(String(msg.error))) : resolve(msg)));
-      this.#proc.stdin!.write(`${JSON.stringify({ ...cmd, id })}\n`);
-    });
-  }
-
-  async call(socket: string, rpc: string, request: Record<string, unknown>): Promise<CallResult> {
-    return (await this.#send({ op: 'call', socket, rpc, request })) as unknown as CallResult;
-  }
-
-  /** A call over the one connection this agent keeps open. */
-  async callHeld(socket: string, rpc: string, request: Record<string, unknown>): Promise<CallResult> {
-    return (await this.#send({ op: 'callHeld', socket, rpc, request })) as unknown as CallResult;
-  }
-
-  async seteuid(euid: number): Promise<void> {
-    await this.#send({ op: 'seteuid', euid });
-  }
-
-  async run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return (await this.#send({ op: 'run', argv })) as unknown as { code: number; stdout: string; stderr: string };
-  }
-
-  /** Starts `argv` as a child; returns its host PID once `pred` matches a descendant. */
-  async spawn(argv: string[], marker: string): Promise<number> {
-    await this.#send({ op: 'spawn', argv });
-    return waitFor('spawned process', () => descendant(this.host, (c) => c.includes(marker) && c.startsWith('sleep')));
-  }
 }
 
 /**

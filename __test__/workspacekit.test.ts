@@ -25,20 +25,19 @@
  * and with `shift.method: fuse`. Also: a client that knows IDMAPPED learns
  * the true method, and no client can change the mark by what it sends.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { children, hostMounts, makeRootfs, mountsOf, nspid, readMap, TestContainer, waitFor, type CallResult } from './helpers/container.js';
+import { Agent, descendant } from './helpers/agentClient.js';
+import { hostMounts, makeRootfs, mountsOf, nspid, readMap, TestContainer, waitFor } from './helpers/container.js';
 import { IWSD, TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
-const AGENT = join(REPO, '__test__/helpers/agent.mjs');
 /** Gitpod's workspace user: ring0, and the owner of ring1's user namespace. */
 const RING0 = 33333;
 /** workspacekit's ring1 mapping, written for uid and gid alike. */
@@ -77,23 +76,6 @@ test.after.always(async () => {
   for (const d of daemons.values()) await d.stop();
 });
 
-/** A descendant of `root` (breadth first) whose cmdline satisfies `pred`. */
-function descendant(root: number, pred: (cmd: string, pid: number) => boolean): number | undefined {
-  const queue = [root];
-  while (queue.length) {
-    const p = queue.shift()!;
-    let cmd = '';
-    try {
-      cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-    } catch {
-      continue;
-    }
-    if (p !== root && pred(cmd, p)) return p;
-    queue.push(...children(p));
-  }
-  return undefined;
-}
-
 function status(hostPid: number): Record<string, string> {
   return Object.fromEntries(
     readFileSync(`/proc/${hostPid}/status`, 'utf8')
@@ -109,74 +91,6 @@ function gone(hostPid: number): boolean {
     return status(hostPid).State!.startsWith('Z');
   } catch {
     return true;
-  }
-}
-
-/** A gRPC client (agent.mjs) started by `argv` (nsenter, setpriv, unshare ... as a ring is made). */
-class Agent {
-  #proc: ChildProcess;
-  #next = 1;
-  #waiting = new Map<number, (msg: Record<string, unknown>) => void>();
-  #exited: Promise<void>;
-  /** Its host PID and its PID in the container. */
-  host = 0;
-  pid = 0;
-
-  private constructor(argv: string[]) {
-    // The host's extra CA file is not inside the container (node would warn).
-    const { NODE_EXTRA_CA_CERTS: _, ...env } = process.env;
-    this.#proc = spawn(argv[0]!, [...argv.slice(1), process.execPath, AGENT], { stdio: ['pipe', 'pipe', 'inherit'], env });
-    this.#exited = new Promise((r) => this.#proc.once('exit', () => r()));
-  }
-
-  static async start(t: ExecutionContext, argv: string[]): Promise<Agent> {
-    const a = new Agent(argv);
-    t.teardown(() => a.exit());
-    const rl = createInterface({ input: a.#proc.stdout! });
-    await new Promise<void>((resolve, reject) => {
-      a.#proc.once('exit', (code) => reject(new Error(`agent ${argv.join(' ')} exited (${code})`)));
-      rl.on('line', (line) => {
-        const msg = JSON.parse(line) as Record<string, unknown>;
-        if (msg.ready) return resolve();
-        const cb = a.#waiting.get(msg.id as number);
-        a.#waiting.delete(msg.id as number);
-        cb?.(msg);
-      });
-    });
-    a.host = await waitFor('agent host pid', () => descendant(a.#proc.pid!, (c) => c.includes(AGENT)));
-    a.pid = (await a.#send({ op: 'whoami' })).pid as number;
-    return a;
-  }
-
-  #send(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const id = this.#next++;
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(id, (msg) => (msg.error ? reject(new Error(String(msg.error))) : resolve(msg)));
-      this.#proc.stdin!.write(`${JSON.stringify({ ...cmd, id })}\n`);
-    });
-  }
-
-  /** A unary call over a fresh connection, as Gitpod's clients make them: no metadata unless given. */
-  call(rpc: string, request: Record<string, unknown>, deadlineMs: number, metadata?: Record<string, string>): Promise<CallResult> {
-    return this.#send({ op: 'call', socket: SOCKET, rpc, request, deadlineMs, metadata }) as unknown as Promise<CallResult>;
-  }
-
-  /** Runs `argv` as a child (in this agent's namespaces, with its credentials) and waits for it. */
-  async run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return (await this.#send({ op: 'run', argv })) as unknown as { code: number; stdout: string; stderr: string };
-  }
-
-  /** Starts `argv` as a child, left running (killed when the agent exits). */
-  async spawn(argv: string[]): Promise<void> {
-    await this.#send({ op: 'spawn', argv });
-  }
-
-  /** Ends the agent (it kills its children first) and waits until it is gone. */
-  async exit(): Promise<void> {
-    if (this.#proc.exitCode === null && this.#proc.signalCode === null) this.#proc.stdin!.end();
-    const timer = setTimeout(() => this.#proc.kill('SIGKILL'), 5000);
-    await this.#exited;
-    clearTimeout(timer);
   }
 }
 
@@ -253,7 +167,7 @@ for (const v of VARIANTS) {
     const s0 = status(ring0.host);
     t.is(s0.Uid!.split(/\s+/)[1], String(RING0), 'ring0 runs as 33333');
     t.is(s0.CapEff, '0000000000000000', 'ring0 has no effective capabilities');
-    const prep = await ring0.call('PrepareForUserNS', {}, RING0_MS);
+    const prep = await ring0.call(SOCKET, 'PrepareForUserNS', {}, { deadlineMs: RING0_MS });
     t.true(prep.ok, JSON.stringify(prep));
     const fsShift = prep.response?.fsShift;
     // workspacekit's ring1: FSShiftMethod_value[...] or Fatal("unknown FS shift method").
@@ -271,7 +185,7 @@ for (const v of VARIANTS) {
     // (util-linux unshare, propagation unchanged: what Go's clone(CLONE_NEWUSER|CLONE_NEWNS) does.)
     const ring1 = await Agent.start(t, [...enter, ...asRing0, 'unshare', '--user', '--mount', '--propagation', 'unchanged', '--']);
     for (const gid of [false, true]) {
-      const w = await ring1.call('WriteIDMapping', { pid: ring1.pid, gid, mapping: MAPPING }, RING1_MS);
+      const w = await ring1.call(SOCKET, 'WriteIDMapping', { pid: ring1.pid, gid, mapping: MAPPING }, { deadlineMs: RING1_MS });
       t.true(w.ok, `WriteIDMapping gid=${gid}: ${JSON.stringify(w)}`);
     }
     const mapLines = MAPPING.map((m) => [m.containerId, m.hostId, m.size]);
@@ -301,7 +215,7 @@ for (const v of VARIANTS) {
     const ring2Host = await waitFor('ring2', () => descendant(ring1.host, (cmd, p) => cmd.includes(marker) && nspid(p).length === 3));
     const ring2 = nspid(ring2Host)[1]!; // as ring1 (in the container's PID namespace) sees it
     t.is(nspid(ring2Host)[2], 1, 'ring2 is PID 1 of its namespace');
-    const proc = await ring1.call('MountProc', { target: `${root2}/proc`, pid: ring2 }, RING1_MS);
+    const proc = await ring1.call(SOCKET, 'MountProc', { target: `${root2}/proc`, pid: ring2 }, { deadlineMs: RING1_MS });
     t.true(proc.ok, `MountProc: ${JSON.stringify(proc)}`);
     const out = await waitFor('ring2 output', () => {
       try {
@@ -323,7 +237,7 @@ for (const v of VARIANTS) {
     t.is(statSync(onDisk).gid, 0, onDisk);
 
     // ---- ring1's seccomp handler: ring2's `mount -t sysfs sysfs /sys` -----------------------
-    const sys = await ring1.call('MountSysfs', { target: '/sys', pid: ring2 }, RING1_MS);
+    const sys = await ring1.call(SOCKET, 'MountSysfs', { target: '/sys', pid: ring2 }, { deadlineMs: RING1_MS });
     t.true(sys.ok, `MountSysfs: ${JSON.stringify(sys)}`);
     const listed = await waitFor('ring2 sees sysfs', () => {
       try {
@@ -342,7 +256,7 @@ for (const v of VARIANTS) {
     await ring1.exit();
     // Gone, or a zombie of the container's init (busybox sleep reaps nothing).
     await waitFor('ring2 gone', () => (gone(ring2Host) ? true : undefined));
-    const td = await ring0.call('Teardown', {}, RING1_MS);
+    const td = await ring0.call(SOCKET, 'Teardown', {}, { deadlineMs: RING1_MS });
     t.true(td.ok && td.response?.success === true, JSON.stringify(td));
     t.false(mountsOf(c.initHostPid).some(([mp]) => mp === MARK), 'mark unmounted');
     t.deepEqual(fusePids(id), [], 'no FUSE helper left');
