@@ -4,13 +4,13 @@
  * and nothing of the workspace is left (state file, fuse/<id>,
  * workspaces/<id>, mounts, the helper). Root only, real containers.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { TestContainer, hostMounts, makeRootfs, mountsOf, waitFor } from './helpers/container.js';
+import { TestContainer, hostMounts, makeRootfs, mountsOf, waitFor, fusePids } from './helpers/container.js';
 import * as native from '../src/native.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
@@ -31,20 +31,6 @@ test.before(async () => {
 test.after.always(async () => {
   await daemon?.stop();
 });
-
-function fusePids(id: string): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-        return cmd.startsWith('/usr/bin/fuse-overlayfs\0') && cmd.includes(`/fuse/${id}/`);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 async function setup(t: ExecutionContext) {
   const fs = makeRootfs();

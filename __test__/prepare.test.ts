@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { TestContainer, hostMounts, makeRootfs, mountsOf, shAsUserns, spawnUsernsInside } from './helpers/container.js';
+import { TestContainer, hostMounts, makeRootfs, mountsOf, shAsUserns, spawnUsernsInside, fusePids } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
@@ -54,21 +54,6 @@ async function setup(
   });
   const socket = await daemon.add(id, c.initHostPid);
   return { c, socket, id, daemon, ...fs };
-}
-
-/** fuse-overlayfs processes serving workspace `id` (its dirs are named after it). */
-function fusePids(id: string): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-        return cmd.startsWith('/usr/bin/fuse-overlayfs\0') && cmd.includes(`/fuse/${id}/`);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 function daemonFds(d: TestDaemon): number {

@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 
 import { Agent, descendant } from './helpers/agentClient.js';
-import { hostMounts, makeRootfs, mountsOf, nspid, readMap, TestContainer, waitFor } from './helpers/container.js';
+import { hostMounts, makeRootfs, mountsOf, nspid, readMap, TestContainer, waitFor, fusePids } from './helpers/container.js';
 import { IWSD, TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
@@ -92,21 +92,6 @@ function gone(hostPid: number): boolean {
   } catch {
     return true;
   }
-}
-
-/** fuse-overlayfs processes serving workspace `id` (its dirs are named after it). */
-function fusePids(id: string): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-        return cmd.startsWith('/usr/bin/fuse-overlayfs\0') && cmd.includes(`/fuse/${id}/`);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 /**

@@ -5,7 +5,7 @@
  * the container's own mount namespace and vanish with it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -320,6 +320,21 @@ export function mountsOf(hostPid: number): [string, string, string][] {
 
 export function hostMountinfo(): string {
   return readFileSync('/proc/self/mountinfo', 'utf8');
+}
+
+/** fuse-overlayfs processes serving workspace `id` (its dirs are named after it). */
+export function fusePids(id: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd.startsWith('/usr/bin/fuse-overlayfs\0') && cmd.includes(`/fuse/${id}/`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 /** Filesystem types iwsd itself mounts (proc, sysfs, FUSE and shiftfs marks, fusectl to abort a mark, NFS). */
