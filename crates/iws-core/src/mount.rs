@@ -677,14 +677,7 @@ fn place(
     let lock = lock_ns()?;
     let id = on_fresh_thread(|t| {
         // Target first, so that a refused request costs no lock step.
-        t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
-        let fd = resolve_target(at.root(), target, ErrorKind::InvalidArgument)?;
-        // Only onto a directory the caller may write.
-        if let Some(who) = who {
-            check_writable(&guard.host_proc, who, fd.as_fd(), target)?;
-        }
-        // Never let a mount propagate back into the daemon's namespace.
-        guard.check(fd.as_fd(), target)?;
+        let fd = checked_target(t, at, who, &guard, target)?;
         let mnt = lock_tree(t, lock, mnt, strategy)?;
         // The resolved O_PATH fd stays valid across setns.
         t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
@@ -704,14 +697,27 @@ pub(crate) fn precheck_target(
     strategy: MountStrategy,
 ) -> Result<()> {
     let guard = PropagationGuard::unshared(strategy)?;
-    on_fresh_thread(|t| {
-        t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
-        let fd = resolve_target(at.root(), target, ErrorKind::InvalidArgument)?;
-        if let Some(who) = who {
-            check_writable(&guard.host_proc, who, fd.as_fd(), target)?;
-        }
-        guard.check(fd.as_fd(), target)
-    })
+    on_fresh_thread(|t| checked_target(t, at, who, &guard, target).map(drop))
+}
+
+/// On thread `t`: enters the checked mount namespace of `at` and resolves
+/// `target` inside its root; refuses a directory the caller may not write and
+/// one where a mount would propagate back into the daemon's namespace. The
+/// O_PATH fd it returns stays valid across later setns calls.
+fn checked_target(
+    t: &NsThread,
+    at: &MountTarget,
+    who: Option<&PinnedCaller>,
+    guard: &PropagationGuard,
+    target: &str,
+) -> Result<OwnedFd> {
+    t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
+    let fd = resolve_target(at.root(), target, ErrorKind::InvalidArgument)?;
+    if let Some(who) = who {
+        check_writable(&guard.host_proc, who, fd.as_fd(), target)?;
+    }
+    guard.check(fd.as_fd(), target)?;
+    Ok(fd)
 }
 
 /// [`place`] for a tree without masks (nothing to lock: e.g. an NFS mount):
@@ -725,12 +731,7 @@ pub(crate) fn place_unlocked(
 ) -> Result<u64> {
     let guard = PropagationGuard::unshared(strategy)?;
     let id = on_fresh_thread(|t| {
-        t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
-        let fd = resolve_target(at.root(), target, ErrorKind::InvalidArgument)?;
-        if let Some(who) = who {
-            check_writable(&guard.host_proc, who, fd.as_fd(), target)?;
-        }
-        guard.check(fd.as_fd(), target)?;
+        let fd = checked_target(t, at, who, &guard, target)?;
         attach(&mnt, &fd, &format!("onto {target}"))
     })?;
     at.process().ensure_alive()?;
