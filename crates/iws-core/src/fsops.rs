@@ -93,7 +93,7 @@ fn open_child_dir(dir: BorrowedFd<'_>, name: &OsStr) -> std::result::Result<Owne
 
 /// The mount id of what `fd` refers to (unique id where the kernel has one).
 fn mnt_of(fd: BorrowedFd<'_>) -> Result<u64> {
-    crate::mount::mount_id(fd).map(|(id, _)| id)
+    crate::mountapi::mount_id(fd).map(|(id, _)| id)
 }
 
 /// Clears `FS_IMMUTABLE_FL` / `FS_APPEND_FL` on `fd` if set. Ok(false) when

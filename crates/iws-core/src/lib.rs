@@ -8,12 +8,17 @@ pub mod devices;
 pub mod error;
 pub mod fsops;
 pub mod idmap;
+pub mod idmap_write;
+mod lock;
+pub mod masks;
 pub mod mount;
+mod mountapi;
 pub mod netns;
 pub mod nfs;
 pub mod nsthread;
-pub mod ops;
 pub mod pidns;
+mod propagation;
+mod resolve;
 pub mod shift;
 pub mod supervise;
 mod sys;
@@ -49,7 +54,7 @@ pub fn probe() -> KernelFeatures {
         pidfd: pidns::probe_pidfd(),
         detached_proc: mount::probe_detached_proc(),
         peer_pidfd: pidns::probe_peer_pidfd(),
-        mnt_id_unique: mount::probe_mnt_id_unique(),
+        mnt_id_unique: mountapi::probe_mnt_id_unique(),
         shiftfs: shift::shiftfs_available(),
         fuse: std::path::Path::new("/dev/fuse").exists(),
     }

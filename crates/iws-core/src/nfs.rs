@@ -32,10 +32,12 @@ use rustix::mount::{fsconfig_set_flag, fsconfig_set_string, MountAttrFlags};
 
 use crate::authz::Caller;
 use crate::error::{Error, ErrorKind, Reason, Result};
-use crate::mount::{self, check_target, MountOutcome, MountStrategy};
+use crate::mount::{self, MountOutcome, MountStrategy};
+use crate::mountapi::kernel;
 use crate::netns::{container_netns, enter_netns};
 use crate::nsthread::on_fresh_thread;
 use crate::pidns::{Container, PidStrategy};
+use crate::resolve::check_target;
 
 /// Longest `args` string accepted.
 const MAX_ARGS: usize = 4096;
@@ -259,7 +261,7 @@ pub fn mount_nfs(
         enter_netns(t, netns.as_fd(), "container's")?;
         let fsfd = rustix::mount::fsopen("nfs4", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| match e {
             Errno::NODEV => no_client(),
-            e => mount::kernel("fsopen(nfs4)", e),
+            e => kernel("fsopen(nfs4)", e),
         })?;
         let refused = |what: &str, e: Errno| {
             Error::because(
@@ -286,7 +288,7 @@ pub fn mount_nfs(
             .with_errno(e)
         })?;
         rustix::mount::fsmount(&fsfd, rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC, opts.attrs)
-            .map_err(|e| mount::kernel("fsmount(nfs4)", e))
+            .map_err(|e| kernel("fsmount(nfs4)", e))
     })?;
     let id = mount::place_unlocked(&at, who.as_ref(), mnt, target, ms)?;
     Ok(MountOutcome { mount_id: id, made_for: who.as_ref().map(|w| w.id()) })

@@ -104,6 +104,29 @@ impl Drop for CpuPin {
     }
 }
 
+/// A directory of a private tmpfs in a mount namespace private to the
+/// calling (fresh) thread, made `rprivate` first so nothing propagates to or
+/// from it. The namespace dies with the thread.
+pub(crate) fn private_staging(t: &NsThread) -> Result<&'static str> {
+    use nix::mount::{mount, MsFlags};
+    t.unshare(CloneFlags::CLONE_NEWNS)?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| Error::internal("mount(/, MS_REC|MS_PRIVATE) in staging ns", e))?;
+    let base = staging_dir()?;
+    mount(Some("none"), base, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("size=64k,mode=0700"))
+        .map_err(|e| Error::internal("mount(staging tmpfs)", e))?;
+    Ok(base)
+}
+
+/// An existing directory of the daemon's mount namespace that a private
+/// namespace may cover with a tmpfs of its own.
+pub(crate) fn staging_dir() -> Result<&'static str> {
+    ["/tmp", "/mnt", "/run", "/dev"]
+        .into_iter()
+        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir()))
+        .ok_or_else(|| Error::internal("staging", "no directory to stage under"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

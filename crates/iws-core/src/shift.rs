@@ -30,9 +30,11 @@ use rustix::mount::{open_tree, OpenTreeFlags};
 
 use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::idmap::{self, IdMapping};
-use crate::mount::{attach, check_target, detached, kernel, PropagationGuard};
+use crate::mountapi::{attach, detached, kernel};
 use crate::nsthread::{on_fresh_thread, NsThread};
 use crate::pidns::Container;
+use crate::propagation::PropagationGuard;
+use crate::resolve::check_target;
 use crate::sys;
 
 /// How the shift is established.

@@ -7,7 +7,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 
 use common::{children, mounts_of, nspid, root_or_skip, RootfsContainer};
-use iws_core::mount::{self, Masks, MountStrategy, SysfsOptions};
+use iws_core::masks::Masks;
+use iws_core::mount::{self, MountStrategy, SysfsOptions};
 use iws_core::pidns::{self, PidStrategy};
 use iws_core::{ErrorKind, Reason};
 

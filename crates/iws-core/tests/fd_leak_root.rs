@@ -6,7 +6,7 @@ mod common;
 use common::{root_or_skip, Container};
 use iws_core::idmap::IdMapping;
 use iws_core::idmap::IdPolicy;
-use iws_core::ops::{write_id_mapping, IdKind};
+use iws_core::idmap_write::{write_id_mapping, IdKind};
 use iws_core::pidns::{self, PidStrategy};
 
 fn open_fds() -> usize {

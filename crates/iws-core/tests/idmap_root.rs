@@ -5,7 +5,7 @@ mod common;
 
 use common::{root_or_skip, Container, ZombieContainer};
 use iws_core::idmap::{IdMapping, IdPolicy};
-use iws_core::ops::{write_id_mapping, IdKind};
+use iws_core::idmap_write::{write_id_mapping, IdKind};
 use iws_core::pidns::{self, PidStrategy};
 use iws_core::ErrorKind;
 

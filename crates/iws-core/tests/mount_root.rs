@@ -5,7 +5,8 @@
 mod common;
 
 use common::{host_mountinfo, root_or_skip, RootfsContainer};
-use iws_core::mount::{self, Masks, MountStrategy, SysfsOptions};
+use iws_core::masks::Masks;
+use iws_core::mount::{self, MountStrategy, SysfsOptions};
 use iws_core::pidns::{self, PidStrategy};
 use iws_core::ErrorKind;
 

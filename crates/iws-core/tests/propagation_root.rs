@@ -6,7 +6,8 @@
 mod common;
 
 use common::{root_or_skip, RootfsContainer};
-use iws_core::mount::{self, Masks, MountStrategy};
+use iws_core::masks::Masks;
+use iws_core::mount::{self, MountStrategy};
 use iws_core::pidns::{self, PidStrategy};
 use iws_core::ErrorKind;
 use nix::mount::{mount, MsFlags};

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 
 use common::{host_mountinfo, root_or_skip, RootfsContainer};
 use iws_core::idmap::{IdMapping, IdPolicy};
-use iws_core::ops::{write_id_mapping, IdKind};
+use iws_core::idmap_write::{write_id_mapping, IdKind};
 use iws_core::pidns::{self, PidStrategy};
 use iws_core::shift::{self, FuseOptions, MethodChoice, ShiftMethod};
 use iws_core::ErrorKind;

@@ -1,5 +1,5 @@
-//! The privileged operations, each a straight line: check the input, pin the
-//! target, do the one kernel call, re-check the pin.
+//! Writing a process's uid or gid map, a straight line: check the input, pin
+//! the target, do the one kernel call, re-check the pin.
 
 #![deny(unsafe_code)]
 
