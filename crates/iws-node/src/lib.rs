@@ -208,19 +208,19 @@ pub struct WriteIdMappingTask {
     container: Arc<core::pidns::Container>,
     caller: Option<core::authz::Caller>,
     pid: i64,
-    kind: core::ops::IdKind,
+    kind: core::idmap_write::IdKind,
     lines: Vec<core::idmap::IdMapping>,
     policy: core::idmap::IdPolicy,
     strategy: String,
 }
 
 impl Task for WriteIdMappingTask {
-    type Output = core::Result<core::ops::WriteIdMappingOutcome>;
+    type Output = core::Result<core::idmap_write::WriteIdMappingOutcome>;
     type JsValue = WriteIdMappingResult;
 
     fn compute(&mut self) -> Result<Self::Output> {
         Ok(strategy(&self.strategy).and_then(|s| {
-            core::ops::write_id_mapping(
+            core::idmap_write::write_id_mapping(
                 &self.container,
                 s,
                 self.caller.as_ref(),
@@ -251,7 +251,7 @@ pub fn write_id_mapping(
         container: handle(container)?,
         caller: caller.as_ref().map(self::caller),
         pid: options.pid,
-        kind: if options.gid { core::ops::IdKind::Gid } else { core::ops::IdKind::Uid },
+        kind: if options.gid { core::idmap_write::IdKind::Gid } else { core::idmap_write::IdKind::Uid },
         lines: mappings(&options.mappings),
         policy: policy(&options.policy),
         strategy: options.pid_strategy,
@@ -406,12 +406,12 @@ fn mount_strategy(s: &str) -> core::Result<core::mount::MountStrategy> {
     core::mount::choose_strategy(core::mount::MountStrategy::parse(s)?)
 }
 
-fn masks(m: Masks) -> core::mount::Masks {
-    core::mount::Masks { masked: m.masked, read_only: m.read_only }
+fn masks(m: Masks) -> core::masks::Masks {
+    core::masks::Masks { masked: m.masked, read_only: m.read_only }
 }
 
 pub enum MountOp {
-    Proc { pid: i64, target: String, masks: core::mount::Masks, strategy: String },
+    Proc { pid: i64, target: String, masks: core::masks::Masks, strategy: String },
     Sysfs { pid: i64, target: String, opts: core::mount::SysfsOptions, strategy: String },
     Umount { pid: i64, target: String, owned: Vec<OwnedMount> },
     Nfs { pid: i64, source: String, target: String, args: String, strategy: String },
