@@ -26,6 +26,7 @@ use rustix::io::Errno;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::pidns::{Container, PinnedProcess};
+use crate::sys;
 
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -350,16 +351,8 @@ fn mem_total() -> Result<u64> {
         .ok_or_else(|| Error::internal("parse /proc/meminfo", "no MemTotal"))
 }
 
-fn boottime_ns() -> u64 {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `t` is a valid timespec to write to.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) };
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
 fn online_cpus() -> u32 {
-    // SAFETY: sysconf has no memory effects.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let n = sys::sysconf(libc::_SC_NPROCESSORS_ONLN);
     if n > 0 {
         n as u32
     } else {
@@ -476,9 +469,8 @@ pub fn read_resources(container: &Container) -> Result<Resources> {
     } else {
         return Err(missing("memory"));
     };
-    let at_ns = boottime_ns();
-    // SAFETY: sysconf has no memory effects.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let at_ns = sys::boottime_ns();
+    let ticks = sys::sysconf(libc::_SC_CLK_TCK).max(1) as u64;
     let started_ns = container.start_time()?.saturating_mul(1_000_000_000 / ticks);
     container.init().ensure_alive()?;
     Ok(Resources {

@@ -1,7 +1,6 @@
 //! Writing a process's uid or gid map, a straight line: check the input, pin
 //! the target, do the one kernel call, re-check the pin.
 
-#![deny(unsafe_code)]
 
 use rustix::fs::OFlags;
 

@@ -1,6 +1,12 @@
 //! iws-core: every kernel operation iwsd performs and every check on the
 //! hostile input that drives them. No napi here; the binding is a thin layer
 //! over this crate.
+//!
+//! `unsafe` lives in `sys` alone (thin syscall wrappers, each block with a
+//! SAFETY comment); everywhere else it is a compile error.
+
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod authz;
 pub mod cgroup;
@@ -21,6 +27,9 @@ mod propagation;
 mod resolve;
 pub mod shift;
 pub mod supervise;
+// The one module allowed `unsafe`: syscalls and ioctls neither nix nor rustix
+// wraps, each a single call.
+#[allow(unsafe_code)]
 mod sys;
 pub mod watch;
 

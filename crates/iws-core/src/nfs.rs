@@ -22,7 +22,6 @@
 //!   FAILED_PRECONDITION before `fsopen`, which would otherwise ask the host
 //!   to load a module on a workspace's behalf.
 
-#![deny(unsafe_code)]
 
 use std::net::IpAddr;
 use std::os::fd::AsFd;
@@ -308,7 +307,7 @@ mod tests {
         assert!(o.attrs.contains(MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NOEXEC));
         assert!(parse("[fd00::1]:/x", "").is_ok());
         assert!(parse("server:/x", "addr=10.0.0.1").is_ok());
-        assert!(parse("", "").is_ok() == false);
+        assert!(parse("", "").is_err());
     }
 
     #[test]

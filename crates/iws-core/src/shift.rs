@@ -15,7 +15,6 @@
 //!   from there and moved to the mark. iwsd supervises the process.
 //! * `Shiftfs`: only where the kernel lists shiftfs.
 
-#![deny(unsafe_code)]
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -96,21 +96,16 @@ pub struct NofileLimit {
 /// connection of every workspace is a descriptor; the default soft limit of
 /// 1024 is what a few hundred idle connections exhaust). Never lowers it.
 pub fn raise_nofile_limit() -> io::Result<NofileLimit> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes one rlimit into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    // `None` is RLIM_INFINITY.
+    let finite = |v: Option<u64>| v.unwrap_or(libc::RLIM_INFINITY);
+    let lim = getrlimit(Resource::Nofile);
+    let (before, hard) = (finite(lim.current), finite(lim.maximum));
+    if before < hard {
+        setrlimit(Resource::Nofile, Rlimit { current: lim.maximum, maximum: lim.maximum }).map_err(io::Error::from)?;
+        return Ok(NofileLimit { before, soft: hard, hard });
     }
-    let before = lim.rlim_cur as u64;
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
-        // SAFETY: setrlimit reads one rlimit from the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        lim = raised;
-    }
-    Ok(NofileLimit { before, soft: lim.rlim_cur as u64, hard: lim.rlim_max as u64 })
+    Ok(NofileLimit { before, soft: before, hard })
 }
 
 #[cfg(test)]

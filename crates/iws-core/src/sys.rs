@@ -5,6 +5,21 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+/// `clock_gettime(CLOCK_BOOTTIME)` in nanoseconds.
+pub fn boottime_ns() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid timespec to write to; CLOCK_BOOTTIME always exists
+    // on Linux, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// `sysconf(name)` (-1 when the value is unknown).
+pub fn sysconf(name: libc::c_int) -> libc::c_long {
+    // SAFETY: sysconf takes an integer and returns one; no memory is touched.
+    unsafe { libc::sysconf(name) }
+}
+
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
