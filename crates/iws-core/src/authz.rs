@@ -24,7 +24,6 @@
 //!
 //! Every refusal is PERMISSION_DENIED with a [`Reason`] naming the rule.
 
-
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::OFlags;

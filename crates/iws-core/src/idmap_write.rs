@@ -1,7 +1,6 @@
 //! Writing a process's uid or gid map, a straight line: check the input, pin
 //! the target, do the one kernel call, re-check the pin.
 
-
 use rustix::fs::OFlags;
 
 use crate::authz::{self, Caller, PinnedCaller};

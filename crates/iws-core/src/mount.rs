@@ -101,24 +101,6 @@ pub fn choose_strategy(requested: Option<MountStrategy>) -> Result<MountStrategy
     }
 }
 
-/// Which kind of filesystem a tracked mount is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MountKind {
-    Proc,
-    Sysfs,
-    Nfs,
-}
-
-impl MountKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            MountKind::Proc => "proc",
-            MountKind::Sysfs => "sysfs",
-            MountKind::Nfs => "nfs",
-        }
-    }
-}
-
 /// Options of a sysfs mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysfsOptions {

@@ -27,7 +27,6 @@
 //!   existing interface; a pair that exists already is refused; a failure
 //!   after creation deletes the pair again.
 
-
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

@@ -22,7 +22,6 @@
 //!   FAILED_PRECONDITION before `fsopen`, which would otherwise ask the host
 //!   to load a module on a workspace's behalf.
 
-
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 

@@ -15,7 +15,6 @@
 //! the container's level among `/proc/*/status`. Both end in the same
 //! pin-and-verify step.
 
-
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -205,11 +204,6 @@ impl PinnedProcess {
 
     pub fn host_pid(&self) -> i32 {
         self.host_pid
-    }
-
-    /// The process's `/proc/<pid>` directory, bound to this process only.
-    pub fn dir(&self) -> BorrowedFd<'_> {
-        self.dir.as_fd()
     }
 
     pub fn pidfd(&self) -> BorrowedFd<'_> {

@@ -2,7 +2,6 @@
 //! and reports each exit once, so the daemon can tear the workspace down
 //! without parking a pool thread per workspace.
 
-
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
