@@ -21,11 +21,12 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::fs::{fstatfs, mkdirat, openat, openat2, Mode, OFlags, ResolveFlags, CWD};
+use rustix::fs::{fstatfs, mkdirat, openat, Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::Errno;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::pidns::{Container, PinnedProcess};
+use crate::resolve::openat2_scoped;
 use crate::sys;
 
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
@@ -176,7 +177,7 @@ impl Cgroup {
 
 fn open_file(dir: impl AsFd, name: &str, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
     let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV;
-    openat2(dir, name, flags | OFlags::CLOEXEC, Mode::empty(), how)
+    openat2_scoped(dir, name, flags | OFlags::CLOEXEC, Mode::empty(), how)
 }
 
 fn read_fd(fd: OwnedFd, name: &str) -> Result<String> {

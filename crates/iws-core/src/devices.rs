@@ -15,11 +15,12 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use rustix::fs::{chmod, mkdirat, mknodat, openat2, statx, AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
+use rustix::fs::{chmod, mkdirat, mknodat, statx, AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
 use rustix::io::Errno;
 
 use crate::error::Result;
 use crate::pidns::Container;
+use crate::resolve::openat2_scoped;
 
 /// What happened to one device node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +56,7 @@ const DEVICES: [Dev; 2] = [
 const HOW: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_SYMLINKS).union(ResolveFlags::NO_MAGICLINKS);
 
 fn open_dir(root: impl AsFd, rel: &str) -> std::result::Result<OwnedFd, Errno> {
-    openat2(root, rel, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), HOW)
+    openat2_scoped(root, rel, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), HOW)
 }
 
 fn why(e: Errno) -> String {
@@ -98,7 +99,8 @@ fn make_one(root: &OwnedFd, d: &Dev) -> DeviceOutcome {
         Err(e) => return done("refused", format!("mknodat failed: {e}")),
     };
     // Look at what is there now, by a fd of its own (no symlink followed).
-    let node = match openat2(&dir, d.name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty(), HOW) {
+    let node = match openat2_scoped(&dir, d.name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty(), HOW)
+    {
         Ok(fd) => fd,
         Err(e) => return done("refused", format!("{path} {}; left alone", why(e))),
     };

@@ -35,12 +35,54 @@ pub fn check_target(target: &str) -> Result<&str> {
     Ok(target)
 }
 
+/// Retries of a scoped lookup before its error is returned (as runc's
+/// resolver, filepath-securejoin, bounds them: enough for spurious races, and
+/// an attacker who keeps racing gets the error instead of a spinning thread).
+pub(crate) const SCOPED_LOOKUP_RETRIES: u32 = 128;
+
+/// `openat2` for a scoped lookup (`RESOLVE_IN_ROOT` or `RESOLVE_BENEATH`),
+/// retried on the kernel's spurious refusals (see [`retry_scoped`]). Every
+/// `openat2` of the crate goes through here.
+pub(crate) fn openat2_scoped(
+    dir: impl AsFd,
+    path: &str,
+    flags: OFlags,
+    mode: Mode,
+    resolve: ResolveFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let dir = dir.as_fd();
+    retry_scoped(resolve, || openat2(dir, path, flags, mode, resolve))
+}
+
+/// Runs `lookup` (an `openat2` with `resolve`) again, at most
+/// [`SCOPED_LOOKUP_RETRIES`] times, while it fails the way a scoped lookup
+/// fails when a rename or mount anywhere on the system races its walk of
+/// `..`: EAGAIN, or EXDEV from the kernel's final check that the result lies
+/// in the root (unless `RESOLVE_NO_XDEV` makes EXDEV a real answer). Any
+/// other result, and the last failure, are returned as they are.
+pub(crate) fn retry_scoped<T>(
+    resolve: ResolveFlags,
+    mut lookup: impl FnMut() -> rustix::io::Result<T>,
+) -> rustix::io::Result<T> {
+    let scoped = resolve.intersects(ResolveFlags::IN_ROOT | ResolveFlags::BENEATH);
+    let xdev_races = scoped && !resolve.contains(ResolveFlags::NO_XDEV);
+    let mut retries = 0;
+    loop {
+        match lookup() {
+            Err(Errno::AGAIN) if scoped && retries < SCOPED_LOOKUP_RETRIES => {}
+            Err(Errno::XDEV) if xdev_races && retries < SCOPED_LOOKUP_RETRIES => {}
+            r => return r,
+        }
+        retries += 1;
+    }
+}
+
 /// Resolves `target` inside `root` (which must be in the calling thread's
 /// mount namespace) to an `O_PATH` fd, refusing any symlink or magic link.
 pub(crate) fn resolve_target(root: BorrowedFd<'_>, target: &str, missing: ErrorKind) -> Result<OwnedFd> {
     let rel = target.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
-    openat2(
+    openat2_scoped(
         root,
         rel,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -63,6 +105,14 @@ pub(crate) fn resolve_target(root: BorrowedFd<'_>, target: &str, missing: ErrorK
         Errno::ACCESS | Errno::PERM => {
             Error::new(ErrorKind::PermissionDenied, format!("target {target:?} is not accessible")).with_errno(e)
         }
+        Errno::AGAIN => Error::because(
+            ErrorKind::Unavailable,
+            Reason::Raced,
+            format!(
+                "target {target:?} kept changing while it was resolved (renames or mounts raced the lookup); try again"
+            ),
+        )
+        .with_errno(e),
         e => Error::internal(&format!("openat2({target:?}, RESOLVE_IN_ROOT)"), e),
     })
 }
@@ -122,6 +172,66 @@ pub(crate) fn checked_target(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scoped_lookups_retry_spurious_eagain_and_exdev_a_bounded_number_of_times() {
+        let scoped = ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS;
+        // Fails `n` times with `e`, then succeeds; counts the calls.
+        let flaky = |n: u32, e: Errno| {
+            let mut calls = 0u32;
+            let r = retry_scoped(scoped, || {
+                calls += 1;
+                if calls <= n {
+                    Err(e)
+                } else {
+                    Ok(calls)
+                }
+            });
+            (r, calls)
+        };
+        assert_eq!(flaky(0, Errno::AGAIN), (Ok(1), 1));
+        assert_eq!(flaky(3, Errno::AGAIN), (Ok(4), 4));
+        assert_eq!(flaky(5, Errno::XDEV), (Ok(6), 6));
+        assert_eq!(
+            flaky(SCOPED_LOOKUP_RETRIES, Errno::AGAIN),
+            (Ok(SCOPED_LOOKUP_RETRIES + 1), SCOPED_LOOKUP_RETRIES + 1)
+        );
+        // A lookup that keeps racing fails after the bound, with its error.
+        assert_eq!(flaky(u32::MAX, Errno::AGAIN), (Err(Errno::AGAIN), SCOPED_LOOKUP_RETRIES + 1));
+        assert_eq!(flaky(u32::MAX, Errno::XDEV), (Err(Errno::XDEV), SCOPED_LOOKUP_RETRIES + 1));
+        // Real answers are not retried.
+        for e in [Errno::NOENT, Errno::LOOP, Errno::NOTDIR, Errno::ACCESS] {
+            assert_eq!(flaky(u32::MAX, e), (Err(e), 1), "{e:?}");
+        }
+        // Unscoped lookups are not retried; with RESOLVE_NO_XDEV EXDEV is an answer.
+        let once = |resolve: ResolveFlags, e: Errno| {
+            let mut calls = 0;
+            let r: rustix::io::Result<()> = retry_scoped(resolve, || {
+                calls += 1;
+                Err(e)
+            });
+            (r, calls)
+        };
+        assert_eq!(once(ResolveFlags::NO_SYMLINKS, Errno::AGAIN), (Err(Errno::AGAIN), 1));
+        assert_eq!(once(ResolveFlags::BENEATH | ResolveFlags::NO_XDEV, Errno::XDEV), (Err(Errno::XDEV), 1));
+        assert_eq!(
+            once(ResolveFlags::BENEATH | ResolveFlags::NO_XDEV, Errno::AGAIN),
+            (Err(Errno::AGAIN), SCOPED_LOOKUP_RETRIES + 1)
+        );
+    }
+
+    #[test]
+    fn scoped_openat2_resolves_for_real() {
+        let dir = std::env::temp_dir().join(format!("iws-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        let root = rustix::fs::open(&dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS;
+        let r = openat2_scoped(&root, "a/b", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), how);
+        let missing = openat2_scoped(&root, "a/c", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), how).map(drop);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(missing, Err(Errno::NOENT));
+    }
 
     #[test]
     fn targets_must_be_absolute_without_dotdot() {

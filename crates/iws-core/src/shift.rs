@@ -15,7 +15,6 @@
 //!   from there and moved to the mark. iwsd supervises the process.
 //! * `Shiftfs`: only where the kernel lists shiftfs.
 
-
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
@@ -23,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
-use rustix::fs::{mkdirat, openat2, Mode, OFlags, ResolveFlags, CWD};
+use rustix::fs::{mkdirat, Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{open_tree, OpenTreeFlags};
 
@@ -34,6 +33,7 @@ use crate::nsthread::{on_fresh_thread, NsThread};
 use crate::pidns::Container;
 use crate::propagation::PropagationGuard;
 use crate::resolve::check_target;
+use crate::resolve::openat2_scoped;
 use crate::sys;
 
 /// How the shift is established.
@@ -142,15 +142,16 @@ fn ensure_dir(root: BorrowedFd<'_>, path: &str) -> Result<OwnedFd> {
     check_target(path)?;
     let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let mut cur = openat2(root, ".", flags, Mode::empty(), how).map_err(|e| Error::internal("openat2(root)", e))?;
+    let mut cur =
+        openat2_scoped(root, ".", flags, Mode::empty(), how).map_err(|e| Error::internal("openat2(root)", e))?;
     for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
-        let next = match openat2(&cur, comp, flags, Mode::empty(), how) {
+        let next = match openat2_scoped(&cur, comp, flags, Mode::empty(), how) {
             Err(Errno::NOENT) => {
                 match mkdirat(&cur, comp, Mode::from_raw_mode(0o755)) {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(Error::internal(&format!("mkdirat({comp})"), e)),
                 }
-                openat2(&cur, comp, flags, Mode::empty(), how)
+                openat2_scoped(&cur, comp, flags, Mode::empty(), how)
             }
             r => r,
         };
@@ -511,8 +512,9 @@ fn fuse_connection(pid: i32, staging: &str) -> Option<u32> {
 pub fn abort_fuse_connection(conn: u32) -> Result<()> {
     let ctl = detached("fusectl", |_| Ok(()), rustix::mount::MountAttrFlags::empty())?;
     let name = format!("{conn}/abort");
-    let fd = openat2(&ctl, name.as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::BENEATH)
-        .map_err(|e| Error::internal(&format!("open(fusectl {name})"), e))?;
+    let fd =
+        openat2_scoped(&ctl, name.as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::BENEATH)
+            .map_err(|e| Error::internal(&format!("open(fusectl {name})"), e))?;
     rustix::io::write(&fd, b"1").map_err(|e| Error::internal(&format!("write(fusectl {name})"), e))?;
     Ok(())
 }
