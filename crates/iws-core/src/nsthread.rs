@@ -68,6 +68,8 @@ pub fn on_fresh_thread<T: Send>(f: impl FnOnce(&NsThread) -> Result<T> + Send) -
         let h = std::thread::Builder::new()
             .name("iws-ns".into())
             .spawn_scoped(s, move || {
+                #[cfg(test)]
+                tests::record_start_affinity();
                 if let Some(all) = widen {
                     let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all);
                 }
@@ -130,19 +132,57 @@ pub(crate) fn staging_dir() -> Result<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sched::{sched_getaffinity, CpuSet};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The CPUs a namespace thread was allowed when it started (before
+        /// it widened its affinity), recorded on that thread.
+        static STARTED_ON: Cell<Option<Vec<usize>>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn record_start_affinity() {
+        STARTED_ON.set(sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok().map(|s| cpus(&s)));
+    }
+
+    fn cpus(set: &CpuSet) -> Vec<usize> {
+        (0..CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect()
+    }
+
+    fn allowed() -> Vec<usize> {
+        cpus(&sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap())
+    }
 
     #[test]
-    fn namespace_threads_start_on_the_callers_cpu_but_run_with_its_affinity() {
-        let allowed = || {
-            let st = std::fs::read_to_string("/proc/thread-self/status").unwrap();
-            st.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap().to_string()
-        };
+    fn namespace_threads_start_pinned_to_one_cpu_then_run_with_the_callers_affinity() {
         let mine = allowed();
-        let theirs = on_fresh_thread(|_| Ok(allowed())).unwrap();
-        assert_eq!(theirs, mine, "anything the thread starts must not inherit a pin");
+        if mine.len() < 2 {
+            eprintln!("SKIPPED namespace_threads_start_pinned...: this thread may run on one CPU only ({mine:?}), so a pin changes nothing to observe");
+            return;
+        }
+        let (started, running) = on_fresh_thread(|_| Ok((STARTED_ON.take(), allowed()))).unwrap();
+        let started = started.expect("the namespace thread recorded its start affinity");
+        assert_eq!(started.len(), 1, "the thread starts pinned to the caller's CPU, not on {started:?}");
+        assert!(mine.contains(&started[0]), "pinned to {started:?}, outside the caller's {mine:?}");
+        assert_eq!(running, mine, "anything the thread starts must not inherit the pin");
         assert_eq!(allowed(), mine, "the caller's affinity is restored");
         // Errors and panics in the thread restore it too.
         let _ = on_fresh_thread(|_| -> Result<()> { Err(Error::internal("test", "boom")) });
+        assert_eq!(allowed(), mine);
+    }
+
+    #[test]
+    fn the_pin_holds_one_cpu_until_dropped() {
+        let mine = allowed();
+        if mine.len() < 2 {
+            eprintln!("SKIPPED the_pin_holds_one_cpu_until_dropped: this thread may run on one CPU only ({mine:?})");
+            return;
+        }
+        let pin = CpuPin::here().expect("the kernel lets a thread narrow its own affinity");
+        let pinned = allowed();
+        assert_eq!(pinned.len(), 1, "{pinned:?}");
+        assert_eq!(cpus(&pin.saved), mine);
+        drop(pin);
         assert_eq!(allowed(), mine);
     }
 }
