@@ -37,9 +37,9 @@ use rustix::io::Errno;
 use rustix::mount::{fsconfig_set_string, move_mount, open_tree, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
 
 use crate::error::{Error, Result};
-use crate::masks::EMPTY_DIR;
+use crate::masks::empty_dir_mask;
 use crate::mount::MountStrategy;
-use crate::mountapi::{detached, kernel, read_to_string, NOSUID_NODEV_NOEXEC};
+use crate::mountapi::{detached, kernel, thread_mountinfo, NOSUID_NODEV_NOEXEC};
 use crate::nsthread::{on_fresh_thread, private_staging, staging_dir, NsThread};
 use crate::sys;
 
@@ -103,9 +103,7 @@ pub fn lock_namespace_mounts() -> Result<usize> {
         .map_err(|e| Error::internal("open(/proc)", e))?;
     on_fresh_thread(|t| {
         t.setns(l.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")?;
-        let fd = rustix::fs::openat(&proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::internal("open(lock ns mountinfo)", e))?;
-        Ok(read_to_string(fd, "read(lock ns mountinfo)")?.lines().count())
+        Ok(thread_mountinfo(&proc)?.lines().count())
     })
 }
 
@@ -124,7 +122,7 @@ pub(crate) fn lock_tree(t: &NsThread, l: &LockNs, tree: OwnedFd, strategy: Mount
     // or, for the fallback, a staging namespace of this thread's (P attached).
     let (p, home) = match strategy {
         MountStrategy::Detached => {
-            (EMPTY_DIR.cover()?, l.home.try_clone().map_err(|e| Error::internal("dup(mnt ns)", e))?)
+            (empty_dir_mask()?, l.home.try_clone().map_err(|e| Error::internal("dup(mnt ns)", e))?)
         }
         MountStrategy::Fallback => {
             // A staging copy of the daemon's namespace (this thread may have
@@ -214,10 +212,7 @@ mod tests {
             rustix::fs::open("/proc", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
         let table = on_fresh_thread(|t| {
             t.setns(l.mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")?;
-            let fd =
-                rustix::fs::openat(&proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| Error::internal("open mountinfo", e))?;
-            read_to_string(fd, "read mountinfo")
+            thread_mountinfo(&proc)
         })
         .unwrap();
         // No copy of a host mount: it would keep the host's devices busy.

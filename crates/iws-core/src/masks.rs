@@ -103,7 +103,7 @@ impl Masks {
 /// A source every mask of one kind is cloned from, made once per process
 /// (by the kernel probe at start): a mask is then one `open_tree(CLONE)`
 /// instead of a new filesystem each time.
-pub(crate) struct MaskSource {
+struct MaskSource {
     fd: Mutex<Option<OwnedFd>>,
     make: fn() -> Result<OwnedFd>,
 }
@@ -114,7 +114,7 @@ impl MaskSource {
     }
 
     /// A new detached clone of the source (made first if need be).
-    pub(crate) fn cover(&self) -> Result<OwnedFd> {
+    fn cover(&self) -> Result<OwnedFd> {
         let mut g = self.fd.lock().unwrap_or_else(|e| e.into_inner());
         if g.is_none() {
             *g = Some((self.make)()?);
@@ -129,8 +129,23 @@ impl MaskSource {
     }
 }
 
-pub(crate) static EMPTY_DIR: MaskSource = MaskSource::new(empty_dir);
-pub(crate) static DEV_NULL: MaskSource = MaskSource::new(dev_null);
+static EMPTY_DIR: MaskSource = MaskSource::new(empty_dir);
+static DEV_NULL: MaskSource = MaskSource::new(dev_null);
+
+/// A new clone of the empty read-only tmpfs (a directory mask, or a carrier
+/// for locking).
+pub(crate) fn empty_dir_mask() -> Result<OwnedFd> {
+    EMPTY_DIR.cover()
+}
+
+/// Makes both mask sources now (the kernel probe at start), so the first
+/// mount neither pays for them nor can fail on them.
+pub(crate) fn make_sources() -> Result<()> {
+    for source in [&EMPTY_DIR, &DEV_NULL] {
+        source.cover()?;
+    }
+    Ok(())
+}
 
 /// An empty tmpfs, read-only both as a mount and as a superblock (so no
 /// container can remount it writable and pass data through the one instance
@@ -192,7 +207,7 @@ fn file_mask_source(path: &str) -> Result<OwnedFd> {
 /// device, planted where `/dev/null` should be) would show its content, or
 /// take writes, through every masked entry. runc checks the same before it
 /// masks paths (CVE-2025-31133).
-pub(crate) fn check_dev_null(fd: BorrowedFd<'_>, path: &str) -> Result<()> {
+fn check_dev_null(fd: BorrowedFd<'_>, path: &str) -> Result<()> {
     let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS)
         .map_err(|e| kernel(&format!("statx({path})"), e))?;
     let kind = FileType::from_raw_mode(st.stx_mode as u32);
@@ -247,7 +262,7 @@ pub(crate) fn apply_masks(mnt: &OwnedFd, masks: &Masks) -> Result<()> {
 /// `rprivate` first, so nothing propagates anywhere), `mnt` is attached under
 /// a private tmpfs, masked by path, and cloned (recursively) into a new
 /// detached tree, which is returned. The private namespace dies with the thread.
-pub(crate) fn apply_masks_staged(mnt: OwnedFd, masks: &Masks) -> Result<OwnedFd> {
+fn apply_masks_staged(mnt: OwnedFd, masks: &Masks) -> Result<OwnedFd> {
     use nix::mount::{mount, MsFlags};
     on_fresh_thread(move |t| {
         let base = private_staging(t)?;

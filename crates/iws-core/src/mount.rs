@@ -39,7 +39,7 @@ use rustix::mount::{fsconfig_set_fd, MountAttrFlags};
 use crate::authz::{self, Caller, CallerId, PinnedCaller};
 use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::lock::{lock_ns, lock_tree};
-use crate::masks::{apply_masks, masked, Masks, DEV_NULL, EMPTY_DIR};
+use crate::masks::{apply_masks, make_sources, masked, Masks};
 use crate::mountapi::{attach, detached, mount_id, mounted_here, NOSUID_NODEV_NOEXEC};
 use crate::nsthread::on_fresh_thread;
 use crate::pidns::{Container, MountTarget, PidStrategy};
@@ -369,9 +369,7 @@ pub fn probe_detached_proc() -> std::result::Result<(), String> {
         .map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
     // The sources every mask is cloned from: made here, at start, so the
     // first MountProc neither pays for them nor can fail on them.
-    for source in [&EMPTY_DIR, &DEV_NULL] {
-        source.cover().map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
-    }
+    make_sources().map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;
     mount_id(mnt.as_fd()).map_err(|e| e.message().to_string())?;
     // The lock namespace every placement goes through (see "locked masks").
     lock_ns().map_err(|e| e.detail().unwrap_or(e.message()).to_string())?;

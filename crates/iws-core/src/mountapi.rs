@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::sys;
 
 /// `STATX_MNT_ID_UNIQUE` (Linux 6.8): a 64-bit mount id never reused.
-pub(crate) const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 
 pub(crate) fn kernel(op: &str, e: Errno) -> Error {
     match e {
@@ -76,6 +76,15 @@ pub(crate) fn attach(tree: &OwnedFd, onto: &OwnedFd, what: &str) -> Result<u64> 
     Ok(mount_id(tree.as_fd())?.0)
 }
 
+/// The mount table of the calling thread's mount namespace, read through the
+/// daemon's procfs `host_proc` (never the namespace's own /proc, which the
+/// workspace controls).
+pub(crate) fn thread_mountinfo(host_proc: &OwnedFd) -> Result<String> {
+    let fd = rustix::fs::openat(host_proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo)", e))?;
+    read_to_string(fd, "read(/proc/thread-self/mountinfo)")
+}
+
 pub(crate) fn read_to_string(fd: OwnedFd, what: &str) -> Result<String> {
     let mut s = String::with_capacity(16 * 1024);
     std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut s).map_err(|e| Error::internal(what, e))?;
@@ -115,9 +124,7 @@ pub(crate) fn mounted_here(host_proc: &OwnedFd, id: u64) -> Result<bool> {
             Err(e) => Err(Error::internal("statmount(STATMOUNT_MNT_BASIC)", e)),
         };
     }
-    let fd = rustix::fs::openat(host_proc, "thread-self/mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))?;
-    let table = read_to_string(fd, "read(mountinfo in target ns)")?;
+    let table = thread_mountinfo(host_proc)?;
     Ok(table.lines().any(|l| l.split(' ').next().and_then(|f| f.parse::<u64>().ok()) == Some(id)))
 }
 

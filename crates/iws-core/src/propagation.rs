@@ -9,7 +9,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags};
 
 use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::mount::MountStrategy;
-use crate::mountapi::{kernel, mount_id, read_to_string, statmount_works};
+use crate::mountapi::{kernel, mount_id, read_to_string, statmount_works, thread_mountinfo};
 use crate::sys;
 
 /// The peer group of mount `id` in a mountinfo text: `Some(None)` if that
@@ -55,7 +55,7 @@ fn judge(group: Option<Option<u64>>, daemon: impl FnOnce() -> Result<String>) ->
 /// that entered the target's namespace.
 pub(crate) struct PropagationGuard {
     /// The host's procfs, to read mountinfo from inside the target's namespace.
-    pub(crate) host_proc: OwnedFd,
+    host_proc: OwnedFd,
     /// The calling thread's (the daemon's) mountinfo, opened there (which
     /// binds it to that namespace) and read only if needed.
     ours: OwnedFd,
@@ -88,6 +88,11 @@ impl PropagationGuard {
         Ok(PropagationGuard { refuse_peers: true, ..PropagationGuard::new(strategy)? })
     }
 
+    /// The daemon's procfs (for lookups through fds of the target's namespace).
+    pub(crate) fn host_proc(&self) -> &OwnedFd {
+        &self.host_proc
+    }
+
     /// The daemon's mount table.
     fn daemon_mountinfo(&self) -> Result<String> {
         let fd = self.ours.try_clone().map_err(|e| Error::internal("dup(mountinfo)", e))?;
@@ -105,14 +110,7 @@ impl PropagationGuard {
         } else {
             let st = rustix::fs::statx(t, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
                 .map_err(|e| kernel("statx(STATX_MNT_ID)", e))?;
-            let theirs = rustix::fs::openat(
-                &self.host_proc,
-                "thread-self/mountinfo",
-                OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| Error::internal("open(/proc/thread-self/mountinfo) in target ns", e))
-            .and_then(|fd| read_to_string(fd, "read(mountinfo in target ns)"))?;
+            let theirs = thread_mountinfo(&self.host_proc)?;
             peer_group(&theirs, st.stx_mnt_id)
         };
         let verdict = judge(group, || self.daemon_mountinfo())?;

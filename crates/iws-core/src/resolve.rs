@@ -38,7 +38,7 @@ pub fn check_target(target: &str) -> Result<&str> {
 /// Retries of a scoped lookup before its error is returned (as runc's
 /// resolver, filepath-securejoin, bounds them: enough for spurious races, and
 /// an attacker who keeps racing gets the error instead of a spinning thread).
-pub(crate) const SCOPED_LOOKUP_RETRIES: u32 = 128;
+const SCOPED_LOOKUP_RETRIES: u32 = 128;
 
 /// `openat2` for a scoped lookup (`RESOLVE_IN_ROOT` or `RESOLVE_BENEATH`),
 /// retried on the kernel's spurious refusals (see [`retry_scoped`]). Every
@@ -60,10 +60,7 @@ pub(crate) fn openat2_scoped(
 /// `..`: EAGAIN, or EXDEV from the kernel's final check that the result lies
 /// in the root (unless `RESOLVE_NO_XDEV` makes EXDEV a real answer). Any
 /// other result, and the last failure, are returned as they are.
-pub(crate) fn retry_scoped<T>(
-    resolve: ResolveFlags,
-    mut lookup: impl FnMut() -> rustix::io::Result<T>,
-) -> rustix::io::Result<T> {
+fn retry_scoped<T>(resolve: ResolveFlags, mut lookup: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
     let scoped = resolve.intersects(ResolveFlags::IN_ROOT | ResolveFlags::BENEATH);
     let xdev_races = scoped && !resolve.contains(ResolveFlags::NO_XDEV);
     let mut retries = 0;
@@ -163,7 +160,7 @@ pub(crate) fn checked_target(
     t.setns(at.mntns(), CloneFlags::CLONE_NEWNS, "mnt")?;
     let fd = resolve_target(at.root(), target, ErrorKind::InvalidArgument)?;
     if let Some(who) = who {
-        check_writable(&guard.host_proc, who, fd.as_fd(), target)?;
+        check_writable(guard.host_proc(), who, fd.as_fd(), target)?;
     }
     guard.check(fd.as_fd(), target)?;
     Ok(fd)
