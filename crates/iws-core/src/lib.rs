@@ -35,6 +35,18 @@ pub mod watch;
 
 pub use error::{Error, ErrorKind, Reason, Result};
 
+/// Whether a root-only unit test `name` must skip (saying so): not root, and
+/// IWSD_REQUIRE_ROOT=1 not set (with it, not being root fails the test).
+#[cfg(test)]
+pub(crate) fn skip_unless_root(name: &str) -> bool {
+    if rustix::process::geteuid().is_root() {
+        return false;
+    }
+    assert_ne!(std::env::var("IWSD_REQUIRE_ROOT").as_deref(), Ok("1"), "{name} needs root");
+    eprintln!("SKIPPED {name}: needs root");
+    true
+}
+
 /// What this kernel offers, as probed (not guessed from its version).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelFeatures {

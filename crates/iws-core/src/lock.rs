@@ -202,9 +202,7 @@ mod tests {
 
     #[test]
     fn the_lock_namespace_holds_nothing_but_its_own_tmpfs() {
-        if !rustix::process::geteuid().is_root() {
-            assert_ne!(std::env::var("IWSD_REQUIRE_ROOT").as_deref(), Ok("1"), "needs root");
-            eprintln!("SKIPPED the_lock_namespace_holds_nothing_but_its_own_tmpfs: needs root");
+        if crate::skip_unless_root("the_lock_namespace_holds_nothing_but_its_own_tmpfs") {
             return;
         }
         let l = lock_ns().unwrap();

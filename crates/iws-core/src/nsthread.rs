@@ -153,13 +153,20 @@ mod tests {
         cpus(&sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap())
     }
 
-    #[test]
-    fn namespace_threads_start_pinned_to_one_cpu_then_run_with_the_callers_affinity() {
+    /// This thread's CPUs, or None (saying the test `name` skips) when it
+    /// may run on one only: then a pin changes nothing to observe.
+    fn several_cpus(name: &str) -> Option<Vec<usize>> {
         let mine = allowed();
         if mine.len() < 2 {
-            eprintln!("SKIPPED namespace_threads_start_pinned...: this thread may run on one CPU only ({mine:?}), so a pin changes nothing to observe");
-            return;
+            eprintln!("SKIPPED {name}: this thread may run on one CPU only ({mine:?})");
+            return None;
         }
+        Some(mine)
+    }
+
+    #[test]
+    fn namespace_threads_start_pinned_to_one_cpu_then_run_with_the_callers_affinity() {
+        let Some(mine) = several_cpus("namespace_threads_start_pinned_to_one_cpu") else { return };
         let (started, running) = on_fresh_thread(|_| Ok((STARTED_ON.take(), allowed()))).unwrap();
         let started = started.expect("the namespace thread recorded its start affinity");
         assert_eq!(started.len(), 1, "the thread starts pinned to the caller's CPU, not on {started:?}");
@@ -173,11 +180,7 @@ mod tests {
 
     #[test]
     fn the_pin_holds_one_cpu_until_dropped() {
-        let mine = allowed();
-        if mine.len() < 2 {
-            eprintln!("SKIPPED the_pin_holds_one_cpu_until_dropped: this thread may run on one CPU only ({mine:?})");
-            return;
-        }
+        let Some(mine) = several_cpus("the_pin_holds_one_cpu_until_dropped") else { return };
         let pin = CpuPin::here().expect("the kernel lets a thread narrow its own affinity");
         let pinned = allowed();
         assert_eq!(pinned.len(), 1, "{pinned:?}");
