@@ -2,6 +2,24 @@
 //! hostile input that drives them. No napi here; the binding is a thin layer
 //! over this crate.
 //!
+//! Where each concern lives (one module each):
+//!
+//! | module | concern |
+//! | --- | --- |
+//! | `authz` | who inside a workspace may do what (every policy check on a caller) |
+//! | `idmap`, `idmap_write` | uid/gid map types and policy; writing a map |
+//! | `mount` | MountProc/MountSysfs/Umount: strategy choice, placement |
+//! | `masks` | default masks, the mask-entry rule, the mask sources, masking |
+//! | `mountapi` | the new mount API by fd (detached filesystems, attach, mount ids) |
+//! | `resolve` | target paths: checks, `openat2` in the root (with retry), writability |
+//! | `propagation` | refusing mounts that would propagate to the host or peers |
+//! | `lock` | locked masks (the lock namespace) |
+//! | `nsthread` | the only way onto a namespace thread (and its CPU pin) |
+//! | `shift` | marks: idmapped, fuse-overlayfs and shiftfs views of the root |
+//! | `nfs`, `netns`, `devices`, `cgroup`, `fsops` | MountNfs, network namespaces, device nodes, cgroups, the daemon's own file work |
+//! | `pidns`, `watch`, `supervise` | PID translation and pinning, exit watching, the supervised daemon |
+//! | `sys` | the syscalls nix and rustix lack: the only `unsafe` |
+//!
 //! `unsafe` lives in `sys` alone (thin syscall wrappers, each block with a
 //! SAFETY comment); everywhere else it is a compile error.
 

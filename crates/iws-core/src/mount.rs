@@ -4,7 +4,7 @@
 //! controls and lives in a tree that user can change concurrently (rename,
 //! symlink swaps). The mount must land on a directory inside the requesting
 //! process's root, never elsewhere, and nothing may appear in the host's mount
-//! table at any time. Hence (DESIGN.md "Kernel techniques"):
+//! table at any time. Hence (docs/DESIGN.md, "Kernel techniques"):
 //!
 //! * the filesystem is created detached (`fsopen`/`fsmount`), masks are
 //!   attached to the detached tree (`open_tree`/`move_mount`) before anyone
@@ -21,12 +21,11 @@
 //!
 //! Unmount is allowed only for mounts whose unique mount id the caller says
 //! iwsd made (the daemon tracks them per workspace).
-
 //!
-//! The parts live beside this module: [`crate::mountapi`] (the new mount
-//! API by fd), [`crate::masks`], [`crate::resolve`] (target resolution),
-//! [`crate::propagation`], [`crate::lock`] (locked masks) and
-//! [`crate::nsthread`] (the only way onto a namespace thread).
+//! The parts live beside this module: `mountapi` (the new mount API by fd),
+//! [`crate::masks`], `resolve` (target resolution), `propagation`, `lock`
+//! (locked masks) and [`crate::nsthread`] (the only way onto a namespace
+//! thread).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
