@@ -38,13 +38,16 @@ use rustix::mount::{fsconfig_set_fd, MountAttrFlags};
 use crate::authz::{self, Caller, CallerId, PinnedCaller};
 use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::lock::{lock_ns, lock_tree};
-use crate::masks::{apply_masks, make_sources, masked, Masks};
+use crate::masks::{apply_masks, make_sources, masked};
 use crate::mountapi::{attach, detached, mount_id, mounted_here, NOSUID_NODEV_NOEXEC};
 use crate::nsthread::on_fresh_thread;
 use crate::pidns::{Container, MountTarget, PidStrategy};
 use crate::propagation::PropagationGuard;
 use crate::resolve::{check_target, checked_target, resolve_target};
 use crate::sys;
+
+/// The masks MountProc and MountSysfs take (they live in [`crate::masks`]).
+pub use crate::masks::Masks;
 
 pub use crate::lock::lock_namespace_mounts;
 pub use crate::mountapi::is_mounted_here;
