@@ -406,12 +406,12 @@ fn mount_strategy(s: &str) -> core::Result<core::mount::MountStrategy> {
     core::mount::choose_strategy(core::mount::MountStrategy::parse(s)?)
 }
 
-fn masks(m: Masks) -> core::masks::Masks {
-    core::masks::Masks { masked: m.masked, read_only: m.read_only }
+fn masks(m: Masks) -> core::mount::Masks {
+    core::mount::Masks { masked: m.masked, read_only: m.read_only }
 }
 
 pub enum MountOp {
-    Proc { pid: i64, target: String, masks: core::masks::Masks, strategy: String },
+    Proc { pid: i64, target: String, masks: core::mount::Masks, strategy: String },
     Sysfs { pid: i64, target: String, opts: core::mount::SysfsOptions, strategy: String },
     Umount { pid: i64, target: String, owned: Vec<OwnedMount> },
     Nfs { pid: i64, source: String, target: String, args: String, strategy: String },
