@@ -55,14 +55,37 @@ impl IdRange {
         start >= self.start && end <= self.end()
     }
 
-    /// Parses `START:SIZE` (as given on the command line).
+    /// Parses `START:SIZE` (command line, configuration, annotations: the
+    /// one parser; TypeScript calls it through the binding).
     pub fn parse(s: &str) -> Result<IdRange> {
-        let bad = || Error::invalid(format!("id range {s:?} is not START:SIZE with two decimal numbers"));
-        let (a, b) = s.split_once(':').ok_or_else(bad)?;
-        let start = a.trim().parse::<u32>().map_err(|_| bad())?;
-        let size = b.trim().parse::<u32>().map_err(|_| bad())?;
+        let [start, size] = parse_ids(s, "id range", "START:SIZE, e.g. 100000:70000")?;
         Ok(IdRange { start, size })
     }
+}
+
+impl IdMapping {
+    /// Parses `CONTAINER:HOST:SIZE` (command line, annotations: the one
+    /// parser; TypeScript calls it through the binding).
+    pub fn parse(s: &str) -> Result<IdMapping> {
+        let [container_id, host_id, size] = parse_ids(s, "id mapping", "CONTAINER:HOST:SIZE, e.g. 0:33333:1")?;
+        Ok(IdMapping { container_id, host_id, size })
+    }
+}
+
+/// `s` as `N` colon-separated decimal u32s (the form `form` names): no
+/// sign, no spaces, no empty part.
+fn parse_ids<const N: usize>(s: &str, what: &str, form: &str) -> Result<[u32; N]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != N || !parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(Error::invalid(format!("{what} {s:?} must be {form}")));
+    }
+    let mut out = [0u32; N];
+    for (o, p) in out.iter_mut().zip(parts) {
+        *o = p.parse().map_err(|_| {
+            Error::invalid(format!("{what} {s:?}: every number must fit in 32 bits (at most 4294967295)"))
+        })?;
+    }
+    Ok(out)
 }
 
 impl fmt::Display for IdRange {
@@ -388,9 +411,21 @@ mod tests {
         assert!(IdPolicy { user_ranges: vec![IdRange::new(u32::MAX - 1, 2)], ..IdPolicy::default() }
             .validate()
             .is_err());
-        assert!(IdRange::parse("100000:70000").is_ok());
-        assert!(IdRange::parse("100000").is_err());
-        assert!(IdRange::parse("-1:5").is_err());
+        assert_eq!(IdRange::parse("100000:70000").unwrap(), IdRange::new(100000, 70000));
+        assert_eq!(IdRange::parse("0:4294967295").unwrap(), IdRange::new(0, u32::MAX));
+        for bad in ["100000", "-1:5", "+1:5", " 1:5", "1:5 ", "1:", ":5", "1:2:3", "a:b", ""] {
+            let e = IdRange::parse(bad).unwrap_err();
+            assert_eq!(e.code(), "INVALID_ARGUMENT");
+            assert!(e.message().contains("must be START:SIZE"), "{bad:?}: {}", e.message());
+        }
+        let e = IdRange::parse("4294967296:1").unwrap_err();
+        assert!(e.message().contains("fit in 32 bits"), "{}", e.message());
+        assert_eq!(IdMapping::parse("0:33333:1").unwrap(), IdMapping { container_id: 0, host_id: 33333, size: 1 });
+        for bad in ["0:33333", "0:33333:1:1", "0:-1:1", "0::1", "x:1:1"] {
+            let e = IdMapping::parse(bad).unwrap_err();
+            assert!(e.message().contains("must be CONTAINER:HOST:SIZE"), "{bad:?}: {}", e.message());
+        }
+        assert!(IdMapping::parse("0:1:99999999999").unwrap_err().message().contains("fit in 32 bits"));
     }
 
     // ---- property test against a brute-force model ----------------------
