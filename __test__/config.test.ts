@@ -46,7 +46,7 @@ test('precedence: defaults < file < environment < flags', (t) => {
 test('invalid configuration names the field and what is expected', (t) => {
   const e1 = t.throws(() => parseConfig({ idPolicy: { userRanges: ['100000-5'] } }), { instanceOf: IwsError });
   t.is(e1?.code, 'INVALID_ARGUMENT');
-  t.regex(e1?.message ?? '', /idPolicy\.userRanges\.0: must be START:SIZE/);
+  t.regex(e1?.message ?? '', /idPolicy\.userRanges\.0: id range "100000-5" must be START:SIZE, e\.g\. 100000:70000/);
   const e2 = t.throws(() => parseConfig({ pidStrategy: 'fast' }));
   t.regex(e2?.message ?? '', /pidStrategy/);
   const e3 = t.throws(() => parseConfig({ stateDirr: '/x' }));
@@ -70,4 +70,19 @@ test('workspace ids are safe directory names', (t) => {
     const e = t.throws(() => checkWorkspaceId(bad), { instanceOf: IwsError }, JSON.stringify(bad));
     t.is(e?.code, 'INVALID_ARGUMENT');
   }
+});
+
+test('mask entries and id ranges follow the core rules (one source): the 256-byte cap, u32 bounds, no sign or spaces', (t) => {
+  t.deepEqual(parseConfig({ proc: { masked: ['a'.repeat(256)] } }).proc.masked, ['a'.repeat(256)]);
+  const long = t.throws(() => parseConfig({ proc: { masked: ['a'.repeat(257)] } }), { instanceOf: IwsError });
+  t.regex(long?.message ?? '', /proc\.masked\.0: mask entry "a+" must be a relative path/);
+  t.regex(t.throws(() => parseConfig({ sysfs: { masked: ['../x'] } }))?.message ?? '', /sysfs\.masked\.0: mask entry "\.\.\/x"/);
+  t.regex(t.throws(() => parseConfig({ idPolicy: { rootRange: '4294967296:1' } }))?.message ?? '', /idPolicy\.rootRange: id range "4294967296:1": every number must fit in 32 bits/);
+  for (const bad of ['+1:5', ' 1:5', '1:5:6', '1:']) {
+    t.regex(t.throws(() => parseConfig({ idPolicy: { rootRange: bad } }))?.message ?? '', /must be START:SIZE/, bad);
+  }
+  const d = parseConfig({});
+  t.deepEqual(d.idPolicy, { rootRange: { start: 33333, size: 1 }, userRanges: [{ start: 100000, size: 70000 }], allowHostRoot: false, allowSetgroups: false });
+  t.true(d.proc.masked.includes('kcore'));
+  t.deepEqual(d.sysfs.masked, ['firmware', 'devices/virtual/powercap']);
 });

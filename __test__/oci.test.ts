@@ -41,6 +41,8 @@ test('the hook reads the OCI state: id from the annotation, overrides, add or re
   t.deepEqual(actionFor(state, 'poststop'), { action: 'rm', id: 'ws-7' });
   t.throws(() => parseState('{"id": 1}'), { instanceOf: IwsError });
   t.throws(() => actionFor({ ...state, annotations: { 'io.iwsd.root-range': 'lots' } }), { message: /io.iwsd.root-range/ });
+  t.throws(() => actionFor({ ...state, annotations: { 'io.iwsd.root-range': 'lots' } }), { message: /annotation io\.iwsd\.root-range: id range "lots" must be START:SIZE/ });
+  t.throws(() => actionFor({ ...state, annotations: { 'io.iwsd.shift-mapping': '0:33333:1,0:x:1' } }), { message: /annotation io\.iwsd\.shift-mapping: id mapping "0:x:1" must be CONTAINER:HOST:SIZE/ });
   t.throws(() => actionFor({ ...state, status: 'paused' }), { message: /paused/ });
   t.is(actionFor({ ...state, annotations: { 'io.iwsd.on-daemon-down': 'start' } }).onDaemonDown, 'start');
   t.throws(() => actionFor({ ...state, annotations: { 'io.iwsd.on-daemon-down': 'maybe' } }), { message: /io.iwsd.on-daemon-down: "maybe" must be one of fail, start/ });

@@ -8,9 +8,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 
 import { addWorkspaceRequest, adminTarget, call, connectAdmin } from './adminClient.js';
 import { grpcStatusName } from './clientError.js';
-import { IdRangeSchema, loadConfig, type Config } from './config.js';
+import { LOG_LEVELS, MOUNT_STRATEGIES, PID_STRATEGIES, loadConfig, type Config } from './config.js';
 import { Daemon, RELOADABLE } from './daemon.js';
-import { sdNotify } from './native.js';
+import { parseIdMapping, parseIdRange, sdNotify, type IdMapping, type IdRange } from './native.js';
 import { IwsError, toIwsError } from './errors.js';
 import { createLogger } from './log.js';
 import { actionFor, ANNOTATIONS, ON_DAEMON_DOWN, parseState, type OnDaemonDown } from './ociHook.js';
@@ -23,20 +23,25 @@ import type { Workspace as WorkspaceMsg } from './gen/iwsd/admin/v1/Workspace.js
 
 const RPCS = ['WriteIDMapping', 'MountProc', 'UmountProc', 'MountSysfs', 'UmountSysfs', 'PrepareForUserNS', 'Teardown', 'WipingTeardown', 'EvacuateCGroup', 'SetupPairVeths', 'MountNfs', 'UmountNfs', 'WorkspaceInfo'] as const;
 
-function parseRange(value: string): { start: number; size: number } {
-  const r = IdRangeSchema.safeParse(value);
-  if (!r.success) throw new InvalidArgumentError(`${JSON.stringify(value)} ${r.error.issues[0]?.message ?? 'is invalid'}`);
-  return r.data;
+/** A commander argument parser from a core parser: its message says what is wrong. */
+function argument<T>(parse: (s: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new InvalidArgumentError(toIwsError(err).message);
+    }
+  };
 }
 
-function collectRange(value: string, prev: { start: number; size: number }[] = []): { start: number; size: number }[] {
+const parseRange = argument(parseIdRange);
+
+function collectRange(value: string, prev: IdRange[] = []): IdRange[] {
   return [...prev, parseRange(value)];
 }
 
-function collectMapping(value: string, prev: { containerId: number; hostId: number; size: number }[] = []) {
-  const m = /^(\d{1,10}):(\d{1,10}):(\d{1,10})$/.exec(value);
-  if (!m) throw new InvalidArgumentError(`${JSON.stringify(value)} must be CONTAINER:HOST:SIZE, e.g. 0:33333:1`);
-  return [...prev, { containerId: Number(m[1]), hostId: Number(m[2]), size: Number(m[3]) }];
+function collectMapping(value: string, prev: IdMapping[] = []): IdMapping[] {
+  return [...prev, argument(parseIdMapping)(value)];
 }
 
 function parsePid(value: string): number {
@@ -205,39 +210,27 @@ async function serve(opts: CommonOpts): Promise<void> {
   log.flush();
 }
 
-export function buildProgram(): Command {
-  const program = new Command('iwsd')
-    .description(
-      'iwsd: per-node daemon serving iws.InWorkspaceService to workspace containers.\n' +
-        'It writes uid/gid maps, mounts masked /proc and /sys, and provides ID-shifted\n' +
-        'rootfs views for user-namespaced "rings" inside unprivileged containers, on\n' +
-        'their behalf and only within policy. Run `iwsd serve` as root, then register\n' +
-        'containers with `iwsd workspace add`.',
-    )
-    .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ outputError: (str, write) => write(`iwsd: ${str.replace(/^error: /, '')}`) });
-
+/** `iwsd serve`: the daemon. */
+function serveCommand(program: Command): void {
   program
     .command('serve')
     .description('run the daemon: serve <state-dir>/admin.sock and one socket per registered workspace')
     .addOption(stateDirOption())
     .addOption(configOption())
-    .addOption(new Option('--log-level <level>', 'log level (env IWSD_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
-    .addOption(new Option('--pid-strategy <strategy>', 'PID translation: ioctl (Linux 6.11+), scan (fallback), or auto (env IWSD_PID_STRATEGY)').choices(['auto', 'ioctl', 'scan']))
+    .addOption(new Option('--log-level <level>', 'log level (env IWSD_LOG_LEVEL)').choices(LOG_LEVELS))
+    .addOption(new Option('--pid-strategy <strategy>', 'PID translation: ioctl (Linux 6.11+), scan (fallback), or auto (env IWSD_PID_STRATEGY)').choices(PID_STRATEGIES))
     .addOption(
-      new Option('--mount-strategy <strategy>', 'proc/sysfs assembly: detached (recent kernels), fallback (older kernels), or auto (env IWSD_MOUNT_STRATEGY)').choices([
-        'auto',
-        'detached',
-        'fallback',
-      ]),
+      new Option('--mount-strategy <strategy>', 'proc/sysfs assembly: detached (recent kernels), fallback (older kernels), or auto (env IWSD_MOUNT_STRATEGY)').choices(MOUNT_STRATEGIES),
     )
     .addHelpText(
       'after',
       `\nConfiguration precedence: built-in defaults < --config file < IWSD_* environment < flags.\nStops gracefully on SIGTERM or SIGINT. SIGHUP reloads the configuration: ${RELOADABLE.join(', ')} take effect at once,\nother changes are logged as needing a restart. With $NOTIFY_SOCKET set (systemd Type=notify) it sends READY=1\nonce every socket serves. One daemon per state dir (<state-dir>/iwsd.lock). Logs are JSON lines on stdout.`,
     )
     .action(serve);
+}
 
+/** `iwsd workspace add|rm|ls`: registrations of a running daemon (admin.sock). */
+function workspaceCommands(program: Command): void {
   const ws = program.command('workspace').description('register, remove and list workspaces of a running daemon (talks to admin.sock)');
 
   ws.command('add')
@@ -256,9 +249,9 @@ export function buildProgram(): Command {
     .action(async (opts: {
       id: string;
       pid: number;
-      rootRange?: { start: number; size: number };
-      userRange?: { start: number; size: number }[];
-      shiftMap?: { containerId: number; hostId: number; size: number }[];
+      rootRange?: IdRange;
+      userRange?: IdRange[];
+      shiftMap?: IdMapping[];
       markPath?: string;
       fullWorkspaceBackup?: boolean;
       persistentVolumeClaim?: boolean;
@@ -323,7 +316,10 @@ export function buildProgram(): Command {
         client.close();
       }
     });
+}
 
+/** `iwsd doctor`: the kernel features and strategies. */
+function doctorCommand(program: Command): void {
   program
     .command('doctor')
     .description('report the kernel features iwsd uses and the strategy every operation will take')
@@ -335,7 +331,10 @@ export function buildProgram(): Command {
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : formatReport(r));
       if (r.problems.length) process.exitCode = 1;
     });
+}
 
+/** `iwsd call`: one InWorkspaceService RPC on a workspace socket. */
+function callCommand(program: Command): void {
   program
     .command('call')
     .description('call an InWorkspaceService RPC on a workspace socket (run it inside the workspace: other callers are refused)')
@@ -353,7 +352,7 @@ export function buildProgram(): Command {
     .exitOverride((err) => {
       throw err.exitCode === 0 ? err : new CommanderError(CALL_USAGE_EXIT, err.code, err.message);
     })
-    .action(async (rpc: string, opts: { socket: string; pid?: number; target?: string; source?: string; args?: string; gid?: boolean; map?: { containerId: number; hostId: number; size: number }[]; timeout: number }) => {
+    .action(async (rpc: string, opts: { socket: string; pid?: number; target?: string; source?: string; args?: string; gid?: boolean; map?: IdMapping[]; timeout: number }) => {
       const name = RPCS.find((r) => r.toLowerCase() === rpc.toLowerCase());
       const usage = (msg: string) => {
         process.stderr.write(`iwsd: ${msg}\n(run iwsd call --help for usage)\n`);
@@ -403,7 +402,10 @@ export function buildProgram(): Command {
         client.close();
       }
     });
+}
 
+/** `iwsd oci-hook`: (un)registers the container of an OCI runtime hook. */
+function ociHookCommand(program: Command): void {
   program
     .command('oci-hook')
     .description('register/unregister the container whose OCI state is on stdin (use as a runc/crun createRuntime, poststart or poststop hook, or from a CRI-O/podman hooks.d entry)')
@@ -478,7 +480,26 @@ export function buildProgram(): Command {
         client?.close();
       }
     });
+}
 
+export function buildProgram(): Command {
+  const program = new Command('iwsd')
+    .description(
+      'iwsd: per-node daemon serving iws.InWorkspaceService to workspace containers.\n' +
+        'It writes uid/gid maps, mounts masked /proc and /sys, and provides ID-shifted\n' +
+        'rootfs views for user-namespaced "rings" inside unprivileged containers, on\n' +
+        'their behalf and only within policy. Run `iwsd serve` as root, then register\n' +
+        'containers with `iwsd workspace add`.',
+    )
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (str, write) => write(`iwsd: ${str.replace(/^error: /, '')}`) });
+
+  serveCommand(program);
+  workspaceCommands(program);
+  doctorCommand(program);
+  callCommand(program);
+  ociHookCommand(program);
   return program;
 }
 

@@ -6,33 +6,44 @@ import { readFileSync } from 'node:fs';
 
 import { z } from 'zod';
 
-import { IwsError } from './errors.js';
+import { IwsError, toIwsError } from './errors.js';
+import { checkMaskEntry, ID_POLICY_DEFAULTS, MASK_DEFAULTS, parseIdRange, type LifecycleRule, type MountStrategy, type PidStrategy, type ShiftMethodChoice } from './native.js';
 
-const RANGE_RE = /^(\d{1,10}):(\d{1,10})$/;
-
-/** "START:SIZE" → { start, size }, both u32. */
-export const IdRangeSchema = z
-  .string()
-  .regex(RANGE_RE, 'must be START:SIZE, e.g. 100000:70000')
-  .transform((s, ctx) => {
-    const [, a, b] = RANGE_RE.exec(s) ?? [];
-    const start = Number(a);
-    const size = Number(b);
-    if (start > 0xffffffff || size > 0xffffffff) {
-      ctx.addIssue({ code: 'custom', message: 'START and SIZE must fit in 32 bits' });
+/**
+ * A string checked (and converted) by the core's own parser or rule (through
+ * the binding): the issue is the core's message, which names the value, what
+ * it must be and an example.
+ */
+function coreChecked<T>(parse: (s: string) => T) {
+  return z.string().transform((s, ctx) => {
+    try {
+      return parse(s);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: toIwsError(err).message });
       return z.NEVER;
     }
-    return { start, size };
   });
+}
 
-/** A path inside proc/sysfs, relative, without '.' or '..' parts. */
-const MaskEntry = z
-  .string()
-  .regex(/^(?!\/)(?:(?!\.{1,2}(?:\/|$))[^/\0]+)(?:\/(?!\.{1,2}(?:\/|$))[^/\0]+)*$/, 'must be a relative path without "." or ".." parts');
+/** "START:SIZE" → { start, size }, both u32 (the core's parser). */
+export const IdRangeSchema = coreChecked(parseIdRange);
 
-export const DEFAULT_PROC_MASKED = ['acpi', 'asound', 'interrupts', 'kcore', 'keys', 'latency_stats', 'sched_debug', 'scsi', 'timer_list', 'timer_stats'] as const;
-export const DEFAULT_PROC_READONLY = ['bus', 'fs', 'irq', 'sys', 'sysrq-trigger'] as const;
-export const DEFAULT_SYSFS_MASKED = ['firmware', 'devices/virtual/powercap'] as const;
+/** A path inside proc/sysfs: relative, bounded, without '.' or '..' parts (the core's rule). */
+const MaskEntry = coreChecked((s) => {
+  checkMaskEntry(s);
+  return s;
+});
+
+/** Every value of a binding string union, checked complete by the compiler. */
+function values<T extends string>(all: Record<T, true>): [T, ...T[]] {
+  const [first, ...rest] = Object.keys(all).filter((k): k is T => k in all);
+  if (first === undefined) throw new Error('an empty union');
+  return [first, ...rest];
+}
+export const PID_STRATEGIES = values<PidStrategy>({ auto: true, ioctl: true, scan: true });
+export const MOUNT_STRATEGIES = values<MountStrategy>({ auto: true, detached: true, fallback: true });
+export const SHIFT_METHOD_CHOICES = values<ShiftMethodChoice>({ auto: true, idmapped: true, fuse: true, shiftfs: true });
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** A token bucket per workspace: `points` calls per `durationSeconds`. */
 function rateLimit(points: number, durationSeconds: number) {
@@ -48,37 +59,42 @@ function rateLimit(points: number, durationSeconds: number) {
 export const ConfigSchema = z
   .object({
     stateDir: z.string().min(1).default('/run/iwsd'),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    pidStrategy: z.enum(['auto', 'ioctl', 'scan']).default('auto'),
-    mountStrategy: z.enum(['auto', 'detached', 'fallback']).default('auto'),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+    pidStrategy: z.enum(PID_STRATEGIES).default('auto'),
+    mountStrategy: z.enum(MOUNT_STRATEGIES).default('auto'),
     idPolicy: z
       .object({
-        rootRange: IdRangeSchema.default({ start: 33333, size: 1 }),
-        userRanges: z.array(IdRangeSchema).max(64).default([{ start: 100000, size: 70000 }]),
-        allowHostRoot: z.boolean().default(false),
+        // Defaults: the core's (crates/iws-core/src/idmap.rs), never restated here.
+        rootRange: IdRangeSchema.default(() => ({ ...ID_POLICY_DEFAULTS.rootRange })),
+        userRanges: z
+          .array(IdRangeSchema)
+          .max(ID_POLICY_DEFAULTS.maxUserRanges)
+          .default(() => ID_POLICY_DEFAULTS.userRanges.map((r) => ({ ...r }))),
+        allowHostRoot: z.boolean().default(ID_POLICY_DEFAULTS.allowHostRoot),
         /** Rings keep setgroups(2); by default `deny` is written before every gid map. */
-        allowSetgroups: z.boolean().default(false),
+        allowSetgroups: z.boolean().default(ID_POLICY_DEFAULTS.allowSetgroups),
       })
       .strict()
       .prefault({}),
+    /** Default masks: the core's (crates/iws-core), never restated here. */
     proc: z
       .object({
-        masked: z.array(MaskEntry).max(64).default([...DEFAULT_PROC_MASKED]),
-        readOnly: z.array(MaskEntry).max(64).default([...DEFAULT_PROC_READONLY]),
+        masked: z.array(MaskEntry).max(64).default(() => [...MASK_DEFAULTS.proc.masked]),
+        readOnly: z.array(MaskEntry).max(64).default(() => [...MASK_DEFAULTS.proc.readOnly]),
       })
       .strict()
       .prefault({}),
     sysfs: z
       .object({
         readOnly: z.boolean().default(true),
-        masked: z.array(MaskEntry).max(64).default([...DEFAULT_SYSFS_MASKED]),
+        masked: z.array(MaskEntry).max(64).default(() => [...MASK_DEFAULTS.sysfs.masked]),
       })
       .strict()
       .prefault({}),
     shift: z
       .object({
         /** auto: idmapped when the kernel and the container root's filesystem allow it (tried for real), else fuse. */
-        method: z.enum(['auto', 'idmapped', 'fuse', 'shiftfs']).default('auto'),
+        method: z.enum(SHIFT_METHOD_CHOICES).default('auto'),
         markPath: z.string().regex(/^\//, 'must be an absolute path').default('/.workspace/mark'),
         fuseOverlayfs: z.string().regex(/^\//, 'must be an absolute path').default('/usr/bin/fuse-overlayfs'),
         fullWorkspaceBackup: z.boolean().default(false),
@@ -118,7 +134,7 @@ export const ConfigSchema = z
     authz: z
       .object({
         /** Who may call PrepareForUserNS and Teardown: container root or its init's uid (Gitpod's ring0), or container root only. */
-        lifecycle: z.enum(['root-or-init-uid', 'root']).default('root-or-init-uid'),
+        lifecycle: z.enum(values<LifecycleRule>({ 'root-or-init-uid': true, root: true })).default('root-or-init-uid'),
       })
       .strict()
       .prefault({}),

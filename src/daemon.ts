@@ -150,8 +150,8 @@ export class Daemon {
   private constructor(
     readonly config: Config,
     readonly log: Logger,
-    readonly pidStrategy: 'ioctl' | 'scan',
-    readonly mountStrategy: 'detached' | 'fallback',
+    readonly pidStrategy: native.ResolvedPidStrategy,
+    readonly mountStrategy: native.ResolvedMountStrategy,
   ) {
     this.adminSocket = join(config.stateDir, 'admin.sock');
     this.#store = new StateStore(config.stateDir, config.archive);
@@ -284,7 +284,7 @@ export class Daemon {
       return toIwsError(err).code !== 'NOT_FOUND';
     }
     try {
-      return c.isAlive() && (c.startTime ?? -1) === state.container.startTime;
+      return c.isAlive() && c.startTime === state.container.startTime;
     } finally {
       c.close();
     }
@@ -435,7 +435,7 @@ export class Daemon {
     );
     try {
       container = await native.openContainer(opts.hostPid);
-      const identity = { hostPid: container.hostPid ?? 0, startTime: container.startTime ?? 0 };
+      const identity = { hostPid: opts.hostPid, startTime: container.startTime };
       const key = `${identity.hostPid}:${identity.startTime}`;
       const other = this.#containers.get(key);
       if (other !== undefined) {

@@ -16,6 +16,7 @@
 import * as grpc from '@grpc/grpc-js';
 
 import type { FSShiftMethod } from './gen/iws/FSShiftMethod.js';
+import type { ShiftMethod } from './native.js';
 
 /** Request metadata by which a client lists the FSShiftMethod values it knows beyond SHIFTFS and FUSE (comma-separated, any case). */
 export const FS_SHIFT_ACCEPT_HEADER = 'iwsd-fs-shift-accept';
@@ -23,7 +24,8 @@ export const FS_SHIFT_ACCEPT_HEADER = 'iwsd-fs-shift-accept';
 /** The values a client that knows IDMAPPED sends in {@link FS_SHIFT_ACCEPT_HEADER}. */
 export const FS_SHIFT_ACCEPT_ALL = 'idmapped';
 
-export type MarkMethod = 'idmapped' | 'fuse' | 'shiftfs';
+/** A mark's method: the binding's type. */
+export type MarkMethod = ShiftMethod;
 
 /** What an idmapped mark is reported as to a client that did not say it knows IDMAPPED (config `shift.idmappedAnswer`). */
 export type IdmappedAnswer = 'fuse' | 'idmapped';

@@ -43,9 +43,16 @@ export type OwnedMount = Binding.OwnedMount;
 export type Authority = Peer | 'embedder';
 const authority = (a: Authority): Peer | null => (a === 'embedder' ? null : a);
 /** Who may call PrepareForUserNS and Teardown (config `authz.lifecycle`). */
-export type LifecycleRule = 'root-or-init-uid' | 'root';
-export type PidStrategy = 'auto' | 'ioctl' | 'scan';
-export type MountStrategy = 'auto' | 'detached' | 'fallback';
+export type LifecycleRule = Binding.LifecycleRule;
+/** How container PIDs are translated (config `pidStrategy`), and what `auto` resolves to. */
+export type PidStrategy = Binding.PidStrategy;
+export type ResolvedPidStrategy = Binding.ResolvedPidStrategy;
+/** How masked proc and sysfs are assembled (config `mountStrategy`), and what `auto` resolves to. */
+export type MountStrategy = Binding.MountStrategy;
+export type ResolvedMountStrategy = Binding.ResolvedMountStrategy;
+/** A mark's method, and the configured choice (`auto` or one method; config `shift.method`). */
+export type ShiftMethod = Binding.ShiftMethod;
+export type ShiftMethodChoice = Binding.ShiftMethodChoice;
 
 async function wrap<T>(p: () => Promise<T>): Promise<T> {
   try {
@@ -53,6 +60,34 @@ async function wrap<T>(p: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw toIwsError(err);
   }
+}
+
+function wrapSync<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw toIwsError(err);
+  }
+}
+
+/** The core's default id policy (config `idPolicy`) and its bound on user ranges. */
+export const ID_POLICY_DEFAULTS: Binding.IdPolicyDefaults = binding.idPolicyDefaults();
+/** The core's default masks (config `proc`, `sysfs`). */
+export const MASK_DEFAULTS: Binding.MaskDefaults = binding.maskDefaults();
+
+/** `START:SIZE` → IdRange (the core's parser); IwsError(INVALID_ARGUMENT) saying what is wrong. */
+export function parseIdRange(text: string): IdRange {
+  return wrapSync(() => binding.parseIdRange(text));
+}
+
+/** `CONTAINER:HOST:SIZE` → IdMapping (the core's parser); IwsError(INVALID_ARGUMENT) saying what is wrong. */
+export function parseIdMapping(text: string): IdMapping {
+  return wrapSync(() => binding.parseIdMapping(text));
+}
+
+/** Throws IwsError(INVALID_ARGUMENT) when `entry` breaks the core's mask-entry rule. */
+export function checkMaskEntry(entry: string): void {
+  wrapSync(() => binding.checkMaskEntry(entry));
 }
 
 /** Opens (pins) the container whose init has host PID `hostPid`. */
@@ -99,11 +134,7 @@ export function setupPairVeths(container: Container, caller: Authority, options:
 
 /** Throws IwsError(INVALID_ARGUMENT) when `cidr` is no usable workspace network. */
 export function validateWorkspaceCidr(cidr: string): void {
-  try {
-    binding.validateWorkspaceCidr(cidr);
-  } catch (err) {
-    throw toIwsError(err);
-  }
+  wrapSync(() => binding.validateWorkspaceCidr(cidr));
 }
 
 /** Rejects (PERMISSION_DENIED) a caller of PrepareForUserNS/Teardown that `rule` does not allow; no side effects. */
@@ -135,23 +166,19 @@ export function probeKernel(): Promise<KernelFeatures> {
   return wrap(() => binding.probeKernel());
 }
 
-/** The strategy `requested` resolves to on this kernel. */
-export function resolvePidStrategy(requested: PidStrategy): Promise<'ioctl' | 'scan'> {
-  return wrap(() => binding.resolvePidStrategy(requested) as Promise<'ioctl' | 'scan'>);
+/** The PID strategy `requested` resolves to on this kernel. */
+export function resolvePidStrategy(requested: PidStrategy): Promise<ResolvedPidStrategy> {
+  return wrap(() => binding.resolvePidStrategy(requested));
 }
 
 /** The mount strategy `requested` resolves to on this kernel. */
-export function resolveMountStrategy(requested: MountStrategy): Promise<'detached' | 'fallback'> {
-  return wrap(() => binding.resolveMountStrategy(requested) as Promise<'detached' | 'fallback'>);
+export function resolveMountStrategy(requested: MountStrategy): Promise<ResolvedMountStrategy> {
+  return wrap(() => binding.resolveMountStrategy(requested));
 }
 
 /** Throws IwsError(INVALID_ARGUMENT) when the policy is unsound. */
 export function validateIdPolicy(policy: IdPolicy): void {
-  try {
-    binding.validateIdPolicy(policy);
-  } catch (err) {
-    throw toIwsError(err);
-  }
+  wrapSync(() => binding.validateIdPolicy(policy));
 }
 
 export type RemoveTreeResult = Binding.RemoveTreeResult;

@@ -5,8 +5,8 @@
  */
 import { z } from 'zod';
 
-import { IdRangeSchema } from './config.js';
-import { IwsError } from './errors.js';
+import { IwsError, toIwsError } from './errors.js';
+import { parseIdMapping, parseIdRange, type IdMapping, type IdRange } from './native.js';
 
 export const ANNOTATIONS = {
   workspaceId: 'io.iwsd.workspace-id',
@@ -29,10 +29,11 @@ export type OnDaemonDown = (typeof ON_DAEMON_DOWN)[number];
 
 export function parseOnDaemonDown(v: string, where: string): OnDaemonDown {
   const t = v.trim();
-  if (!(ON_DAEMON_DOWN as readonly string[]).includes(t)) {
+  const found = ON_DAEMON_DOWN.find((d) => d === t);
+  if (found === undefined) {
     throw new IwsError('INVALID_ARGUMENT', `${where}: ${JSON.stringify(v)} must be one of ${ON_DAEMON_DOWN.join(', ')}`);
   }
-  return t as OnDaemonDown;
+  return found;
 }
 
 const StateSchema = z.object({
@@ -50,9 +51,9 @@ export interface HookAction {
   action: 'add' | 'rm';
   id: string;
   pid?: number;
-  rootRange?: { start: number; size: number };
-  userRanges?: { start: number; size: number }[];
-  shiftMapping?: { containerId: number; hostId: number; size: number }[];
+  rootRange?: IdRange;
+  userRanges?: IdRange[];
+  shiftMapping?: IdMapping[];
   markPath?: string;
   fullWorkspaceBackup?: boolean;
   persistentVolumeClaim?: boolean;
@@ -72,10 +73,13 @@ export function parseState(text: string): OciState {
   return r.data;
 }
 
-function range(name: string, v: string) {
-  const r = IdRangeSchema.safeParse(v.trim());
-  if (!r.success) throw new IwsError('INVALID_ARGUMENT', `annotation ${name}: ${JSON.stringify(v)} must be START:SIZE`);
-  return r.data;
+/** One value of annotation `name`, parsed by the core's parser; its message names the annotation. */
+function annotated<T>(name: string, v: string, parse: (s: string) => T): T {
+  try {
+    return parse(v.trim());
+  } catch (err) {
+    throw new IwsError('INVALID_ARGUMENT', `annotation ${name}: ${toIwsError(err).message}`);
+  }
 }
 
 /**
@@ -96,15 +100,9 @@ export function actionFor(state: OciState, event?: string): HookAction {
   const root = a[ANNOTATIONS.rootRange];
   const users = a[ANNOTATIONS.userRanges];
   const shift = a[ANNOTATIONS.shiftMapping];
-  if (root) out.rootRange = range(ANNOTATIONS.rootRange, root);
-  if (users) out.userRanges = users.split(',').map((x) => range(ANNOTATIONS.userRanges, x));
-  if (shift) {
-    out.shiftMapping = shift.split(',').map((x) => {
-      const m = /^(\d{1,10}):(\d{1,10}):(\d{1,10})$/.exec(x.trim());
-      if (!m) throw new IwsError('INVALID_ARGUMENT', `annotation ${ANNOTATIONS.shiftMapping}: ${JSON.stringify(x)} must be CONTAINER:HOST:SIZE`);
-      return { containerId: Number(m[1]), hostId: Number(m[2]), size: Number(m[3]) };
-    });
-  }
+  if (root) out.rootRange = annotated(ANNOTATIONS.rootRange, root, parseIdRange);
+  if (users) out.userRanges = users.split(',').map((x) => annotated(ANNOTATIONS.userRanges, x, parseIdRange));
+  if (shift) out.shiftMapping = shift.split(',').map((x) => annotated(ANNOTATIONS.shiftMapping, x, parseIdMapping));
   if (a[ANNOTATIONS.markPath]) out.markPath = a[ANNOTATIONS.markPath];
   if (a[ANNOTATIONS.fullWorkspaceBackup]) out.fullWorkspaceBackup = a[ANNOTATIONS.fullWorkspaceBackup] === 'true';
   if (a[ANNOTATIONS.persistentVolumeClaim]) out.persistentVolumeClaim = a[ANNOTATIONS.persistentVolumeClaim] === 'true';

@@ -11,7 +11,7 @@ import { Boundary, annotateCall, auditUnimplemented, deadlineOf } from './rpc.js
 import type { Caller, RpcGuard, RpcName } from './rpcGuard.js';
 import { storeWriteFailed, type MountEvent, type StateStore } from './state.js';
 import type { MountKind, Workspace } from './workspace.js';
-import { acceptedShiftMethods, shiftAnswer, type IdmappedAnswer, type MarkMethod } from './fsShift.js';
+import { acceptedShiftMethods, shiftAnswer, type IdmappedAnswer } from './fsShift.js';
 import type { PrepareForUserNSResponse } from './gen/iws/PrepareForUserNSResponse.js';
 import type { TeardownResponse } from './gen/iws/TeardownResponse.js';
 import type { MountProcRequest__Output } from './gen/iws/MountProcRequest.js';
@@ -61,12 +61,12 @@ export interface ServiceDeps {
   /** Every TypeScript-side check: rate limits, lanes, the mount quota, one-shots. */
   guard: RpcGuard;
   /** The configured shift method and where a workspace's FUSE dirs live. */
-  shiftMethod: 'auto' | 'idmapped' | 'fuse' | 'shiftfs';
+  shiftMethod: native.ShiftMethodChoice;
   /** What an idmapped mark is answered as to a client that does not say it knows IDMAPPED (config shift.idmappedAnswer). */
   idmappedAnswer: IdmappedAnswer;
   fuseOptions: (workspaceId: string) => native.FuseOptions;
-  pidStrategy: 'ioctl' | 'scan';
-  mountStrategy: 'detached' | 'fallback';
+  pidStrategy: native.ResolvedPidStrategy;
+  mountStrategy: native.ResolvedMountStrategy;
   /** SetupPairVeths' network (config network.workspaceCidr); Gitpod's 10.0.5.0/30 when absent. */
   workspaceCidr?: string;
   proc: native.Masks;
@@ -214,7 +214,7 @@ export class WorkspaceService {
     const before = w.state;
     w.state = {
       ...w.state,
-      mark: { method: mark.method as 'idmapped' | 'fuse' | 'shiftfs', mountId: mark.mountId, fusePid: mark.fusePid ?? null, markPath: w.markPath, shift: w.shift },
+      mark: { method: mark.method, mountId: mark.mountId, fusePid: mark.fusePid ?? null, markPath: w.markPath, shift: w.shift },
     };
     try {
       this.deps.store.save(w.state);
@@ -226,7 +226,7 @@ export class WorkspaceService {
       throw storeWriteFailed(err, r.success ? 'the mark was not recorded and has been undone' : 'the mark was not recorded and could not be undone');
     }
     // The mark above is the daemon's choice; what the client sent only picks its label (see fsShift.ts).
-    const { answered, why } = shiftAnswer(mark.method as MarkMethod, opts.accepts ?? new Set(), this.deps.idmappedAnswer);
+    const { answered, why } = shiftAnswer(mark.method, opts.accepts ?? new Set(), this.deps.idmappedAnswer);
     opts.note?.({ fsShift: { mark: mark.method, answered, why } }, `mark ${mark.method}, answered fs_shift ${answered}`);
     return { fsShift: answered, fullWorkspaceBackup: w.fullWorkspaceBackup, persistentVolumeClaim: w.persistentVolumeClaim };
   }

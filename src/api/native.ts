@@ -149,7 +149,7 @@ export interface ShiftMarkOptions {
   shift?: native.IdMapping[];
   policy?: native.IdPolicy;
   /** "auto" (default), "idmapped", "fuse" or "shiftfs". */
-  method?: 'auto' | 'idmapped' | 'fuse' | 'shiftfs';
+  method?: native.ShiftMethodChoice;
   /** Where the fuse method keeps its dirs (host-only), and its binary. */
   fuse: native.FuseOptions;
 }
