@@ -230,9 +230,8 @@ function serveCommand(program: Command): void {
 }
 
 /** `iwsd workspace add|rm|ls`: registrations of a running daemon (admin.sock). */
-function workspaceCommands(program: Command): void {
-  const ws = program.command('workspace').description('register, remove and list workspaces of a running daemon (talks to admin.sock)');
-
+/** `iwsd workspace add`. */
+function workspaceAdd(ws: Command): void {
   ws.command('add')
     .description('register a running container as a workspace and print its socket path')
     .requiredOption('--id <id>', 'workspace id: letters, digits, ".", "_", "-"; at most 64 characters')
@@ -277,7 +276,10 @@ function workspaceCommands(program: Command): void {
         client.close();
       }
     });
+}
 
+/** `iwsd workspace rm`. */
+function workspaceRm(ws: Command): void {
   ws.command('rm')
     .description('remove a workspace: stop its socket and forget it')
     .requiredOption('--id <id>', 'workspace id')
@@ -291,7 +293,10 @@ function workspaceCommands(program: Command): void {
         client.close();
       }
     });
+}
 
+/** `iwsd workspace ls`. */
+function workspaceLs(ws: Command): void {
   ws.command('ls')
     .description('list registered workspaces')
     .option('--json', 'print JSON')
@@ -318,6 +323,13 @@ function workspaceCommands(program: Command): void {
     });
 }
 
+function workspaceCommands(program: Command): void {
+  const ws = program.command('workspace').description('register, remove and list workspaces of a running daemon (talks to admin.sock)');
+  workspaceAdd(ws);
+  workspaceRm(ws);
+  workspaceLs(ws);
+}
+
 /** `iwsd doctor`: the kernel features and strategies. */
 function doctorCommand(program: Command): void {
   program
@@ -334,6 +346,58 @@ function doctorCommand(program: Command): void {
 }
 
 /** `iwsd call`: one InWorkspaceService RPC on a workspace socket. */
+/** The action of `iwsd call`: checks the flags for the RPC, calls it, prints the response or the status and sets the exit code. */
+async function runCall(rpc: string, opts: { socket: string; pid?: number; target?: string; source?: string; args?: string; gid?: boolean; map?: IdMapping[]; timeout: number }): Promise<void> {
+    const name = RPCS.find((r) => r.toLowerCase() === rpc.toLowerCase());
+    const usage = (msg: string) => {
+      process.stderr.write(`iwsd: ${msg}\n(run iwsd call --help for usage)\n`);
+      process.exitCode = CALL_USAGE_EXIT;
+    };
+    if (!name) return usage(`unknown RPC ${JSON.stringify(rpc)}; use one of ${RPCS.join(', ')}`);
+    const mount = name.includes('ount');
+    const needs: Record<string, boolean> = {
+      '--pid': name === 'WriteIDMapping' || name === 'SetupPairVeths' || mount,
+      '--target': mount,
+      '--source': name === 'MountNfs',
+      '--args': name === 'MountNfs',
+      '--map': name === 'WriteIDMapping',
+      '--gid': name === 'WriteIDMapping',
+    };
+    const given: Record<string, boolean> = { '--pid': opts.pid !== undefined, '--target': opts.target !== undefined, '--source': opts.source !== undefined, '--args': opts.args !== undefined, '--map': Boolean(opts.map?.length), '--gid': Boolean(opts.gid) };
+    for (const flag of Object.keys(needs)) {
+      if (given[flag] && !needs[flag]) return usage(`${flag} does not apply to ${name}`);
+      if (!given[flag] && needs[flag] && flag !== '--gid' && flag !== '--args') return usage(`${name} needs ${flag}`);
+    }
+    const request: Record<string, unknown> =
+      name === 'WriteIDMapping'
+        ? { pid: opts.pid, gid: Boolean(opts.gid), mapping: opts.map }
+        : name === 'MountNfs'
+          ? { pid: opts.pid, target: opts.target, source: opts.source, args: opts.args ?? '' }
+          : mount
+            ? { pid: opts.pid, target: opts.target }
+            : name === 'SetupPairVeths'
+              ? { pid: opts.pid }
+              : {};
+    const Client = workspaceProto().iws.InWorkspaceService;
+    const client = new Client(`unix:${opts.socket}`, grpc.credentials.createInsecure());
+    try {
+      const res = await call<unknown>(
+        // PrepareForUserNS: this client knows IDMAPPED, so it shows the true method.
+        (o, cb) => (client as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(request, name === 'PrepareForUserNS' ? fsShiftAcceptMetadata() : new grpc.Metadata(), o, cb),
+        opts.timeout,
+        { socket: opts.socket, kind: 'workspace' },
+      );
+      process.stdout.write(`${JSON.stringify(res)}\n`);
+    } catch (err) {
+      const e = toIwsError(err);
+      const status = callStatus(e);
+      process.stderr.write(`iwsd: ${status}: ${e.code === 'INTERNAL' && !grpcStatusName(e) ? (e.detail ?? e.message) : e.message}\n`);
+      process.exitCode = callExitCode(e);
+    } finally {
+      client.close();
+    }
+}
+
 function callCommand(program: Command): void {
   program
     .command('call')
@@ -352,59 +416,71 @@ function callCommand(program: Command): void {
     .exitOverride((err) => {
       throw err.exitCode === 0 ? err : new CommanderError(CALL_USAGE_EXIT, err.code, err.message);
     })
-    .action(async (rpc: string, opts: { socket: string; pid?: number; target?: string; source?: string; args?: string; gid?: boolean; map?: IdMapping[]; timeout: number }) => {
-      const name = RPCS.find((r) => r.toLowerCase() === rpc.toLowerCase());
-      const usage = (msg: string) => {
-        process.stderr.write(`iwsd: ${msg}\n(run iwsd call --help for usage)\n`);
-        process.exitCode = CALL_USAGE_EXIT;
-      };
-      if (!name) return usage(`unknown RPC ${JSON.stringify(rpc)}; use one of ${RPCS.join(', ')}`);
-      const mount = name.includes('ount');
-      const needs: Record<string, boolean> = {
-        '--pid': name === 'WriteIDMapping' || name === 'SetupPairVeths' || mount,
-        '--target': mount,
-        '--source': name === 'MountNfs',
-        '--args': name === 'MountNfs',
-        '--map': name === 'WriteIDMapping',
-        '--gid': name === 'WriteIDMapping',
-      };
-      const given: Record<string, boolean> = { '--pid': opts.pid !== undefined, '--target': opts.target !== undefined, '--source': opts.source !== undefined, '--args': opts.args !== undefined, '--map': Boolean(opts.map?.length), '--gid': Boolean(opts.gid) };
-      for (const flag of Object.keys(needs)) {
-        if (given[flag] && !needs[flag]) return usage(`${flag} does not apply to ${name}`);
-        if (!given[flag] && needs[flag] && flag !== '--gid' && flag !== '--args') return usage(`${name} needs ${flag}`);
-      }
-      const request: Record<string, unknown> =
-        name === 'WriteIDMapping'
-          ? { pid: opts.pid, gid: Boolean(opts.gid), mapping: opts.map }
-          : name === 'MountNfs'
-            ? { pid: opts.pid, target: opts.target, source: opts.source, args: opts.args ?? '' }
-            : mount
-              ? { pid: opts.pid, target: opts.target }
-              : name === 'SetupPairVeths'
-                ? { pid: opts.pid }
-                : {};
-      const Client = workspaceProto().iws.InWorkspaceService;
-      const client = new Client(`unix:${opts.socket}`, grpc.credentials.createInsecure());
-      try {
-        const res = await call<unknown>(
-          // PrepareForUserNS: this client knows IDMAPPED, so it shows the true method.
-          (o, cb) => (client as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(request, name === 'PrepareForUserNS' ? fsShiftAcceptMetadata() : new grpc.Metadata(), o, cb),
-          opts.timeout,
-          { socket: opts.socket, kind: 'workspace' },
-        );
-        process.stdout.write(`${JSON.stringify(res)}\n`);
-      } catch (err) {
-        const e = toIwsError(err);
-        const status = callStatus(e);
-        process.stderr.write(`iwsd: ${status}: ${e.code === 'INTERNAL' && !grpcStatusName(e) ? (e.detail ?? e.message) : e.message}\n`);
-        process.exitCode = callExitCode(e);
-      } finally {
-        client.close();
-      }
-    });
+    .action(runCall);
 }
 
 /** `iwsd oci-hook`: (un)registers the container of an OCI runtime hook. */
+/** The action of `iwsd oci-hook`: registers or unregisters the container whose OCI state is on stdin. */
+async function runOciHook(opts: { event?: string; onDaemonDown: OnDaemonDown; stateDir?: string; config?: string }): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    const state = parseState(Buffer.concat(chunks).toString('utf8'));
+    const act = actionFor(state, opts.event);
+    const stateDir = configFor(opts).stateDir;
+    const target = adminTarget(stateDir);
+    const say = (msg: string) => process.stderr.write(`iwsd oci-hook: ${msg}\n`);
+    // The daemon is down: no admin socket, nobody listening, no answer.
+    const down = (err: unknown) =>
+      err instanceof IwsError && err.code === 'UNAVAILABLE' && ['NoSocket', 'NotListening', 'ConnectionRefused', 'DeadlineExceeded'].includes(err.reason ?? '');
+    let client: ReturnType<typeof connectAdmin> | undefined;
+    try {
+      client = connectAdmin(stateDir);
+      if (act.action === 'add') {
+        const req = addWorkspaceRequest({ ...act, pid: act.pid ?? 0 });
+        await call((o, cb) => client!.AddWorkspace(req, o, cb), 10_000, target);
+      } else {
+        // Usually the daemon tore it down already when the container
+        // exited: not an error (older daemons answer NOT_FOUND).
+        await call((o, cb) => client!.RemoveWorkspace({ id: act.id, ifPresent: true }, o, cb), 10_000, target).catch((err: unknown) => {
+          if (!(err instanceof IwsError && err.code === 'NOT_FOUND')) throw err;
+        });
+      }
+    } catch (err) {
+      const e = toIwsError(err);
+      if (act.action === 'rm') {
+        // Unregistering needs no running daemon: a daemon that starts
+        // later cleans up after containers that died meanwhile.
+        if (down(e)) {
+          say(`the iwsd daemon is not running (${e.message}); workspace ${act.id} will be cleaned up when it starts`);
+          return;
+        }
+        say(`could not unregister workspace ${act.id} (container ${state.id}): ${e.message}`);
+        process.exitCode = 1;
+        return;
+      }
+      if (!down(e)) {
+        say(`could not register container ${state.id} as workspace ${act.id}: ${e.code}: ${e.message}`);
+        process.exitCode = 1;
+        return;
+      }
+      const policy = act.onDaemonDown ?? opts.onDaemonDown;
+      const source = act.onDaemonDown ? `annotation ${ANNOTATIONS.onDaemonDown}=${policy}` : `--on-daemon-down ${policy}`;
+      const why = `the iwsd daemon is not running for state dir ${stateDir} (${e.message})`;
+      const todo = 'start it (systemctl start iwsd; see journalctl -u iwsd for why it stopped), or give the hook the --state-dir the daemon serves';
+      if (policy === 'start') {
+        say(`${why}: container ${state.id} starts WITHOUT its workspace socket (${source}); ${todo}, then restart the container`);
+        return;
+      }
+      say(
+        `${why}: refusing to start container ${state.id} (workspace ${act.id}) without its workspace socket; ${todo}, then start the container again. ` +
+          `To let containers start without iwsd instead, set annotation ${ANNOTATIONS.onDaemonDown}=start or pass --on-daemon-down start to the hook.`,
+      );
+      process.exitCode = 1;
+    } finally {
+      client?.close();
+    }
+}
+
 function ociHookCommand(program: Command): void {
   program
     .command('oci-hook')
@@ -421,65 +497,7 @@ function ociHookCommand(program: Command): void {
       'after',
       `\nWorkspace id: annotation ${ANNOTATIONS.workspaceId}, else the container id.\nPolicy overrides: ${ANNOTATIONS.rootRange}=START:SIZE, ${ANNOTATIONS.userRanges}=START:SIZE[,...],\n${ANNOTATIONS.shiftMapping}=C:H:S[,...], ${ANNOTATIONS.markPath}=PATH, ${ANNOTATIONS.fullWorkspaceBackup}=true, ${ANNOTATIONS.persistentVolumeClaim}=true.\n${ANNOTATIONS.onDaemonDown}=fail|start: as --on-daemon-down, for this container.\nA workspace directory the runtime made (the bind-mount source of /.workspace) is emptied at teardown, never removed.\nUnregistering (poststop) a workspace the daemon already tore down, or with the daemon down, is no error.\nExamples: contrib/hooks.d/iwsd.json, contrib/runc-config-snippet.json.`,
     )
-    .action(async (opts: { event?: string; onDaemonDown: OnDaemonDown; stateDir?: string; config?: string }) => {
-      const chunks: Buffer[] = [];
-      for await (const c of process.stdin) chunks.push(c as Buffer);
-      const state = parseState(Buffer.concat(chunks).toString('utf8'));
-      const act = actionFor(state, opts.event);
-      const stateDir = configFor(opts).stateDir;
-      const target = adminTarget(stateDir);
-      const say = (msg: string) => process.stderr.write(`iwsd oci-hook: ${msg}\n`);
-      // The daemon is down: no admin socket, nobody listening, no answer.
-      const down = (err: unknown) =>
-        err instanceof IwsError && err.code === 'UNAVAILABLE' && ['NoSocket', 'NotListening', 'ConnectionRefused', 'DeadlineExceeded'].includes(err.reason ?? '');
-      let client: ReturnType<typeof connectAdmin> | undefined;
-      try {
-        client = connectAdmin(stateDir);
-        if (act.action === 'add') {
-          const req = addWorkspaceRequest({ ...act, pid: act.pid ?? 0 });
-          await call((o, cb) => client!.AddWorkspace(req, o, cb), 10_000, target);
-        } else {
-          // Usually the daemon tore it down already when the container
-          // exited: not an error (older daemons answer NOT_FOUND).
-          await call((o, cb) => client!.RemoveWorkspace({ id: act.id, ifPresent: true }, o, cb), 10_000, target).catch((err: unknown) => {
-            if (!(err instanceof IwsError && err.code === 'NOT_FOUND')) throw err;
-          });
-        }
-      } catch (err) {
-        const e = toIwsError(err);
-        if (act.action === 'rm') {
-          // Unregistering needs no running daemon: a daemon that starts
-          // later cleans up after containers that died meanwhile.
-          if (down(e)) {
-            say(`the iwsd daemon is not running (${e.message}); workspace ${act.id} will be cleaned up when it starts`);
-            return;
-          }
-          say(`could not unregister workspace ${act.id} (container ${state.id}): ${e.message}`);
-          process.exitCode = 1;
-          return;
-        }
-        if (!down(e)) {
-          say(`could not register container ${state.id} as workspace ${act.id}: ${e.code}: ${e.message}`);
-          process.exitCode = 1;
-          return;
-        }
-        const policy = act.onDaemonDown ?? opts.onDaemonDown;
-        const source = act.onDaemonDown ? `annotation ${ANNOTATIONS.onDaemonDown}=${policy}` : `--on-daemon-down ${policy}`;
-        const why = `the iwsd daemon is not running for state dir ${stateDir} (${e.message})`;
-        const todo = 'start it (systemctl start iwsd; see journalctl -u iwsd for why it stopped), or give the hook the --state-dir the daemon serves';
-        if (policy === 'start') {
-          say(`${why}: container ${state.id} starts WITHOUT its workspace socket (${source}); ${todo}, then restart the container`);
-          return;
-        }
-        say(
-          `${why}: refusing to start container ${state.id} (workspace ${act.id}) without its workspace socket; ${todo}, then start the container again. ` +
-            `To let containers start without iwsd instead, set annotation ${ANNOTATIONS.onDaemonDown}=start or pass --on-daemon-down start to the hook.`,
-        );
-        process.exitCode = 1;
-      } finally {
-        client?.close();
-      }
-    });
+    .action(runOciHook);
 }
 
 export function buildProgram(): Command {

@@ -56,17 +56,6 @@ impl From<&JsIdPolicy> for core::idmap::IdPolicy {
     }
 }
 
-impl From<core::idmap::IdPolicy> for JsIdPolicy {
-    fn from(p: core::idmap::IdPolicy) -> Self {
-        JsIdPolicy {
-            root_range: p.root_range.into(),
-            user_ranges: p.user_ranges.into_iter().map(Into::into).collect(),
-            allow_host_root: Some(p.allow_host_root),
-            allow_setgroups: Some(p.allow_setgroups),
-        }
-    }
-}
-
 /// One map line: `size` ids from `containerId` map to `size` from `hostId`.
 #[napi(object, js_name = "IdMapping")]
 pub struct JsIdMapping {
@@ -95,7 +84,10 @@ pub fn mappings(v: &[JsIdMapping]) -> Vec<core::idmap::IdMapping> {
 /// The core's default id policy (config `idPolicy`'s defaults) and bounds.
 #[napi(object)]
 pub struct IdPolicyDefaults {
-    pub policy: JsIdPolicy,
+    pub root_range: JsIdRange,
+    pub user_ranges: Vec<JsIdRange>,
+    pub allow_host_root: bool,
+    pub allow_setgroups: bool,
     /// At most this many user ranges.
     pub max_user_ranges: u32,
 }
@@ -104,8 +96,12 @@ pub struct IdPolicyDefaults {
 /// neither host root nor setgroups allowed.
 #[napi]
 pub fn id_policy_defaults() -> IdPolicyDefaults {
+    let d = core::idmap::IdPolicy::default();
     IdPolicyDefaults {
-        policy: core::idmap::IdPolicy::default().into(),
+        root_range: d.root_range.into(),
+        user_ranges: d.user_ranges.into_iter().map(Into::into).collect(),
+        allow_host_root: d.allow_host_root,
+        allow_setgroups: d.allow_setgroups,
         max_user_ranges: core::idmap::MAX_USER_RANGES as u32,
     }
 }

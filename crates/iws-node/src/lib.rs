@@ -13,13 +13,17 @@
 
 #![deny(clippy::all)]
 
+// Modules whose types others' fields use come first: napi's typegen learns a
+// `js_name` (e.g. `JsPidStrategy` → `PidStrategy`) in declaration order, and
+// a field of a type it has not learnt yet keeps its Rust name in index.d.cts.
 mod authz;
+mod kernel;
+mod idmap;
+
 mod cgroup;
 mod container;
 mod error;
 mod fs;
-mod idmap;
-mod kernel;
 mod mount;
 mod net;
 mod shift;

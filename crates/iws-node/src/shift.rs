@@ -15,10 +15,13 @@ use crate::task::{job, same, Job};
 #[napi(string_enum, js_name = "ShiftMethod")]
 #[derive(Clone, Copy)]
 pub enum JsShiftMethod {
+    /// An idmapped bind mount of the root (mount_setattr, Linux 5.12+).
     #[napi(value = "idmapped")]
     Idmapped,
+    /// fuse-overlayfs with uidmapping/gidmapping, supervised by iwsd.
     #[napi(value = "fuse")]
     Fuse,
+    /// A shiftfs mount (Ubuntu kernels with the shiftfs module).
     #[napi(value = "shiftfs")]
     Shiftfs,
 }
@@ -50,10 +53,13 @@ pub enum JsShiftMethodChoice {
     /// idmapped when the kernel and filesystem allow it (tried for real), else fuse.
     #[napi(value = "auto")]
     Auto,
+    /// Only idmapped; fails where the kernel or filesystem refuses it.
     #[napi(value = "idmapped")]
     Idmapped,
+    /// Only fuse.
     #[napi(value = "fuse")]
     Fuse,
+    /// Only shiftfs.
     #[napi(value = "shiftfs")]
     Shiftfs,
 }
