@@ -2,8 +2,12 @@
 import { status } from '@grpc/grpc-js';
 import test from 'ava';
 
+import { readFileSync } from 'node:fs';
+
 import { ERROR_CODES, IwsError, toIwsError } from '../src/errors.js';
-import { validateIdPolicy } from '../src/native.js';
+import { openContainer, validateIdPolicy } from '../src/native.js';
+import { TestContainer, makeRootfs } from './helpers/container.js';
+import { rootTest } from './helpers/root.js';
 
 test('every error code maps to the gRPC status of the same name', (t) => {
   for (const code of ERROR_CODES) {
@@ -47,4 +51,23 @@ test('structured reasons and errnos cross the boundary; control flow matches the
   const internal = toIwsError(Object.assign(new Error('x'), { code: 'INTERNAL', detail: 'openat: EIO', errno: 5 }));
   t.is(internal.errno, 5);
   t.is(internal.reason, undefined);
+});
+
+rootTest('a container whose start time cannot be read is an error the caller sees, never a stand-in identity', async (t) => {
+  const fs = makeRootfs();
+  t.teardown(fs.cleanup);
+  const c = await TestContainer.start({ rootfs: fs.rootfs });
+  t.teardown(() => c.stop());
+  const handle = await openContainer(c.initHostPid);
+  t.teardown(() => handle.close());
+  // The start time is /proc/<pid>/stat field 22 (the fields after the command name, from its third).
+  const stat = readFileSync(`/proc/${c.initHostPid}/stat`, 'utf8');
+  t.is(handle.startTime, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]));
+  await c.stop();
+  for (let i = 0; i < 200 && handle.isAlive(); i++) await new Promise((r) => setTimeout(r, 10));
+  t.false(handle.isAlive());
+  const gone = t.throws(() => handle.startTime);
+  t.is(toIwsError(gone).code, 'NOT_FOUND', 'the init exited: its start time is gone, not 0');
+  handle.close();
+  t.throws(() => handle.startTime, { message: /container handle is closed; open the container again/ });
 });

@@ -13,17 +13,19 @@
 
 #![deny(clippy::all)]
 
-// Modules whose types others' fields use come first: napi's typegen learns a
-// `js_name` (e.g. `JsPidStrategy` → `PidStrategy`) in declaration order, and
-// a field of a type it has not learnt yet keeps its Rust name in index.d.cts.
+// Modules whose types others' fields use come first, in a group of their
+// own (rustfmt sorts within a group): napi's typegen learns a `js_name`
+// (e.g. `JsPidStrategy` → `PidStrategy`) in declaration order, and a field of
+// a type it has not learnt yet keeps its Rust name in index.d.cts (the
+// package test compiles a consumer against it).
 mod authz;
 mod kernel;
-mod idmap;
 
 mod cgroup;
 mod container;
 mod error;
 mod fs;
+mod idmap;
 mod mount;
 mod net;
 mod shift;

@@ -157,8 +157,11 @@ pub struct RemoveMarkResult {
     pub problems: Vec<String>,
 }
 
-impl From<(bool, Vec<String>)> for RemoveMarkResult {
-    fn from((success, problems): (bool, Vec<String>)) -> Self {
+/// What `remove_mark` returns: whether everything was cleaned, and what was not.
+type Removal = (bool, Vec<String>);
+
+impl From<Removal> for RemoveMarkResult {
+    fn from((success, problems): Removal) -> Self {
         RemoveMarkResult { success, problems }
     }
 }
@@ -184,7 +187,7 @@ pub fn prepare_shift_mark(
 pub fn remove_shift_mark(
     container: &Container,
     options: RemoveMarkOptions,
-) -> Result<AsyncTask<Job<(bool, Vec<String>), RemoveMarkResult>>> {
+) -> Result<AsyncTask<Job<Removal, RemoveMarkResult>>> {
     let c = handle(container)?;
     let mark = core::shift::Mark::try_from(&options.mark);
     let shift = mappings(&options.shift);
