@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 import { IwsError, toIwsError } from './errors.js';
+import type { IdmappedAnswer } from './fsShift.js';
 import { checkMaskEntry, ID_POLICY_DEFAULTS, MASK_DEFAULTS, parseIdRange, type LifecycleRule, type MountStrategy, type PidStrategy, type ShiftMethodChoice } from './native.js';
 
 /**
@@ -34,7 +35,11 @@ const MaskEntry = coreChecked((s) => {
   return s;
 });
 
-/** Every value of a binding string union, checked complete by the compiler. */
+/**
+ * Every value of a binding string union, for z.enum and commander choices:
+ * `all` must name each value of `T` and nothing else (the compiler checks
+ * both), so its keys are exactly `T`'s values.
+ */
 function values<T extends string>(all: Record<T, true>): [T, ...T[]] {
   const [first, ...rest] = Object.keys(all).filter((k): k is T => k in all);
   if (first === undefined) throw new Error('an empty union');
@@ -104,7 +109,7 @@ export const ConfigSchema = z
          * of the original contract, e.g. Gitpod's workspacekit, can act on:
          * bind the mark) or IDMAPPED. Only the label; never the mark.
          */
-        idmappedAnswer: z.enum(['fuse', 'idmapped']).default('fuse'),
+        idmappedAnswer: z.enum(values<IdmappedAnswer>({ fuse: true, idmapped: true })).default('fuse'),
       })
       .strict()
       .prefault({}),
