@@ -5,7 +5,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 
 import { ERROR_CODES, IwsError, toIwsError } from '../src/errors.js';
-import { openContainer, validateIdPolicy } from '../src/native.js';
+import { openContainer, resolveMountStrategy, resolvePidStrategy, validateIdPolicy } from '../src/native.js';
 import { TestContainer, makeRootfs } from './helpers/container.js';
 import { rootTest } from './helpers/root.js';
 
@@ -70,4 +70,13 @@ rootTest('a container whose start time cannot be read is an error the caller see
   t.is(toIwsError(gone).code, 'NOT_FOUND', 'the init exited: its start time is gone, not 0');
   handle.close();
   t.throws(() => handle.startTime, { message: /container handle is closed; open the container again/ });
+});
+
+test('a string outside a binding union (untyped JS callers of iwsd/native) is INVALID_ARGUMENT naming the type and its values', async (t) => {
+  for (const [type, resolve] of Object.entries({ PidStrategy: resolvePidStrategy, MountStrategy: resolveMountStrategy })) {
+    // As a JavaScript caller would: past the types.
+    const e = await t.throwsAsync(Promise.resolve(Reflect.apply(resolve, undefined, ['fast'])), { instanceOf: IwsError });
+    t.is(e?.code, 'INVALID_ARGUMENT');
+    t.regex(e?.message ?? '', new RegExp(`^unknown ${type} "fast"; use one of auto, `));
+  }
 });

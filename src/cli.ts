@@ -8,9 +8,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 
 import { addWorkspaceRequest, adminTarget, call, connectAdmin } from './adminClient.js';
 import { grpcStatusName } from './clientError.js';
-import { LOG_LEVELS, MOUNT_STRATEGIES, PID_STRATEGIES, loadConfig, type Config } from './config.js';
+import { LOG_LEVELS, loadConfig, type Config } from './config.js';
 import { Daemon, RELOADABLE } from './daemon.js';
-import { parseIdMapping, parseIdRange, sdNotify, type IdMapping, type IdRange } from './native.js';
+import { MOUNT_STRATEGIES, parseIdMapping, parseIdRange, PID_STRATEGIES, sdNotify, type IdMapping, type IdRange } from './native.js';
 import { IwsError, toIwsError } from './errors.js';
 import { createLogger } from './log.js';
 import { actionFor, ANNOTATIONS, ON_DAEMON_DOWN, parseState, type OnDaemonDown } from './ociHook.js';

@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 import { IwsError, toIwsError } from './errors.js';
-import type { IdmappedAnswer } from './fsShift.js';
-import { checkMaskEntry, ID_POLICY_DEFAULTS, MASK_DEFAULTS, parseIdRange, type LifecycleRule, type MountStrategy, type PidStrategy, type ShiftMethodChoice } from './native.js';
+import { IDMAPPED_ANSWERS } from './fsShift.js';
+import { checkMaskEntry, ID_POLICY_DEFAULTS, LIFECYCLE_RULES, MASK_DEFAULTS, MOUNT_STRATEGIES, parseIdRange, PID_STRATEGIES, SHIFT_METHOD_CHOICES } from './native.js';
 
 /**
  * A string checked (and converted) by the core's own parser or rule (through
@@ -35,19 +35,6 @@ const MaskEntry = coreChecked((s) => {
   return s;
 });
 
-/**
- * Every value of a binding string union, for z.enum and commander choices:
- * `all` must name each value of `T` and nothing else (the compiler checks
- * both), so its keys are exactly `T`'s values.
- */
-function values<T extends string>(all: Record<T, true>): [T, ...T[]] {
-  const [first, ...rest] = Object.keys(all).filter((k): k is T => k in all);
-  if (first === undefined) throw new Error('an empty union');
-  return [first, ...rest];
-}
-export const PID_STRATEGIES = values<PidStrategy>({ auto: true, ioctl: true, scan: true });
-export const MOUNT_STRATEGIES = values<MountStrategy>({ auto: true, detached: true, fallback: true });
-export const SHIFT_METHOD_CHOICES = values<ShiftMethodChoice>({ auto: true, idmapped: true, fuse: true, shiftfs: true });
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** A token bucket per workspace: `points` calls per `durationSeconds`. */
@@ -109,7 +96,7 @@ export const ConfigSchema = z
          * of the original contract, e.g. Gitpod's workspacekit, can act on:
          * bind the mark) or IDMAPPED. Only the label; never the mark.
          */
-        idmappedAnswer: z.enum(values<IdmappedAnswer>({ fuse: true, idmapped: true })).default('fuse'),
+        idmappedAnswer: z.enum(IDMAPPED_ANSWERS).default('fuse'),
       })
       .strict()
       .prefault({}),
@@ -139,7 +126,7 @@ export const ConfigSchema = z
     authz: z
       .object({
         /** Who may call PrepareForUserNS and Teardown: container root or its init's uid (Gitpod's ring0), or container root only. */
-        lifecycle: z.enum(values<LifecycleRule>({ 'root-or-init-uid': true, root: true })).default('root-or-init-uid'),
+        lifecycle: z.enum(LIFECYCLE_RULES).default('root-or-init-uid'),
       })
       .strict()
       .prefault({}),

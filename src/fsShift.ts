@@ -28,7 +28,8 @@ export const FS_SHIFT_ACCEPT_ALL = 'idmapped';
 export type MarkMethod = ShiftMethod;
 
 /** What an idmapped mark is reported as to a client that did not say it knows IDMAPPED (config `shift.idmappedAnswer`). */
-export type IdmappedAnswer = Extract<MarkMethod, 'fuse' | 'idmapped'>;
+export const IDMAPPED_ANSWERS = ['fuse', 'idmapped'] as const satisfies readonly MarkMethod[];
+export type IdmappedAnswer = (typeof IDMAPPED_ANSWERS)[number];
 
 /** Of the metadata's values, at most this many characters are read (the rest is ignored). */
 const MAX_HEADER_CHARS = 256;

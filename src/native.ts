@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 
-import { toIwsError } from './errors.js';
+import { IwsError, toIwsError } from './errors.js';
 import type * as Binding from '../native/index.cjs';
 
 const require = createRequire(import.meta.url);
@@ -54,11 +54,50 @@ export type ResolvedMountStrategy = Binding.ResolvedMountStrategy;
 export type ShiftMethod = Binding.ShiftMethod;
 export type ShiftMethodChoice = Binding.ShiftMethodChoice;
 
+/**
+ * Every value of a binding string union, for z.enum, commander choices and
+ * messages: `all` must name each value of `T` and nothing else (the compiler
+ * checks both), so its keys are exactly `T`'s values.
+ */
+function values<T extends string>(all: Record<T, true>): [T, ...T[]] {
+  const [first, ...rest] = Object.keys(all).filter((k): k is T => k in all);
+  if (first === undefined) throw new Error('an empty union');
+  return [first, ...rest];
+}
+export const PID_STRATEGIES = values<PidStrategy>({ auto: true, ioctl: true, scan: true });
+export const MOUNT_STRATEGIES = values<MountStrategy>({ auto: true, detached: true, fallback: true });
+export const SHIFT_METHODS = values<ShiftMethod>({ idmapped: true, fuse: true, shiftfs: true });
+export const SHIFT_METHOD_CHOICES = values<ShiftMethodChoice>({ auto: true, idmapped: true, fuse: true, shiftfs: true });
+export const LIFECYCLE_RULES = values<LifecycleRule>({ 'root-or-init-uid': true, root: true });
+const UNIONS: Record<string, readonly string[]> = {
+  PidStrategy: PID_STRATEGIES,
+  MountStrategy: MOUNT_STRATEGIES,
+  ShiftMethod: SHIFT_METHODS,
+  ShiftMethodChoice: SHIFT_METHOD_CHOICES,
+  LifecycleRule: LIFECYCLE_RULES,
+};
+
+/**
+ * napi-rs refuses a string outside a binding union before the core sees it,
+ * naming the Rust mirror type (`JsPidStrategy`): that is the caller's
+ * INVALID_ARGUMENT, said with the JS type and its values (as the core said
+ * when it parsed the strings).
+ */
+function toError(err: unknown): IwsError {
+  const m = err instanceof Error ? /^value `(.*)` does not match any variant of enum `Js(\w+)`/.exec(err.message) : null;
+  if (m) {
+    const [, value, type] = m;
+    const allowed = UNIONS[type ?? ''];
+    return new IwsError('INVALID_ARGUMENT', `unknown ${type} ${value}${allowed ? `; use one of ${allowed.join(', ')}` : ''}`, { cause: err });
+  }
+  return toIwsError(err);
+}
+
 async function wrap<T>(p: () => Promise<T>): Promise<T> {
   try {
     return await p();
   } catch (err) {
-    throw toIwsError(err);
+    throw toError(err);
   }
 }
 
@@ -66,7 +105,7 @@ function wrapSync<T>(f: () => T): T {
   try {
     return f();
   } catch (err) {
-    throw toIwsError(err);
+    throw toError(err);
   }
 }
 
