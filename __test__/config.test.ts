@@ -75,7 +75,7 @@ test('workspace ids are safe directory names', (t) => {
 test('mask entries and id ranges follow the core rules (one source): the 256-byte cap, u32 bounds, no sign or spaces', (t) => {
   t.deepEqual(parseConfig({ proc: { masked: ['a'.repeat(256)] } }).proc.masked, ['a'.repeat(256)]);
   const long = t.throws(() => parseConfig({ proc: { masked: ['a'.repeat(257)] } }), { instanceOf: IwsError });
-  t.regex(long?.message ?? '', /proc\.masked\.0: mask entry "a+/);
+  t.regex(long?.message ?? '', /proc\.masked\.0: mask entry "a+"\.\.\. is 257 bytes long; give at most 256/);
   t.regex(t.throws(() => parseConfig({ sysfs: { masked: ['../x'] } }))?.message ?? '', /sysfs\.masked\.0: mask entry "\.\.\/x"/);
   t.regex(t.throws(() => parseConfig({ idPolicy: { rootRange: '4294967296:1' } }))?.message ?? '', /idPolicy\.rootRange: id range "4294967296:1": every number must fit in 32 bits/);
   for (const bad of ['+1:5', ' 1:5', '1:5:6', '1:']) {
