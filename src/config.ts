@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { IwsError, toIwsError } from './errors.js';
 import { IDMAPPED_ANSWERS } from './fsShift.js';
 import { checkMaskEntry, ID_POLICY_DEFAULTS, LIFECYCLE_RULES, MASK_DEFAULTS, MOUNT_STRATEGIES, parseIdRange, PID_STRATEGIES, SHIFT_METHOD_CHOICES } from './native.js';
+import { LOOPBACK } from './observability.js';
 
 /**
  * A string checked (and converted) by the core's own parser or rule (through
@@ -135,7 +136,7 @@ export const ConfigSchema = z
         enabled: z.boolean().default(false),
         host: z
           .string()
-          .regex(/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/, 'must be a loopback address (127.0.0.0/8, ::1 or localhost)')
+          .regex(LOOPBACK, 'must be a loopback address (127.0.0.0/8, ::1 or localhost)')
           .default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(9464),
       })

@@ -59,6 +59,11 @@ function flatten(v: unknown, prefix = '', out = new Map<string, string>()): Map<
   return out;
 }
 
+/** A container's identity as a key: its init PID and start time (a reused PID is another container). */
+function containerKey(c: WorkspaceState['container']): string {
+  return `${c.hostPid}:${c.startTime}`;
+}
+
 export interface AddWorkspaceOptions {
   id: string;
   hostPid: number;
@@ -415,13 +420,7 @@ export class Daemon {
     if (this.#workspaces.has(id) || this.#pending.has(id)) {
       throw new IwsError('FAILED_PRECONDITION', `workspace ${id} is already registered; remove it first (iwsd workspace rm --id ${id})`);
     }
-    const policy: native.IdPolicy = {
-      rootRange: opts.rootRange ?? this.config.idPolicy.rootRange,
-      userRanges: opts.userRanges?.length ? opts.userRanges : this.config.idPolicy.userRanges,
-      allowHostRoot: this.config.idPolicy.allowHostRoot,
-      allowSetgroups: this.config.idPolicy.allowSetgroups,
-    };
-    native.validateIdPolicy(policy);
+    const policy = this.#policyFor(opts);
     this.#pending.add(id);
     const dir = workspaceDir(this.config.stateDir, id);
     let container: native.Container | undefined;
@@ -436,111 +435,15 @@ export class Daemon {
     try {
       container = await native.openContainer(opts.hostPid);
       const identity = { hostPid: opts.hostPid, startTime: container.startTime };
-      const key = `${identity.hostPid}:${identity.startTime}`;
-      const other = this.#containers.get(key);
-      if (other !== undefined) {
-        throw new IwsError(
-          'FAILED_PRECONDITION',
-          `the container with init PID ${identity.hostPid} is already registered as workspace ${other}: one registration per container (remove it first: iwsd workspace rm --id ${other})`,
-        );
-      }
-      this.#containers.set(key, id);
-      claimed = key;
-      // State of this very container (same init PID and start time) carries
-      // over, e.g. when it is registered again after a daemon restart; a new
-      // container under an old id starts fresh.
-      const stored = restore ?? (await this.#loadState(id));
-      const same = stored && stored.container.hostPid === identity.hostPid && stored.container.startTime === identity.startTime;
-      if (restore && !same) throw new IwsError('NOT_FOUND', `the container of workspace ${id} is gone`);
-      const state: WorkspaceState = same
-        ? stored
-        : {
-            version: 1,
-            id,
-            container: identity,
-            registration: {
-              rootRange: policy.rootRange,
-              userRanges: policy.userRanges,
-              shift: opts.shiftMapping?.length ? opts.shiftMapping : defaultShift(policy),
-              markPath: opts.markPath || this.config.shift.markPath,
-              fullWorkspaceBackup: opts.fullWorkspaceBackup ?? this.config.shift.fullWorkspaceBackup,
-              persistentVolumeClaim: opts.persistentVolumeClaim ?? false,
-            },
-            prepared: false,
-            tornDown: false,
-            mark: null,
-            mounts: [],
-            runtimeDir: existed,
-          };
-      const reg = state.registration;
-      const markDir = Daemon.markDirName(reg.markPath);
+      claimed = this.#claim(id, identity);
+      const state = await this.#stateFor(id, identity, opts, policy, restore, existed);
+      const markDir = Daemon.markDirName(state.registration.markPath);
       this.#sealed(id, 'registration', await native.prepareWorkspaceDir(this.#workspacesDir, id, markDir));
       this.#store.save(state);
-      const workspace: Workspace = {
-        id,
-        hostPid: opts.hostPid,
-        container,
-        policy: { rootRange: reg.rootRange, userRanges: reg.userRanges, allowHostRoot: policy.allowHostRoot, allowSetgroups: policy.allowSetgroups },
-        dir,
-        socketPath: workspaceSocket(this.config.stateDir, id),
-        mounts: new Map(state.mounts.map((m) => [m.mountId, { kind: m.kind, target: m.target, pid: m.pid, madeFor: m.madeFor }])),
-        shift: reg.shift,
-        markPath: reg.markPath,
-        fullWorkspaceBackup: reg.fullWorkspaceBackup,
-        persistentVolumeClaim: reg.persistentVolumeClaim ?? false,
-        state,
-      };
+      const workspace = this.#workspaceOf(id, state, opts.hostPid, container, policy, dir);
       const log = this.log.child({ workspace: id });
-      const authz = () => this.config.authz;
-      const shift = () => this.config.shift;
-      const service = new WorkspaceService(workspace, {
-        log,
-        store: this.#store,
-        native,
-        guard: this.guard,
-        shiftMethod: this.config.shift.method,
-        // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
-        get idmappedAnswer() {
-          return shift().idmappedAnswer;
-        },
-        fuseOptions: (wid) => this.fuseOptions(wid),
-        pidStrategy: this.pidStrategy,
-        mountStrategy: this.mountStrategy,
-        workspaceCidr: this.config.network.workspaceCidr,
-        metrics: this.metrics,
-        proc: this.config.proc,
-        sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },
-        devices: this.config.devices.create,
-        // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
-        get lifecycleRule() {
-          return authz().lifecycle;
-        },
-      });
-      // The workspace's own users must be able to connect from inside the
-      // container: who may call is decided per connection (the peer must be
-      // inside the workspace), not by file mode.
-      const c = container;
-      guard = await GuardedSocket.listen({
-        path: workspace.socketPath,
-        mode: 0o666,
-        tmpDir: this.tmpDir,
-        // The rename into the sealed workspace directory is the core's:
-        // flag off, rename over whatever is there, flag on, prune.
-        place: async (tmp) => this.#sealed(id, 'socket', await native.installSocket(this.tmpDir, basename(tmp), this.#workspacesDir, id, markDir)),
-        // The directory is sealed: the socket goes with it (rm) or stays
-        // stale until the next start replaces it.
-        unlinkOnClose: false,
-        injector: this.#injector,
-        table: this.#connections,
-        context: { service, log },
-        check: (fd) => native.checkPeer(c, fd),
-        log,
-        budget: this.#budget,
-        events: {
-          onRefused: (kind) => (kind === 'peer' ? this.metrics.refused : this.metrics.overCap).inc(),
-          onNoPreface: () => this.metrics.noPreface.inc(),
-        },
-      });
+      const service = this.#serviceFor(workspace, log);
+      guard = await this.#listen(workspace, service, markDir, log);
       const token = ++this.#nextToken;
       this.#tokens.set(token, id);
       this.#watcher.watch(container, token);
@@ -556,6 +459,148 @@ export class Daemon {
     } finally {
       this.#pending.delete(id);
     }
+  }
+
+  /** The id policy of a registration: the request's ranges, else the configured ones; validated. */
+  #policyFor(opts: AddWorkspaceOptions): native.IdPolicy {
+    const policy: native.IdPolicy = {
+      rootRange: opts.rootRange ?? this.config.idPolicy.rootRange,
+      userRanges: opts.userRanges?.length ? opts.userRanges : this.config.idPolicy.userRanges,
+      allowHostRoot: this.config.idPolicy.allowHostRoot,
+      allowSetgroups: this.config.idPolicy.allowSetgroups,
+    };
+    native.validateIdPolicy(policy);
+    return policy;
+  }
+
+  /** Claims the container for workspace `id` (one registration per container); returns the claim's key. */
+  #claim(id: string, identity: WorkspaceState['container']): string {
+    const key = containerKey(identity);
+    const other = this.#containers.get(key);
+    if (other !== undefined) {
+      throw new IwsError(
+        'FAILED_PRECONDITION',
+        `the container with init PID ${identity.hostPid} is already registered as workspace ${other}: one registration per container (remove it first: iwsd workspace rm --id ${other})`,
+      );
+    }
+    this.#containers.set(key, id);
+    return key;
+  }
+
+  /**
+   * The state of this very container (same init PID and start time) carries
+   * over, e.g. when it is registered again after a daemon restart; a new
+   * container under an old id starts fresh. A restore of a container that is
+   * gone fails.
+   */
+  async #stateFor(
+    id: string,
+    identity: WorkspaceState['container'],
+    opts: AddWorkspaceOptions,
+    policy: native.IdPolicy,
+    restore: WorkspaceState | undefined,
+    runtimeDir: boolean,
+  ): Promise<WorkspaceState> {
+    const stored = restore ?? (await this.#loadState(id));
+    const same = stored && stored.container.hostPid === identity.hostPid && stored.container.startTime === identity.startTime;
+    if (restore && !same) throw new IwsError('NOT_FOUND', `the container of workspace ${id} is gone`);
+    if (same) return stored;
+    return {
+      version: 1,
+      id,
+      container: identity,
+      registration: {
+        rootRange: policy.rootRange,
+        userRanges: policy.userRanges,
+        shift: opts.shiftMapping?.length ? opts.shiftMapping : defaultShift(policy),
+        markPath: opts.markPath || this.config.shift.markPath,
+        fullWorkspaceBackup: opts.fullWorkspaceBackup ?? this.config.shift.fullWorkspaceBackup,
+        persistentVolumeClaim: opts.persistentVolumeClaim ?? false,
+      },
+      prepared: false,
+      tornDown: false,
+      mark: null,
+      mounts: [],
+      runtimeDir,
+    };
+  }
+
+  /** The in-memory workspace of a registration's state. */
+  #workspaceOf(id: string, state: WorkspaceState, hostPid: number, container: native.Container, policy: native.IdPolicy, dir: string): Workspace {
+    const reg = state.registration;
+    return {
+      id,
+      hostPid,
+      container,
+      policy: { rootRange: reg.rootRange, userRanges: reg.userRanges, allowHostRoot: policy.allowHostRoot, allowSetgroups: policy.allowSetgroups },
+      dir,
+      socketPath: workspaceSocket(this.config.stateDir, id),
+      mounts: new Map(state.mounts.map((m) => [m.mountId, { kind: m.kind, target: m.target, pid: m.pid, madeFor: m.madeFor }])),
+      shift: reg.shift,
+      markPath: reg.markPath,
+      fullWorkspaceBackup: reg.fullWorkspaceBackup,
+      persistentVolumeClaim: reg.persistentVolumeClaim ?? false,
+      state,
+    };
+  }
+
+  /** The workspace's RPC service. */
+  #serviceFor(workspace: Workspace, log: Logger): WorkspaceService {
+    const authz = () => this.config.authz;
+    const shift = () => this.config.shift;
+    return new WorkspaceService(workspace, {
+      log,
+      store: this.#store,
+      native,
+      guard: this.guard,
+      shiftMethod: this.config.shift.method,
+      // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
+      get idmappedAnswer() {
+        return shift().idmappedAnswer;
+      },
+      fuseOptions: (wid) => this.fuseOptions(wid),
+      pidStrategy: this.pidStrategy,
+      mountStrategy: this.mountStrategy,
+      workspaceCidr: this.config.network.workspaceCidr,
+      metrics: this.metrics,
+      proc: this.config.proc,
+      sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },
+      devices: this.config.devices.create,
+      // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
+      get lifecycleRule() {
+        return authz().lifecycle;
+      },
+    });
+  }
+
+  /**
+   * Binds the workspace socket. The workspace's own users must be able to
+   * connect from inside the container: who may call is decided per
+   * connection (the peer must be inside the workspace), not by file mode.
+   */
+  #listen(workspace: Workspace, service: WorkspaceService, markDir: string | undefined, log: Logger): Promise<GuardedSocket<CallContext>> {
+    const { id, container } = workspace;
+    return GuardedSocket.listen({
+      path: workspace.socketPath,
+      mode: 0o666,
+      tmpDir: this.tmpDir,
+      // The rename into the sealed workspace directory is the core's:
+      // flag off, rename over whatever is there, flag on, prune.
+      place: async (tmp) => this.#sealed(id, 'socket', await native.installSocket(this.tmpDir, basename(tmp), this.#workspacesDir, id, markDir)),
+      // The directory is sealed: the socket goes with it (rm) or stays
+      // stale until the next start replaces it.
+      unlinkOnClose: false,
+      injector: this.#injector,
+      table: this.#connections,
+      context: { service, log },
+      check: (fd) => native.checkPeer(container, fd),
+      log,
+      budget: this.#budget,
+      events: {
+        onRefused: (kind) => (kind === 'peer' ? this.metrics.refused : this.metrics.overCap).inc(),
+        onNoPreface: () => this.metrics.noPreface.inc(),
+      },
+    });
   }
 
   /**
@@ -604,23 +649,40 @@ export class Daemon {
     else this.log.debug({ workspace: id, dir }, `${dir} emptied and kept: the runtime made it and binds it into the workspace's next container`);
   }
 
+  /**
+   * The end of every teardown, by admin rm, container exit or a failed
+   * restore: removes (or empties) the workspace directory and the FUSE
+   * directory and archives the state. Every step runs even if one before it
+   * failed (see #step). Returns the archive's path.
+   */
+  async #cleanUp(id: string, state: WorkspaceState, containerGone: boolean, log: Logger): Promise<string | undefined> {
+    await this.#step(id, log, 'removing its workspace directory', () => this.#removeWorkspaceDir(id, state, containerGone));
+    await this.#step(id, log, 'removing its FUSE directory', () => this.#removeTree(id, join(this.config.stateDir, 'fuse'), id));
+    return this.#step(id, log, 'archiving its state', () => this.#store.archive(id));
+  }
+
+  /**
+   * One step of a teardown: a failure is logged and the teardown goes on, so
+   * no state file, FUSE or workspace directory is left behind because of
+   * another step.
+   */
+  async #step<T>(id: string, log: Logger, what: string, f: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await f();
+    } catch (err) {
+      const message = toIwsError(err).message;
+      log.error({ err: message, step: what }, `teardown of workspace ${id}: ${what} failed: ${message}`);
+      return undefined;
+    }
+  }
+
   async #teardown(id: string, entry: Entry, reason: 'removed' | 'container exited'): Promise<void> {
     this.#tokens.delete(entry.token);
     this.#watcher.unwatch(entry.token);
     const { workspace } = entry;
-    this.#containers.delete(`${workspace.state.container.hostPid}:${workspace.state.container.startTime}`);
+    this.#containers.delete(containerKey(workspace.state.container));
     const log = this.log.child({ workspace: id });
-    // Every step runs even if one before it failed: no state file, FUSE or
-    // workspace directory is left behind because of another step.
-    const step = async <T>(what: string, f: () => Promise<T>): Promise<T | undefined> => {
-      try {
-        return await f();
-      } catch (err) {
-        log.error({ err: toIwsError(err).message, step: what }, `teardown of workspace ${id}: ${what} failed: ${toIwsError(err).message}`);
-        return undefined;
-      }
-    };
-    await step('closing its socket', () => entry.socket.close());
+    await this.#step(id, log, 'closing its socket', () => entry.socket.close());
     const mark = workspace.state.mark;
     const alive = workspace.container.isAlive();
     const r = await entry.service.removeMark().catch((err: unknown) => ({ success: false, problems: [toIwsError(err).message] }));
@@ -631,10 +693,8 @@ export class Daemon {
     // Calls of this workspace still in flight keep their own reference to the
     // native handle (close() does not wait for them nor conflict with them).
     workspace.container.close();
-    await step('removing its workspace directory', () => this.#removeWorkspaceDir(id, workspace.state, !alive));
-    await step('removing its FUSE directory', () => this.#removeTree(id, join(this.config.stateDir, 'fuse'), id));
-    const archived = await step('archiving its state', () => this.#store.archive(id));
-    await step('forgetting its limits', () => this.guard.forget(id));
+    const archived = await this.#cleanUp(id, workspace.state, !alive, log);
+    await this.#step(id, log, 'forgetting its limits', () => this.guard.forget(id));
     log.info({ reason, archived }, `workspace ${id} torn down (${reason})`);
   }
 
@@ -665,12 +725,10 @@ export class Daemon {
           this.log.error({ workspace: id, reason: e.message, code: e.code }, `workspace ${id} not restored (${e.message}); its container still runs, so its directory and state are kept`);
           continue;
         }
-        if (state.mark?.fusePid) {
-          await native.stopFuseHelper(state.mark.fusePid, this.fuseOptions(id).staging).catch(() => false);
-        }
-        await this.#removeWorkspaceDir(id, state, true);
-        await this.#removeTree(id, join(this.config.stateDir, 'fuse'), id);
-        const archived = await this.#store.archive(id);
+        const log = this.log.child({ workspace: id });
+        const fusePid = state.mark?.fusePid;
+        if (fusePid) await this.#step(id, log, 'stopping its FUSE helper', () => native.stopFuseHelper(fusePid, this.fuseOptions(id).staging));
+        const archived = await this.#cleanUp(id, state, true, log);
         this.log.info({ workspace: id, reason: e.message, archived }, `workspace ${id} not restored (${e.message}); cleaned up`);
       }
     }

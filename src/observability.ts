@@ -170,11 +170,8 @@ export class Metrics {
   }
 }
 
-const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
-
-export function isLoopback(host: string): boolean {
-  return LOOPBACK.test(host);
-}
+/** The hosts `metrics.host` may name: 127.0.0.0/8, ::1 or localhost (the config schema checks it). */
+export const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
 
 /** Serves GET /metrics on a loopback address; resolves with the bound port. */
 export async function serveMetrics(metrics: Metrics, host: string, port: number, log: Logger): Promise<{ server: HttpServer; port: number }> {
