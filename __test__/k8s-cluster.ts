@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { TestContainerd } from './helpers/containerd.js';
+import { killByCommandLine, processes, terminate } from './helpers/process.js';
 
 export const K8S_VERSION = 'v1.37.2';
 export const K8S_BIN = process.env.IWSD_K8S_BIN || fileURLToPath(new URL(`../.tools/k8s/${K8S_VERSION}/bin`, import.meta.url));
@@ -89,7 +90,6 @@ export class TestCluster {
   readonly timings: Record<string, number> = {};
   readonly #procs = new Map<string, ChildProcess>();
   readonly #before: HostSnapshot = snapshot();
-  #sharedMount = false;
   #ports: Record<string, number> = {};
   readonly cd: TestContainerd;
 
@@ -126,7 +126,6 @@ export class TestCluster {
     for (const args of [['--bind', this.sharedDir, this.sharedDir], ['--make-shared', this.sharedDir]]) {
       const r = spawnSync('mount', args, { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`mount ${args.join(' ')}: ${r.stderr}`);
-      this.#sharedMount = true;
     }
     for (const p of ['etcdClient', 'etcdPeer', 'apiserver', 'kubelet', 'kubeletHealthz', 'kcm', 'scheduler']) this.#ports[p] = await freePort();
     const P = this.#ports;
@@ -271,24 +270,9 @@ localStorageCapacityIsolation: false
     // kubelet first: it would restart what the others stop.
     for (const name of ['kubelet', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd']) {
       const p = this.#procs.get(name);
-      if (!p || p.exitCode !== null || p.signalCode !== null) continue;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
+      if (p) await terminate(p);
     }
-    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-      try {
-        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        if (cmd.includes(this.lab) && Number(pid) !== process.pid) {
-          process.kill(Number(pid), 'SIGKILL');
-          undone.push(`killed ${pid} ${cmd.split('\0')[0]}`);
-        }
-      } catch {
-        /* gone */
-      }
-    }
+    for (const k of killByCommandLine(this.lab)) undone.push(`killed ${k}`);
     const now = snapshot();
     for (const [s, v] of Object.entries(this.#before.sysctls)) {
       if (now.sysctls[s] !== v) {
@@ -337,7 +321,6 @@ localStorageCapacityIsolation: false
       .filter((m): m is string => !!m && m.startsWith(this.lab))
       .reverse();
     for (const m of mounts) spawnSync('umount', ['-l', m]);
-    this.#sharedMount = false;
     spawnSync('chattr', ['-R', '-f', '-i', this.lab], { stdio: 'ignore' });
     rmSync(this.lab, { recursive: true, force: true });
     return undone;
@@ -354,13 +337,7 @@ localStorageCapacityIsolation: false
     }
     if (existsSync(this.lab)) diff.push(`${this.lab} still exists`);
     for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (l.split(' ')[4]?.startsWith(this.lab)) diff.push(`mount ${l.split(' ')[4]}`);
-    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-      try {
-        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(this.lab)) diff.push(`process ${pid}`);
-      } catch {
-        /* gone */
-      }
-    }
+    for (const { pid } of processes((c) => c.includes(this.lab))) diff.push(`process ${pid}`);
     return diff;
   }
 }

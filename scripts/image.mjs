@@ -23,10 +23,11 @@
  * line per entry: kind (d, f, x), mode, size, path).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { writeOciLayout } from './oci-layout.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -199,14 +200,6 @@ run('tar', [
   layerTmp,
   '.',
 ]);
-const sha256 = (b) => createHash('sha256').update(b).digest('hex');
-const blob = (b) => {
-  const d = sha256(b);
-  writeFileSync(join(layout, 'blobs/sha256', d), b);
-  return { digest: `sha256:${d}`, size: b.length };
-};
-const layer = blob(readFileSync(layerTmp));
-rmSync(layerTmp);
 const created = new Date(EPOCH * 1000).toISOString().replace(/\.000Z$/, 'Z');
 const labels = {
   'org.opencontainers.image.title': 'iwsd',
@@ -215,52 +208,25 @@ const labels = {
   'org.opencontainers.image.licenses': pkg.license,
   'org.opencontainers.image.description': pkg.description,
 };
-const config = blob(
-  Buffer.from(
-    JSON.stringify({
-      created,
-      architecture: 'amd64',
-      os: 'linux',
-      config: {
-        User: '0:0',
-        Entrypoint: [NODE, `${APP}/bin/iwsd.js`],
-        Cmd: ['serve', '--config', '/etc/iwsd/config.json'],
-        Env: ['PATH=/usr/local/bin:/usr/bin', 'NODE_ENV=production'],
-        WorkingDir: '/',
-        Labels: labels,
-      },
-      rootfs: { type: 'layers', diff_ids: [layer.digest] },
-      history: [{ created, created_by: 'scripts/image.mjs (npm run image)' }],
-    }),
-  ),
-);
-const manifest = blob(
-  Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
-      annotations: { 'org.opencontainers.image.created': created, 'org.opencontainers.image.revision': revision },
-    }),
-  ),
-);
-writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-writeFileSync(
-  join(layout, 'index.json'),
-  JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [
-      {
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        ...manifest,
-        platform: { architecture: 'amd64', os: 'linux' },
-        annotations: { 'org.opencontainers.image.ref.name': NAME, 'io.containerd.image.name': NAME },
-      },
-    ],
-  }),
-);
+const { layer, manifest } = writeOciLayout(layout, {
+  layerTar: layerTmp,
+  name: NAME,
+  config: {
+    created,
+    architecture: 'amd64',
+    os: 'linux',
+    config: {
+      User: '0:0',
+      Entrypoint: [NODE, `${APP}/bin/iwsd.js`],
+      Cmd: ['serve', '--config', '/etc/iwsd/config.json'],
+      Env: ['PATH=/usr/local/bin:/usr/bin', 'NODE_ENV=production'],
+      WorkingDir: '/',
+      Labels: labels,
+    },
+    history: [{ created, created_by: 'scripts/image.mjs (npm run image)' }],
+  },
+  annotations: { 'org.opencontainers.image.created': created, 'org.opencontainers.image.revision': revision },
+});
 for (const p of ['oci-layout', 'index.json', 'blobs', 'blobs/sha256', ...readdirSync(join(layout, 'blobs/sha256')).map((b) => `blobs/sha256/${b}`)]) {
   chmodSync(join(layout, p), p.startsWith('blobs/sha256/') || !p.startsWith('blobs') ? 0o444 : 0o555);
   utimesSync(join(layout, p), EPOCH, EPOCH);

@@ -10,11 +10,13 @@
  * .ci/run builds containerd v2.4.2, ctr, containerd-shim-runc-v2, crictl).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { writeOciLayout } from '../../scripts/oci-layout.mjs';
+import { killByCommandLine, terminate } from './process.js';
 
 export const CONTAINERD_BIN = process.env.IWSD_CONTAINERD_BIN || fileURLToPath(new URL('../../.tools/containerd/bin', import.meta.url));
 const BINARIES = ['containerd', 'ctr', 'containerd-shim-runc-v2', 'crictl'];
@@ -31,10 +33,6 @@ export function containerdMissing(): string | undefined {
 export const BUSYBOX_IMAGE = 'docker.io/library/busybox:local';
 export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10.1';
 
-function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
 function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env: opts.env, timeout: opts.timeoutMs ?? 60_000 });
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
@@ -50,49 +48,18 @@ function makeImageRootfs(dir: string): void {
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\n');
 }
 
-/** An OCI image layout tarball (index.json, one manifest, one config, one uncompressed layer). */
+/** An OCI image layout tarball (see scripts/oci-layout.mjs). */
 export function makeImage(rootfs: string, out: string, name: string, entrypoint: string[], cmd: string[]): void {
   const layout = `${out}.d`;
-  const blobs = join(layout, 'blobs/sha256');
-  mkdirSync(blobs, { recursive: true });
-  const layerPath = join(layout, 'layer.tar');
-  const tar = run('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', layerPath, '.']);
+  mkdirSync(layout, { recursive: true });
+  const layerTar = join(layout, 'layer.tar');
+  const tar = run('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', layerTar, '.']);
   if (tar.code !== 0) throw new Error(`tar: ${tar.stderr}`);
-  const blob = (b: Buffer) => {
-    const d = sha256(b);
-    writeFileSync(join(blobs, d), b);
-    return { digest: `sha256:${d}`, size: b.length };
-  };
-  const layer = blob(readFileSync(layerPath));
-  rmSync(layerPath);
-  const config = blob(
-    Buffer.from(
-      JSON.stringify({
-        architecture: 'amd64',
-        os: 'linux',
-        config: { Entrypoint: entrypoint, Cmd: cmd, Env: ['PATH=/bin'], WorkingDir: '/' },
-        rootfs: { type: 'layers', diff_ids: [layer.digest] },
-      }),
-    ),
-  );
-  const manifest = blob(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
-      }),
-    ),
-  );
-  writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  writeFileSync(
-    join(layout, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, platform: { architecture: 'amd64', os: 'linux' }, annotations: { 'org.opencontainers.image.ref.name': name, 'io.containerd.image.name': name } }],
-    }),
-  );
+  writeOciLayout(layout, {
+    layerTar,
+    name,
+    config: { architecture: 'amd64', os: 'linux', config: { Entrypoint: entrypoint, Cmd: cmd, Env: ['PATH=/bin'], WorkingDir: '/' } },
+  });
   const t2 = run('tar', ['-C', layout, '-cf', out, '.']);
   if (t2.code !== 0) throw new Error(`tar: ${t2.stderr}`);
   rmSync(layout, { recursive: true, force: true });
@@ -209,13 +176,7 @@ export class TestContainerd {
 
   /** SIGTERM containerd and wait (containers and shims keep running). */
   async stopDaemon(): Promise<void> {
-    const p = this.#proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(t);
+    if (this.#proc) await terminate(this.#proc);
   }
 
   tail(lines = 30): string {
@@ -286,14 +247,7 @@ export class TestContainerd {
     if (this.#proc && this.#proc.exitCode === null) this.crictlRaw(['rmp', '-fa']);
     await this.stopDaemon().catch(() => undefined);
     // Shims (and their containers) that outlived containerd: found by our lab path.
-    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-      try {
-        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        if (cmd.includes(this.lab) && Number(pid) !== process.pid) process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    killByCommandLine(this.lab);
     spawnSync('runc', ['--root', join(this.lab, 'runc-root'), 'list', '-q'], { encoding: 'utf8' })
       .stdout?.split('\n')
       .filter(Boolean)
