@@ -6,11 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import type { ExecutionContext } from 'ava';
 
+import { AgentChannel } from './agentProtocol.js';
 import { children, waitFor, type CallResult } from './container.js';
 
 const AGENT = fileURLToPath(new URL('./agent.mjs', import.meta.url));
@@ -41,8 +41,7 @@ export interface AgentCallOptions {
 
 export class Agent {
   #proc: ChildProcess;
-  #next = 1;
-  #waiting = new Map<number, (msg: Record<string, unknown>) => void>();
+  #agent: AgentChannel;
   #exited: Promise<void>;
   /** Its host PID and its PID in its own PID namespace. */
   host = 0;
@@ -53,34 +52,21 @@ export class Agent {
     const { NODE_EXTRA_CA_CERTS: _, ...env } = process.env;
     this.#proc = spawn(argv[0]!, [...argv.slice(1), process.execPath, AGENT], { stdio: ['pipe', 'pipe', 'inherit'], env });
     this.#exited = new Promise((r) => this.#proc.once('exit', () => r()));
+    this.#agent = new AgentChannel(this.#proc, `agent ${argv.join(' ')}`);
   }
 
   /** Starts the agent under `argv`; it ends with the test. */
   static async start(t: ExecutionContext, argv: string[]): Promise<Agent> {
     const a = new Agent(argv);
     t.teardown(() => a.exit());
-    const rl = createInterface({ input: a.#proc.stdout! });
-    await new Promise<void>((resolve, reject) => {
-      a.#proc.once('exit', (code) => reject(new Error(`agent ${argv.join(' ')} exited (${code})`)));
-      rl.on('line', (line) => {
-        const msg = JSON.parse(line) as Record<string, unknown>;
-        if (msg.ready) return resolve();
-        const cb = a.#waiting.get(msg.id as number);
-        a.#waiting.delete(msg.id as number);
-        cb?.(msg);
-      });
-    });
+    await a.#agent.ready;
     a.host = await waitFor('agent host pid', () => descendant(a.#proc.pid!, (c) => c.includes(AGENT)));
     a.pid = (await a.#send({ op: 'whoami' })).pid as number;
     return a;
   }
 
   #send(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const id = this.#next++;
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(id, (msg) => (msg.error ? reject(new Error(String(msg.error))) : resolve(msg)));
-      this.#proc.stdin!.write(`${JSON.stringify({ ...cmd, id })}\n`);
-    });
+    return this.#agent.send(cmd);
   }
 
   /** A unary call over a fresh connection. */

@@ -5,11 +5,13 @@
  * the container's own mount namespace and vanish with it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+
+import { AgentChannel } from './agentProtocol.js';
+import { processes } from './process.js';
 
 const AGENT = fileURLToPath(new URL('./agent.mjs', import.meta.url));
 
@@ -98,9 +100,7 @@ function pivotScript(rootfs: string, binds: NonNullable<ContainerOptions['binds'
 export class TestContainer {
   #proc: ChildProcess;
   #unshare: ChildProcess | undefined;
-  #next = 1;
-  #waiting = new Map<number, (msg: Record<string, unknown>) => void>();
-  #ready: Promise<void>;
+  #agent: AgentChannel;
   /** Host PID of the container's init (the agent). */
   initHostPid = 0;
 
@@ -119,24 +119,13 @@ export class TestContainer {
         stdio: ['pipe', 'pipe', 'inherit'],
       });
     }
-    const rl = createInterface({ input: this.#proc.stdout! });
-    this.#ready = new Promise((resolve, reject) => {
-      this.#proc.once('error', reject);
-      this.#proc.once('exit', (code) => reject(new Error(`container exited early (${code})`)));
-      rl.on('line', (line) => {
-        const msg = JSON.parse(line) as Record<string, unknown>;
-        if (msg.ready) return resolve();
-        const cb = this.#waiting.get(msg.id as number);
-        this.#waiting.delete(msg.id as number);
-        cb?.(msg);
-      });
-    });
+    this.#agent = new AgentChannel(this.#proc, 'container');
   }
 
   /** An agent inside the PID namespace of an existing container (e.g. runc's). */
   static async attach(initHostPid: number): Promise<TestContainer> {
     const c = new TestContainer({}, { unshare: undefined, pid: initHostPid });
-    await c.#ready;
+    await c.#agent.ready;
     return c;
   }
 
@@ -161,22 +150,18 @@ export class TestContainer {
         }
       });
       const c = new TestContainer(opts, { unshare, pid });
-      await c.#ready;
+      await c.#agent.ready;
       return c;
     }
     const c = new TestContainer(opts);
-    await c.#ready;
+    await c.#agent.ready;
     const upid = c.#proc.pid!;
     c.initHostPid = await waitFor('container init', () => children(upid)[0]);
     return c;
   }
 
   #send(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const id = this.#next++;
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(id, (msg) => (msg.error ? reject(new Error(String(msg.error))) : resolve(msg)));
-      this.#proc.stdin!.write(`${JSON.stringify({ ...cmd, id })}\n`);
-    });
+    return this.#agent.send(cmd);
   }
 
   /** Starts a process in a new user namespace; returns its PID inside the container. */
@@ -324,17 +309,7 @@ export function hostMountinfo(): string {
 
 /** fuse-overlayfs processes serving workspace `id` (its dirs are named after it). */
 export function fusePids(id: string): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-        return cmd.startsWith('/usr/bin/fuse-overlayfs\0') && cmd.includes(`/fuse/${id}/`);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+  return processes((cmd) => cmd.startsWith('/usr/bin/fuse-overlayfs\0') && cmd.includes(`/fuse/${id}/`)).map((p) => p.pid);
 }
 
 /** Filesystem types iwsd itself mounts (proc, sysfs, FUSE and shiftfs marks, fusectl to abort a mark, NFS). */
@@ -379,7 +354,7 @@ export function startHostMounter(): { dir: string; stop: () => Promise<number> }
     'while :; do mount -t tmpfs other a && mount -t proc other b && umount a && umount b && n=$((n+1)); done';
   const p = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  p.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  p.stdout.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<void>((r) => p.once('exit', () => r()));
   return {
     dir,
