@@ -109,7 +109,7 @@ rootTest('the examples run', async (t) => {
   t.teardown(() => {
     daemon.kill('SIGKILL');
   });
-  const first = await new Promise<string>((resolve) => createInterface({ input: daemon.stdout! }).once('line', resolve));
+  const first = await new Promise<string>((resolve) => createInterface({ input: daemon.stdout }).once('line', resolve));
   const { socket } = JSON.parse(first) as { socket: string };
 
   const pid = await c.spawnUserns();
@@ -122,7 +122,7 @@ rootTest('the examples run', async (t) => {
   t.is(JSON.parse(client.stdout).errorCode, 0);
   t.deepEqual(readMap(c.hostPidOf(pid), 'uid_map'), [[0, 33333, 1]]);
 
-  daemon.stdin!.end();
+  daemon.stdin.end();
   t.is(await exited, 0, 'the embedded daemon closes cleanly');
 });
 

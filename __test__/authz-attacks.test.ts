@@ -90,7 +90,7 @@ async function setup(t: ExecutionContext, opts: { initUid?: number; d?: TestDaem
   const id = `authz-${process.pid}-${k}`;
   await d.add(id, init, ['--mark-path', join(dir, 'mark')]);
   const bind = spawnSync('nsenter', ['--target', String(init), '--mount', '--', 'mount', '--bind', join(d.stateDir, 'workspaces', id), join(dir, 'ws')]);
-  if (bind.status !== 0) throw new Error(`bind: ${bind.stderr}`);
+  if (bind.status !== 0) throw new Error(`bind: ${bind.stderr.toString()}`);
   const enter = ['nsenter', '--target', String(init), '--mount', '--pid', '--'];
   /** An agent as `uid` (no capabilities), with `groups` (default none), in a ring of its own with `ring`. */
   const agent = (who: { uid?: number; groups?: number[]; ring?: boolean } = {}) => {

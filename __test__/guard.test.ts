@@ -36,7 +36,7 @@ interface Held {
   op: string;
   workspace: string;
   resolve: (v?: unknown) => void;
-  reject: (e: unknown) => void;
+  reject: (e: Error) => void;
 }
 
 class FakeNative implements NativeOps {

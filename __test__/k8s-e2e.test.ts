@@ -173,7 +173,7 @@ async function servedThroughDotWorkspace(t: ExecutionContext, pid: number): Prom
       t.true(m.ok, JSON.stringify(m));
       t.truthy(mountsOf(ring.host).find(([mp, type]) => mp === '/work/target' && type === 'proc'));
     } finally {
-      await ring.stop();
+      ring.stop();
     }
   } finally {
     inside.initHostPid = 0; // detach: never kill the pod's init
@@ -183,14 +183,13 @@ async function servedThroughDotWorkspace(t: ExecutionContext, pid: number): Prom
 
 test.before(async () => {
   if (missing) return;
-  let t0 = Date.now();
+  const t0 = Date.now();
   cd = await TestContainerd.start();
   const imported = cd.ctr(['-n', 'k8s.io', 'images', 'import', '--platform', 'linux/amd64', IMAGE_TAR]);
   const index = JSON.parse(spawnSync('tar', ['-xOf', IMAGE_TAR, 'index.json'], { encoding: 'utf8' }).stdout) as { manifests: { annotations: Record<string, string> }[] };
   imageName = index.manifests[0]!.annotations['io.containerd.image.name']!;
   if (!imported.includes(imageName)) throw new Error(`ctr import did not name ${imageName}: ${imported}`);
   timings.containerdAndImagesMs = Date.now() - t0;
-  t0 = Date.now();
   k = await TestCluster.start(cd);
   Object.assign(timings, k.timings);
   stateDir = join(k.sharedDir, 'iwsd');

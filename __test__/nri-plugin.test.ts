@@ -110,8 +110,8 @@ test('fail-closed: bad annotations refuse the create; a failed registration refu
     throw new IwsError('NOT_FOUND', 'no such process');
   };
   const e = await t.throwsAsync(rt.call('StartContainer', { pod: wsPod, container: { id: 'c1', name: 'main', pid: 7 } }), { instanceOf: StatusError });
-  t.is(e!.code, 9);
-  t.regex(e!.message, /ws-a.*no such process/);
+  t.is(e.code, 9);
+  t.regex(e.message, /ws-a.*no such process/);
 });
 
 test('answers within the request timeout: a slow registration is answered and finishes in the background', async (t) => {

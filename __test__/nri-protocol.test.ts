@@ -77,7 +77,7 @@ test('mux: a truncated frame is a clear error when the socket ends', (t) => {
   demux.push(muxBytes(1, [1, 2, 3, 4]).subarray(0, 10));
   t.deepEqual(got, []);
   const err = t.throws(() => demux.end(), { instanceOf: MuxError });
-  t.regex(err!.message, /closed inside a frame \(10 of 12 bytes\)/);
+  t.regex(err.message, /closed inside a frame \(10 of 12 bytes\)/);
   const half = collect();
   half.demux.push(Buffer.from([0, 0, 0]));
   t.throws(() => half.demux.end(), { message: /3 of 8 bytes/ });
@@ -141,7 +141,7 @@ test('ttrpc: Request and Response messages; a status is an error', (t) => {
   t.is(encodeResponse({}).length, 0);
   t.deepEqual(decodeResponse(new Uint8Array()), Buffer.alloc(0));
   const e = t.throws(() => decodeResponse(encodeResponse({ code: CODE.FAILED_PRECONDITION, message: 'no' })), { instanceOf: StatusError });
-  t.is(e!.code, 9);
+  t.is(e.code, 9);
 });
 
 test('proto: the vendored NRI messages: pid, annotations, a mount adjustment; misspelt fields refused', (t) => {

@@ -136,7 +136,7 @@ rootTest('npm pack → fresh project: TypeScript, ESM and CommonJS consumers, re
     host.kill('SIGKILL');
   });
   const exited = new Promise<number | null>((r) => host.once('exit', r));
-  const line = await new Promise<string>((resolve) => createInterface({ input: host.stdout! }).once('line', resolve));
+  const line = await new Promise<string>((resolve) => createInterface({ input: host.stdout }).once('line', resolve));
   const { mountId, socket } = JSON.parse(line) as { mountId: string; socket: string };
   t.regex(mountId, /^\d+$/);
 
@@ -150,6 +150,6 @@ rootTest('npm pack → fresh project: TypeScript, ESM and CommonJS consumers, re
   t.is(r.errorCode, 0);
   t.is(r.codes, 8);
   t.deepEqual(readMap(c.hostPidOf(pid), 'uid_map'), [[0, 33333, 1]]);
-  host.stdin!.end();
+  host.stdin.end();
   t.is(await exited, 0);
 });

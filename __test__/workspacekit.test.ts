@@ -57,7 +57,7 @@ const RING1_MS = 10_000;
  * of the container's root (it was /proc/<init>/root, the mark included, so
  * the mark recursed into itself). A message here skips it.
  */
-const FUSE_SKIP: string | undefined = undefined;
+const FUSE_SKIP = undefined as string | undefined;
 
 const VARIANTS = [
   { name: 'default config (shift auto: idmapped here)', config: {}, mark: 'idmapped' },
@@ -235,7 +235,7 @@ for (const v of VARIANTS) {
     const ring2Mounts = mountsOf(ring2Host);
     t.truthy(ring2Mounts.find(([mp, type]) => mp === '/proc' && type === 'proc'), JSON.stringify(ring2Mounts));
     t.truthy(ring2Mounts.find(([mp, type]) => mp === '/sys' && type === 'sysfs'), JSON.stringify(ring2Mounts));
-    t.false(mountsOf(c.initHostPid).some(([mp, type]) => type === 'proc' || type === 'sysfs'), 'nothing mounted in the container’s own namespace');
+    t.false(mountsOf(c.initHostPid).some(([, type]) => type === 'proc' || type === 'sysfs'), 'nothing mounted in the container’s own namespace');
 
     // ---- ring1 exits (ring2 with it), ring0 tears down, the container exits -----------------
     await ring1.exit();

@@ -164,7 +164,7 @@ async function main(): Promise<void> {
     const bare = new grpc.Server();
     bare.addService(workspaceProto().iws.InWorkspaceService.service, {
       WriteIDMapping: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { message: '', errorCode: 0 }),
-    } as unknown as grpc.UntypedServiceImplementation);
+    });
     const bareSock = join(fs.base, 'bare.sock');
     await new Promise<void>((res, rej) => bare.bindAsync(`unix:${bareSock}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
     const br = await c.timed(bareSock, [{ rpc: 'WriteIDMapping', request: { pid: 1, gid: false, mapping: [] } }], N, WARMUP);

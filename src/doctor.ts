@@ -88,7 +88,7 @@ export function formatReport(r: DoctorReport): string {
   for (const [k, v] of Object.entries(r.strategies)) lines.push(`  ${k}: ${v}`);
   if (r.nri) {
     const d = r.nri.daemon;
-    const state = !d ? 'no daemon has reported a connection' : d.connected ? `connected to ${String(d.runtime ?? 'the runtime')} since ${String(d.since)}` : `not connected (${String(d.lastError ?? '?')}), reconnecting`;
+    const state = !d ? 'no daemon has reported a connection' : d.connected ? `connected to ${typeof d.runtime === 'string' ? d.runtime : 'the runtime'} since ${String(d.since)}` : `not connected (${typeof d.lastError === 'string' ? d.lastError : '?'}), reconnecting`;
     lines.push('', `nri: plugin ${r.nri.plugin} on ${r.nri.socket} (${r.nri.socketPresent ? 'socket present' : 'socket missing'}); ${state}`);
   }
   lines.push('', r.problems.length ? `problems:\n${r.problems.map((p) => `  - ${p}`).join('\n')}` : 'no problems found');

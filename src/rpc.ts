@@ -96,7 +96,7 @@ export class Boundary<C> {
       const started = process.hrtime.bigint();
       const req = call.request;
       const ms = () => Number(process.hrtime.bigint() - started) / 1e6;
-      const scope = this.opts.scope(call as grpc.ServerUnaryCall<unknown, unknown>);
+      const scope = this.opts.scope(call);
       const fail = (thrown: unknown, log: Logger | undefined, audit: Record<string, unknown>, budgetKey: string | undefined) => {
         const err = toIwsError(thrown);
         const durationMs = ms();

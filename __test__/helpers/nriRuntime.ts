@@ -52,12 +52,13 @@ export class FakeRuntime {
       const req = decodeRequest(m.data);
       const types = method('nri.pkg.api.v1alpha1.Runtime', req.method)!;
       this.registrations.push(decode(types.request, req.payload));
-      void (async () => {
+      // A failing onRegister hook ends the connection (the plugin sees it), never the test process.
+      (async () => {
         await this.onRegister?.(this);
         await new Promise((r) => setTimeout(r, this.registerDelay));
         this.write(RUNTIME_SERVICE_CONN, encodeMessage({ streamId: m.streamId, type: TYPE_RESPONSE, data: encodeResponse({}) }));
         for (const c of this.#connected.splice(0)) c();
-      })();
+      })().catch((err: unknown) => s.destroy(err as Error));
     });
     const demux = new Demuxer((conn, payload) => {
       this.frames.push({ conn, length: payload.length });

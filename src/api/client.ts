@@ -81,7 +81,7 @@ export interface InWorkspaceClient {
 /** Connects to a workspace socket, e.g. `/.workspace/daemon.sock`. */
 export function createClient(socketPath: string, options: ClientOptions = {}): InWorkspaceClient {
   const Client = workspaceProto().iws.InWorkspaceService;
-  const client = new Client(`unix:${socketPath}`, grpc.credentials.createInsecure()) as InWorkspaceServiceClient;
+  const client: InWorkspaceServiceClient = new Client(`unix:${socketPath}`, grpc.credentials.createInsecure());
   const timeoutMs = options.timeoutMs ?? 10_000;
   let closed = false;
 

@@ -117,7 +117,7 @@ export class NriConnection extends EventEmitter<ConnectionEvents> {
       this.emit('protocolWarning', `ttrpc: ignored a message of type ${m.type} on the plugin connection`);
       return;
     }
-    void this.#serve(m);
+    this.#serve(m).catch((err: unknown) => this.emit('protocolWarning', `ttrpc: the reply to stream ${m.streamId} was not sent: ${(err as Error).message}`));
   }
 
   async #serve(m: TtrpcMessage): Promise<void> {

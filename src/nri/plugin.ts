@@ -225,7 +225,7 @@ export class NriPlugin {
   #configure(req: Record<string, unknown>): Record<string, unknown> {
     const timeout = Number(req.requestTimeout ?? 0);
     if (timeout > 0) this.#requestTimeout = timeout;
-    this.#status = { ...this.#status, runtime: `${String(req.runtimeName ?? '?')} ${String(req.runtimeVersion ?? '')}`.trim(), nriVersion: String(req.NRIVersion ?? '') || undefined };
+    this.#status = { ...this.#status, runtime: `${typeof req.runtimeName === 'string' ? req.runtimeName : '?'} ${typeof req.runtimeVersion === 'string' ? req.runtimeVersion : ''}`.trim(), nriVersion: (typeof req.NRIVersion === 'string' && req.NRIVersion) || undefined };
     this.log.info({ nriSocket: this.opts.socket, runtime: this.#status.runtime, nriVersion: this.#status.nriVersion, requestTimeoutMs: this.#requestTimeout }, 'NRI: configured by the runtime');
     // The runtime may configure after it answered RegisterPlugin: report the runtime then too.
     if (this.#status.connected) this.opts.onStatus?.(this.status());

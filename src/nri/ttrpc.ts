@@ -92,7 +92,7 @@ export interface Request {
 }
 
 export function encodeRequest(r: Request): Uint8Array {
-  return encode(type('ttrpc.Request'), { ...r } as Record<string, unknown>);
+  return encode(type('ttrpc.Request'), { ...r });
 }
 
 export function decodeRequest(data: Uint8Array): Request {
