@@ -7,25 +7,15 @@
 import { spawn } from 'node:child_process';
 import { readlinkSync, writeFileSync } from 'node:fs';
 
-import test from 'ava';
 
 import { DEFAULT_PROC_MASKS, DEFAULT_SYSFS_MASKS } from '../src/api/native.js';
 import { TestContainer, children, makeRootfs, mountsOf, nspid, shAsUserns, waitFor } from './helpers/container.js';
-import { TestDaemon } from './helpers/daemon.js';
-import { isRoot, rootTest } from './helpers/root.js';
+import { daemonPerVariant } from './helpers/daemon.js';
+import { rootTest } from './helpers/root.js';
 
 const STRATEGIES = ['detached', 'fallback'] as const;
-const daemons = new Map<string, TestDaemon>();
+const daemons = daemonPerVariant(STRATEGIES, (mountStrategy) => ({ mountStrategy }));
 let n = 0;
-
-test.before(async () => {
-  if (!isRoot) return;
-  for (const mountStrategy of STRATEGIES) daemons.set(mountStrategy, await TestDaemon.start({ mountStrategy }));
-});
-
-test.after.always(async () => {
-  for (const d of daemons.values()) await d.stop();
-});
 
 /** Mount points at or under `dir` in the test's own (the host's) mount namespace. */
 function hostMountsUnder(dir: string): string[] {

@@ -15,8 +15,9 @@ import { createLogger } from '../src/log.js';
 import type * as native from '../src/native.js';
 import { RpcGuard } from '../src/rpcGuard.js';
 import { WorkspaceService, type NativeOps } from '../src/service.js';
-import type { WorkspaceState } from '../src/state.js';
 import type { Workspace } from '../src/workspace.js';
+
+import { freshState, serviceDeps } from './helpers/service.js';
 
 const md = (...values: string[]) => {
   const m = new grpc.Metadata();
@@ -65,16 +66,7 @@ function fakeNative(method: MarkMethod) {
 function service(method: MarkMethod, configured: 'auto' | 'idmapped' | 'fuse', idmappedAnswer: IdmappedAnswer) {
   const config = parseConfig({ shift: { idmappedAnswer } });
   const f = fakeNative(method);
-  const state: WorkspaceState = {
-    version: 1,
-    id: 'w',
-    container: { hostPid: 1, startTime: 1 },
-    registration: { rootRange: { start: 33333, size: 1 }, userRanges: [], shift: [], markPath: '/.workspace/mark', fullWorkspaceBackup: false },
-    prepared: false,
-    tornDown: false,
-    mark: null,
-    mounts: [],
-  };
+  const state = freshState('w');
   const w: Workspace = {
     id: 'w',
     hostPid: 1,
@@ -89,20 +81,18 @@ function service(method: MarkMethod, configured: 'auto' | 'idmapped' | 'fuse', i
     persistentVolumeClaim: false,
     state,
   };
-  const s = new WorkspaceService(w, {
-    log: createLogger('silent'),
-    store: { save: () => undefined, recordMount: () => undefined },
-    native: f.ops,
-    guard: new RpcGuard(() => config),
-    shiftMethod: configured,
-    idmappedAnswer: config.shift.idmappedAnswer,
-    fuseOptions: () => ({ binary: '/usr/bin/fuse-overlayfs', upper: '/x/u', work: '/x/w', staging: '/x/m', upperBytes: 1 << 20 }),
-    pidStrategy: 'ioctl',
-    mountStrategy: 'detached',
-    proc: { masked: [], readOnly: [] },
-    sysfs: { readOnly: true, masks: { masked: [], readOnly: [] } },
-    lifecycleRule: 'root-or-init-uid',
-  });
+  const s = new WorkspaceService(
+    w,
+    serviceDeps({
+      log: createLogger('silent'),
+      store: { save: () => undefined, recordMount: () => undefined },
+      native: f.ops,
+      guard: new RpcGuard(() => config),
+      shiftMethod: configured,
+      idmappedAnswer: config.shift.idmappedAnswer,
+      fuseOptions: () => ({ binary: '/usr/bin/fuse-overlayfs', upper: '/x/u', work: '/x/w', staging: '/x/m', upperBytes: 1 << 20 }),
+    }),
+  );
   return { s, asked: f.asked, w };
 }
 

@@ -12,16 +12,12 @@ import test, { type ExecutionContext } from 'ava';
 
 import { TestContainer, hostMounts, makeRootfs, mountsOf, waitFor, fusePids } from './helpers/container.js';
 import * as native from '../src/native.js';
-import { TestDaemon } from './helpers/daemon.js';
+import { GITPOD_SHIFT as SHIFT, TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
 let daemon: TestDaemon;
 let n = 0;
 const MARK = '/.workspace/mark';
-const SHIFT = [
-  { containerId: 0, hostId: 33333, size: 1 },
-  { containerId: 1, hostId: 100000, size: 65534 },
-];
 
 test.before(async () => {
   if (!isRoot) return;

@@ -23,6 +23,8 @@ import { auditWorkspaceUnimplemented, workspaceHandlers, WorkspaceService, type 
 import type { WorkspaceState } from '../src/state.js';
 import type { Workspace } from '../src/workspace.js';
 
+import { freshState, serviceDeps } from './helpers/service.js';
+
 const CALLER: Caller = { pid: 4242, uid: 0, gid: 0 };
 
 function capture(): { log: Logger; lines: Record<string, unknown>[] } {
@@ -105,18 +107,6 @@ class FakeNative implements NativeOps {
   }
 }
 
-function state(id: string): WorkspaceState {
-  return {
-    version: 1,
-    id,
-    container: { hostPid: 1, startTime: 1 },
-    registration: { rootRange: { start: 33333, size: 1 }, userRanges: [], shift: [], markPath: '/.workspace/mark', fullWorkspaceBackup: false },
-    prepared: false,
-    tornDown: false,
-    mark: null,
-    mounts: [],
-  };
-}
 
 function setup(overrides: ConfigInput = {}) {
   const config = parseConfig(overrides);
@@ -137,22 +127,19 @@ function setup(overrides: ConfigInput = {}) {
       markPath: '/.workspace/mark',
       fullWorkspaceBackup: false,
       persistentVolumeClaim: false,
-      state: state(id),
+      state: freshState(id),
     };
-    return new WorkspaceService(w, {
-      log,
-      store: { save: (s) => void saved.push(s), recordMount: () => undefined },
-      native: fake,
-      guard,
-      shiftMethod: 'idmapped',
-      idmappedAnswer: config.shift.idmappedAnswer,
-      fuseOptions: () => ({ binary: '/bin/false', upper: '/x/u', work: '/x/w', staging: '/x/m', upperBytes: 1 << 20 }),
-      pidStrategy: 'ioctl',
-      mountStrategy: 'detached',
-      proc: { masked: [], readOnly: [] },
-      sysfs: { readOnly: true, masks: { masked: [], readOnly: [] } },
-      lifecycleRule: 'root-or-init-uid',
-    });
+    return new WorkspaceService(
+      w,
+      serviceDeps({
+        log,
+        store: { save: (s) => void saved.push(s), recordMount: () => undefined },
+        native: fake,
+        guard,
+        shiftMethod: 'idmapped',
+        idmappedAnswer: config.shift.idmappedAnswer,
+      }),
+    );
   };
   return { config, fake, guard, service, lines, saved };
 }

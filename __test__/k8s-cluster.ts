@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { TestContainerd } from './helpers/containerd.js';
-import { killByCommandLine, processes, terminate } from './helpers/process.js';
+import { killByCommandLine, processes, terminate, unmountUnder } from './helpers/process.js';
 
 export const K8S_VERSION = 'v1.37.2';
 export const K8S_BIN = process.env.IWSD_K8S_BIN || fileURLToPath(new URL(`../.tools/k8s/${K8S_VERSION}/bin`, import.meta.url));
@@ -315,12 +315,7 @@ localStorageCapacityIsolation: false
         undone.push(`${tool} -t ${table} ${r} (deleted)`);
       }
     }
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((m): m is string => !!m && m.startsWith(this.lab))
-      .reverse();
-    for (const m of mounts) spawnSync('umount', ['-l', m]);
+    unmountUnder(this.lab);
     spawnSync('chattr', ['-R', '-f', '-i', this.lab], { stdio: 'ignore' });
     rmSync(this.lab, { recursive: true, force: true });
     return undone;

@@ -11,28 +11,15 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 
 import { TestContainer, children, hostMounts, makeRootfs, mountsOf, nspid, waitFor } from './helpers/container.js';
-import { TestDaemon } from './helpers/daemon.js';
-import { isRoot, rootTest } from './helpers/root.js';
+import { daemonPerVariant, GITPOD_SHIFT as SHIFT } from './helpers/daemon.js';
+import { rootTest } from './helpers/root.js';
 
 const METHODS = ['idmapped', 'fuse'] as const;
 type Method = (typeof METHODS)[number];
-const daemons = new Map<Method, TestDaemon>();
+const daemons = daemonPerVariant(METHODS, (method) => ({ shift: { method } }));
 let n = 0;
 
-test.before(async () => {
-  if (!isRoot) return;
-  for (const method of METHODS) daemons.set(method, await TestDaemon.start({ shift: { method } }));
-});
-
-test.after.always(async () => {
-  for (const d of daemons.values()) await d.stop();
-});
-
 const MARK = '/.workspace/mark';
-const SHIFT = [
-  { containerId: 0, hostId: 33333, size: 1 },
-  { containerId: 1, hostId: 100000, size: 65534 },
-];
 /** The unprivileged container user of the attacks. */
 const USER = 1000;
 

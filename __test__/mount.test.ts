@@ -6,11 +6,11 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
 
 import { TestContainer, hostMounts, makeRootfs, mountsOf, shInside } from './helpers/container.js';
-import { TestDaemon } from './helpers/daemon.js';
-import { isRoot, rootTest, rootTestSerial } from './helpers/root.js';
+import { daemonPerVariant } from './helpers/daemon.js';
+import { rootTest, rootTestSerial } from './helpers/root.js';
 
 // Every test runs against both assembly strategies: the fd-based one and the
 // fallback for older kernels, forced by configuration.
@@ -19,19 +19,8 @@ const MANY = Object.fromEntries(['mountProc', 'umountProc', 'mountSysfs', 'umoun
 
 const STRATEGIES = ['detached', 'fallback'] as const;
 type Strategy = (typeof STRATEGIES)[number];
-const daemons = new Map<Strategy, TestDaemon>();
+const daemons = daemonPerVariant(STRATEGIES, (mountStrategy) => ({ mountStrategy, limits: { mountsPerWorkspace: 2000 }, rateLimits: MANY }));
 let n = 0;
-
-test.before(async () => {
-  if (!isRoot) return;
-  for (const mountStrategy of STRATEGIES) {
-    daemons.set(mountStrategy, await TestDaemon.start({ mountStrategy, limits: { mountsPerWorkspace: 2000 }, rateLimits: MANY }));
-  }
-});
-
-test.after.always(async () => {
-  for (const d of daemons.values()) await d.stop();
-});
 
 /** A registered container with a chrooted requester. */
 async function setup(t: ExecutionContext, strategy: Strategy) {

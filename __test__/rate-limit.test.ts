@@ -2,13 +2,9 @@
 import test from 'ava';
 
 import { TestContainer, readMap } from './helpers/container.js';
-import { TestDaemon } from './helpers/daemon.js';
+import { GITPOD_SHIFT as RING, TestDaemon } from './helpers/daemon.js';
 import { rootTest } from './helpers/root.js';
 
-const RING = [
-  { containerId: 0, hostId: 33333, size: 1 },
-  { containerId: 1, hostId: 100000, size: 65534 },
-];
 
 rootTest('the fifth WriteIDMapping within 10 s is RESOURCE_EXHAUSTED with the retry delay', async (t) => {
   const daemon = await TestDaemon.start();

@@ -12,14 +12,10 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 
 import { TestContainer, children, hostMounts, makeRootfs, mountsOf, nspid, waitFor } from './helpers/container.js';
-import { TestDaemon } from './helpers/daemon.js';
+import { GITPOD_SHIFT as SHIFT, TestDaemon } from './helpers/daemon.js';
 import { isRoot, rootTest } from './helpers/root.js';
 
 const MARK = '/.workspace/mark';
-const SHIFT = [
-  { containerId: 0, hostId: 33333, size: 1 },
-  { containerId: 1, hostId: 100000, size: 65534 },
-];
 const UPPER_BYTES = 8 << 20;
 let fuse: TestDaemon | undefined;
 let n = 0;

@@ -34,8 +34,8 @@ import test, { type ExecutionContext } from 'ava';
 
 import { Agent, descendant } from './helpers/agentClient.js';
 import { hostMounts, makeRootfs, mountsOf, nspid, readMap, TestContainer, waitFor, fusePids } from './helpers/container.js';
-import { IWSD, TestDaemon } from './helpers/daemon.js';
-import { isRoot, rootTest } from './helpers/root.js';
+import { daemonPerVariant, IWSD, TestDaemon } from './helpers/daemon.js';
+import { rootTest } from './helpers/root.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 /** Gitpod's workspace user: ring0, and the owner of ring1's user namespace. */
@@ -64,17 +64,8 @@ const VARIANTS = [
   { name: 'shift.method fuse', config: { shift: { method: 'fuse' } }, mark: 'fuse' },
 ] as const;
 
-const daemons = new Map<string, TestDaemon>();
+const daemons = daemonPerVariant(VARIANTS, (v) => v.config);
 let n = 0;
-
-test.before(async () => {
-  if (!isRoot) return;
-  for (const v of VARIANTS) daemons.set(v.name, await TestDaemon.start(v.config));
-});
-
-test.after.always(async () => {
-  for (const d of daemons.values()) await d.stop();
-});
 
 function status(hostPid: number): Record<string, string> {
   return Object.fromEntries(
@@ -144,7 +135,7 @@ for (const v of VARIANTS) {
     continue;
   }
   rootTest(title, async (t) => {
-    const daemon = daemons.get(v.name)!;
+    const daemon = daemons.get(v)!;
     const { c, id, wsDir, own, hostBefore, enter, asRing0, rootfs } = await workspace(t, daemon);
 
     // ---- ring0: uid 33333 without capabilities, an old client ---------------------------
@@ -287,7 +278,7 @@ function markOf(hostPid: number): string[] {
 }
 
 rootTest('a client that sends iwsd-fs-shift-accept: idmapped learns the true method; the mark is the same as an old client’s', async (t) => {
-  const daemon = daemons.get(VARIANTS[0].name)!;
+  const daemon = daemons.get(VARIANTS[0])!;
   const old = await simple(t, daemon);
   const knows = await simple(t, daemon);
   const picky = await simple(t, daemon);
@@ -314,14 +305,14 @@ rootTest('a client that sends iwsd-fs-shift-accept: idmapped learns the true met
 });
 
 rootTest('`iwsd call PrepareForUserNS` and iwsd/client (iwsd’s own clients) show the true method; on a FUSE daemon the header changes nothing', async (t) => {
-  const idm = await simple(t, daemons.get(VARIANTS[0].name)!);
+  const idm = await simple(t, daemons.get(VARIANTS[0])!);
   const agent = await Agent.start(t, ['nsenter', '--target', String(idm.c.initHostPid), '--pid', '--']);
   const r = await agent.run([process.execPath, IWSD, 'call', 'PrepareForUserNS', '--socket', idm.socket]);
   t.is(r.code, 0, r.stderr);
   t.is((JSON.parse(r.stdout) as { fsShift: string }).fsShift, 'IDMAPPED', r.stdout);
   t.true((await idm.c.call(idm.socket, 'Teardown', {})).ok);
   // And the library client (iwsd/client, built into dist/).
-  const lib = await simple(t, daemons.get(VARIANTS[0].name)!);
+  const lib = await simple(t, daemons.get(VARIANTS[0])!);
   const libAgent = await Agent.start(t, ['nsenter', '--target', String(lib.c.initHostPid), '--pid', '--']);
   const script = `import { createClient } from ${JSON.stringify(join(REPO, 'dist/api/client.js'))}; const c = createClient(${JSON.stringify(lib.socket)}); console.log(JSON.stringify(await c.prepareForUserNS())); c.close();`;
   const viaLib = await libAgent.run([process.execPath, '--input-type=module', '-e', script]);
@@ -329,7 +320,7 @@ rootTest('`iwsd call PrepareForUserNS` and iwsd/client (iwsd’s own clients) sh
   t.is((JSON.parse(viaLib.stdout) as { fsShift: string }).fsShift, 'IDMAPPED', viaLib.stdout);
   t.true((await lib.c.call(lib.socket, 'Teardown', {})).ok);
 
-  const fuseDaemon = daemons.get(VARIANTS[1].name)!;
+  const fuseDaemon = daemons.get(VARIANTS[1])!;
   const f = await simple(t, fuseDaemon);
   const p = await f.c.call(f.socket, 'PrepareForUserNS', {}, { metadata: { 'iwsd-fs-shift-accept': 'idmapped' } });
   t.is(p.response?.fsShift, 'FUSE', JSON.stringify(p));

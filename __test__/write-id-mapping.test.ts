@@ -5,40 +5,24 @@
  */
 import { readFileSync } from 'node:fs';
 
-import test from 'ava';
 
 import { TestContainer, readMap } from './helpers/container.js';
-import { TestDaemon } from './helpers/daemon.js';
-import { isRoot, rootTest } from './helpers/root.js';
+import { daemonPerVariant, GITPOD_SHIFT as RING } from './helpers/daemon.js';
+import { rootTest } from './helpers/root.js';
 
 // Every test runs against both PID strategies: the ioctl fast path and the
 // NSpid-scan fallback (forced by configuration).
 const STRATEGIES = ['ioctl', 'scan'] as const;
 type Strategy = (typeof STRATEGIES)[number];
-const daemons = new Map<Strategy, TestDaemon>();
+// The rate limit has a test of its own (rate-limit.test.ts); here it must
+// not interfere with tests that make many calls.
+const daemons = daemonPerVariant(STRATEGIES, (pidStrategy) => ({ pidStrategy, rateLimits: { writeIdMapping: { points: 10_000 } } }), assertCleanExit);
 let n = 0;
-
-test.before(async () => {
-  if (!isRoot) return;
-  for (const pidStrategy of STRATEGIES) {
-    // The rate limit has a test of its own (rate-limit.test.ts); here it must
-    // not interfere with tests that make many calls.
-    daemons.set(pidStrategy, await TestDaemon.start({ pidStrategy, rateLimits: { writeIdMapping: { points: 10_000 } } }));
-  }
-});
-
-test.after.always(async () => {
-  for (const d of daemons.values()) assertCleanExit(await d.stop());
-});
 
 function assertCleanExit(code: number | null): void {
   if (code !== 0) throw new Error(`iwsd serve exited with ${code} on SIGTERM`);
 }
 
-const RING = [
-  { containerId: 0, hostId: 33333, size: 1 },
-  { containerId: 1, hostId: 100000, size: 65534 },
-];
 
 async function setup(t: { teardown: (f: () => Promise<void>) => void }, strategy: Strategy) {
   const daemon = daemons.get(strategy)!;

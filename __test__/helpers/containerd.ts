@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { writeOciLayout } from '../../scripts/oci-layout.mjs';
-import { killByCommandLine, terminate } from './process.js';
+import { killByCommandLine, terminate, unmountUnder } from './process.js';
 
 export const CONTAINERD_BIN = process.env.IWSD_CONTAINERD_BIN || fileURLToPath(new URL('../../.tools/containerd/bin', import.meta.url));
 const BINARIES = ['containerd', 'ctr', 'containerd-shim-runc-v2', 'crictl'];
@@ -252,12 +252,7 @@ export class TestContainerd {
       .stdout?.split('\n')
       .filter(Boolean)
       .forEach((id) => spawnSync('runc', ['--root', join(this.lab, 'runc-root'), 'delete', '-f', id]));
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((m): m is string => !!m && m.startsWith(this.lab))
-      .reverse();
-    for (const m of mounts) spawnSync('umount', ['-l', m]);
+    unmountUnder(this.lab);
     rmSync(this.lab, { recursive: true, force: true });
   }
 }

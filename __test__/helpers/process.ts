@@ -1,5 +1,5 @@
-/** Stopping what a test started: a child process, and every process left over from a test's temp dir. */
-import type { ChildProcess } from 'node:child_process';
+/** Stopping what a test started: a child process, and every process and mount left over from a test's temp dir. */
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** SIGTERM `p` and wait until it exits; SIGKILL when it is still running after `graceMs`. */
@@ -42,4 +42,14 @@ export function killByCommandLine(marker: string): string[] {
     }
   }
   return killed;
+}
+
+/** Lazily unmounts every mount at or under `dir` in this mount namespace, innermost first. */
+export function unmountUnder(dir: string): void {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m): m is string => !!m && m.startsWith(dir))
+    .reverse();
+  for (const m of mounts) spawnSync('umount', ['-l', m]);
 }
