@@ -81,7 +81,13 @@ test('mask entries and id ranges follow the core rules (one source): the 256-byt
   for (const bad of ['+1:5', ' 1:5', '1:5:6', '1:']) {
     t.regex(t.throws(() => parseConfig({ idPolicy: { rootRange: bad } }))?.message ?? '', /must be START:SIZE/, bad);
   }
+  // network.workspaceCidr: the core's parser (the one SetupPairVeths uses), not a look-alike regex.
+  for (const bad of ['10.0.5.0/33', '10.0.5.1/30', '300.0.5.0/30', '10.0.5.0']) {
+    t.regex(t.throws(() => parseConfig({ network: { workspaceCidr: bad } }))?.message ?? '', /network\.workspaceCidr: workspace network ".*give an IPv4 network such as 10\.0\.5\.0\/30/, bad);
+  }
+  t.is(parseConfig({ network: { workspaceCidr: '192.168.7.0/29' } }).network.workspaceCidr, '192.168.7.0/29');
   const d = parseConfig({});
+  t.is(d.network.workspaceCidr, '10.0.5.0/30');
   t.deepEqual(d.idPolicy, { rootRange: { start: 33333, size: 1 }, userRanges: [{ start: 100000, size: 70000 }], allowHostRoot: false, allowSetgroups: false });
   t.true(d.proc.masked.includes('kcore'));
   t.deepEqual(d.sysfs.masked, ['firmware', 'devices/virtual/powercap']);

@@ -8,7 +8,7 @@ import { z } from 'zod';
 
 import { IwsError, toIwsError } from './errors.js';
 import { IDMAPPED_ANSWERS } from './fsShift.js';
-import { checkMaskEntry, ID_POLICY_DEFAULTS, LIFECYCLE_RULES, MASK_DEFAULTS, MOUNT_STRATEGIES, parseIdRange, PID_STRATEGIES, SHIFT_METHOD_CHOICES } from './native.js';
+import { checkMaskEntry, ID_POLICY_DEFAULTS, LIFECYCLE_RULES, MASK_DEFAULTS, MOUNT_STRATEGIES, parseIdRange, PID_STRATEGIES, SHIFT_METHOD_CHOICES, validateWorkspaceCidr } from './native.js';
 import { LOOPBACK } from './observability.js';
 
 /**
@@ -105,10 +105,10 @@ export const ConfigSchema = z
     network: z
       .object({
         /** IPv4 network of a workspace's veth pair: .1 on veth0 (container), .2 on eth0 (the target's). Gitpod's default. */
-        workspaceCidr: z
-          .string()
-          .regex(/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\/\d{1,2}$/, 'must be an IPv4 network such as 10.0.5.0/30')
-          .default('10.0.5.0/30'),
+        workspaceCidr: coreChecked((s) => {
+          validateWorkspaceCidr(s);
+          return s;
+        }).default('10.0.5.0/30'),
       })
       .strict()
       .prefault({}),
@@ -121,7 +121,7 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     /**
-     * Authorization per call (README "Security"). Only stricter than the
+     * Authorization per call (README "Who may call: per call", docs/DESIGN.md "Authorization per call"). Only stricter than the
      * kernel-modelled defaults, never looser.
      */
     authz: z

@@ -340,8 +340,6 @@ export class Daemon {
     try {
       const strategy = await native.resolvePidStrategy(config.pidStrategy);
       const mountStrategy = await native.resolveMountStrategy(config.mountStrategy);
-      // SetupPairVeths' network: an unusable one fails the start, not a workspace's call.
-      native.validateWorkspaceCidr(config.network.workspaceCidr);
       d = new Daemon(config, log, strategy, mountStrategy);
       d.#lock = lock;
       d.#raiseFdLimit();

@@ -4,7 +4,7 @@
 //! (the socket is the workspace's), so the check at connect time proves only
 //! membership. Each call is then judged from the *caller's* credentials,
 //! read by the daemon at call time from the pinned process, against the
-//! kernel's own rules for the same operation (docs/DESIGN.md, "Authorization"):
+//! kernel's own rules for the same operation (docs/DESIGN.md, "Authorization per call"):
 //!
 //! * the caller is the process that connected: the same host PID and the same
 //!   start time (a PID with its start time names one process for the life of

@@ -42,7 +42,7 @@ pub(crate) fn mount_id(fd: BorrowedFd<'_>) -> Result<(u64, bool)> {
     .map_err(|e| kernel("statx(STATX_MNT_ID_UNIQUE)", e))?;
     if st.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
         // Before Linux 6.8: the classic mount id, which the kernel may reuse
-        // after an unmount (documented in the README's kernel table).
+        // after an unmount (docs/kernel-features.md).
         if st.stx_mask & StatxFlags::MNT_ID.bits() == 0 {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
