@@ -85,7 +85,7 @@ function service(method: MarkMethod, configured: 'auto' | 'idmapped' | 'fuse', i
     w,
     serviceDeps({
       log: createLogger('silent'),
-      store: { save: () => undefined, recordMount: () => undefined },
+      store: { record: () => undefined },
       native: f.ops,
       guard: new RpcGuard(() => config),
       shiftMethod: configured,

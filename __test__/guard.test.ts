@@ -133,7 +133,7 @@ function setup(overrides: ConfigInput = {}) {
       w,
       serviceDeps({
         log,
-        store: { save: (s) => void saved.push(s), recordMount: () => undefined },
+        store: { record: (s) => void saved.push(s) },
         native: fake,
         guard,
         shiftMethod: 'idmapped',

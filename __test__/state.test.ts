@@ -33,9 +33,9 @@ const m = (mountId: string) => ({ mountId, kind: 'proc' as const, target: `/t/${
 test('mount changes are appended to a journal and folded in on load', async (t) => {
   const { store, dir } = fresh(t);
   store.save(state('w'));
-  store.recordMount(state('w', [m('1')]), { add: m('1') });
-  store.recordMount(state('w', [m('1'), m('2')]), { add: m('2') });
-  store.recordMount(state('w', [m('2')]), { del: '1' });
+  store.record(state('w', [m('1')]), { add: m('1') });
+  store.record(state('w', [m('1'), m('2')]), { add: m('2') });
+  store.record(state('w', [m('2')]), { del: '1' });
   // The snapshot was not rewritten: one append per change.
   t.deepEqual(JSON.parse(readFileSync(join(dir, 'state', 'w.json'), 'utf8')).mounts, []);
   t.is(readFileSync(join(dir, 'state', 'w.mounts.jsonl'), 'utf8').trim().split('\n').length, 3);
@@ -46,7 +46,7 @@ test('mount changes are appended to a journal and folded in on load', async (t) 
 test('a snapshot empties the journal; replaying a journal over a newer snapshot changes nothing', async (t) => {
   const { store, dir } = fresh(t);
   store.save(state('w'));
-  store.recordMount(state('w', [m('1')]), { add: m('1') });
+  store.record(state('w', [m('1')]), { add: m('1') });
   store.save({ ...state('w', [m('1')]), prepared: true });
   t.false(existsSync(join(dir, 'state', 'w.mounts.jsonl')));
   // A crash between snapshot and journal removal leaves both.
@@ -59,7 +59,7 @@ test('a snapshot empties the journal; replaying a journal over a newer snapshot 
 test('a torn last journal line (crash mid-append) is ignored; a bad line before it is an error', async (t) => {
   const { store, dir } = fresh(t);
   store.save(state('w'));
-  store.recordMount(state('w', [m('1')]), { add: m('1') });
+  store.record(state('w', [m('1')]), { add: m('1') });
   appendFileSync(join(dir, 'state', 'w.mounts.jsonl'), '{"add":{"mountId":"2","ki');
   t.deepEqual((await new StateStore(dir).load('w'))?.mounts, [m('1')]);
   appendFileSync(join(dir, 'state', 'w.mounts.jsonl'), '\n{"del":"1"}\n');
@@ -73,7 +73,7 @@ test('a full journal turns into a snapshot', async (t) => {
   const mounts: WorkspaceState['mounts'] = [];
   for (let i = 0; i < 600; i++) {
     mounts.push(m(String(i)));
-    store.recordMount(state('w', [...mounts]), { add: m(String(i)) });
+    store.record(state('w', [...mounts]), { add: m(String(i)) });
   }
   const lines = readFileSync(join(dir, 'state', 'w.mounts.jsonl'), 'utf8').trim().split('\n').length;
   t.true(lines < 600, `journal has ${lines} lines`);
@@ -81,10 +81,46 @@ test('a full journal turns into a snapshot', async (t) => {
   t.is((await new StateStore(dir).load('w'))?.mounts.length, 600);
 });
 
+test('one-shot use and the mark are journal lines too (no snapshot rewrite), folded in on load in order', async (t) => {
+  const { store, dir } = fresh(t);
+  t.teardown(() => store.close());
+  store.save(state('w'));
+  const snapshot = readFileSync(join(dir, 'state', 'w.json'), 'utf8');
+  const mark = { method: 'idmapped' as const, mountId: '42', fusePid: null, markPath: '/.workspace/mark', shift: [] };
+  store.record({ ...state('w'), prepared: true }, { set: { prepared: true } });
+  store.record({ ...state('w'), prepared: true, mark }, { set: { mark } });
+  t.is(readFileSync(join(dir, 'state', 'w.json'), 'utf8'), snapshot, 'the snapshot was not rewritten');
+  const prepared = await new StateStore(dir).load('w');
+  t.true(prepared?.prepared);
+  t.false(prepared?.tornDown);
+  t.deepEqual(prepared?.mark, mark);
+  store.record({ ...state('w'), prepared: true, tornDown: true, mark }, { set: { tornDown: true } });
+  store.record({ ...state('w'), prepared: true, tornDown: true }, { set: { mark: null } });
+  const torn = await new StateStore(dir).load('w');
+  t.like(torn, { prepared: true, tornDown: true, mark: null });
+  // A line that is no known change is an error naming the journal, not ignored.
+  appendFileSync(join(dir, 'state', 'w.mounts.jsonl'), `${JSON.stringify({ set: { id: 'other' } })}\n`);
+  const err = await t.throwsAsync(new StateStore(dir).load('w'));
+  t.regex(err!.message, /w\.mounts\.jsonl line 5 is invalid/);
+});
+
+test('journals of more workspaces than are kept open are reopened and appended to, never truncated', async (t) => {
+  const { store, dir } = fresh(t);
+  t.teardown(() => store.close());
+  const ids = Array.from({ length: 40 }, (_, i) => `w${i}`);
+  for (const id of ids) store.save(state(id));
+  for (const round of ['a', 'b']) for (const id of ids) store.record(state(id), { add: m(`${id}-${round}`) });
+  for (const id of ids) t.deepEqual((await new StateStore(dir).load(id))?.mounts, [m(`${id}-a`), m(`${id}-b`)]);
+  // A snapshot closes and removes the journal; the next change starts a new one.
+  store.save(state('w0', [m('w0-a'), m('w0-b')]));
+  store.record(state('w0'), { del: 'w0-a' });
+  t.deepEqual((await new StateStore(dir).load('w0'))?.mounts, [m('w0-b')]);
+});
+
 test('archive folds the journal in and removes both files', async (t) => {
   const { store, dir } = fresh(t);
   store.save(state('w'));
-  store.recordMount(state('w', [m('7')]), { add: m('7') });
+  store.record(state('w', [m('7')]), { add: m('7') });
   const to = await store.archive('w');
   t.truthy(to);
   t.deepEqual(JSON.parse(readFileSync(to!, 'utf8')).mounts, [m('7')]);

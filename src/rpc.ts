@@ -97,9 +97,13 @@ export class Boundary<C> {
       const req = call.request;
       const ms = () => Number(process.hrtime.bigint() - started) / 1e6;
       const scope = this.opts.scope(call);
+      // Each outcome is answered first, then logged and counted: the audit
+      // record (pino's serialisation and its write) is off the caller's
+      // latency; its durationMs is the call's until the answer.
       const fail = (thrown: unknown, log: Logger | undefined, audit: Record<string, unknown>, budgetKey: string | undefined) => {
         const err = toIwsError(thrown);
         const durationMs = ms();
+        callback({ code: err.grpcStatus, details: err.message }, null);
         if (server === 'workspace') metrics?.observe(rpc, err.code, durationMs / 1000);
         const rec = { [field]: rpc, ...audit, request: req, result: err.code, reason: err.reason, error: err.message, detail: err.detail, durationMs };
         if (log) {
@@ -109,14 +113,13 @@ export class Boundary<C> {
             if (suppressed !== undefined) log.warn(suppressed ? { ...rec, suppressedBefore: suppressed } : rec, `${label} refused: ${err.code}: ${err.message}${suppressed ? ` (${suppressed} similar refusals not logged before this one)` : ''}`);
           }
         }
-        callback({ code: err.grpcStatus, details: err.message }, null);
       };
       if (scope instanceof IwsError) {
         fail(scope, undefined, {}, undefined);
         return;
       }
       const { context, log, audit, budgetKey } = scope;
-      log.debug({ [field]: rpc, ...audit, request: req }, `${label} started`);
+      if (log.isLevelEnabled('debug')) log.debug({ [field]: rpc, ...audit, request: req }, `${label} started`);
       let p: Promise<Res>;
       try {
         p = fn(context, req, call);
@@ -127,10 +130,10 @@ export class Boundary<C> {
       p.then(
         (res) => {
           const durationMs = ms();
+          callback(null, res);
           if (server === 'workspace') metrics?.observe(rpc, 'OK', durationMs / 1000);
           const note = NOTES.get(call);
           log[okLevel]({ [field]: rpc, ...audit, request: req, ...note?.fields, result: 'OK', durationMs }, `${label} ok${note?.text ? `: ${note.text}` : ''}`);
-          callback(null, res);
         },
         (thrown: unknown) => fail(thrown, log, audit, budgetKey),
       );

@@ -55,7 +55,8 @@ export type NativeOps = Pick<
 export interface ServiceDeps {
   log: Logger;
   metrics?: Metrics | undefined;
-  store: Pick<StateStore, 'save' | 'recordMount'>;
+  /** Where state changes are recorded (a journal line each; see src/state.ts). */
+  store: Pick<StateStore, 'record'>;
   /** The native library (or a fake). */
   native: NativeOps;
   /** Every TypeScript-side check: rate limits, lanes, the mount quota, one-shots. */
@@ -161,7 +162,7 @@ export class WorkspaceService {
   #recordMounts(event: MountEvent): void {
     const w = this.workspace;
     w.state = { ...w.state, mounts: [...w.mounts].map(([mountId, m]) => ({ mountId, ...m })) };
-    this.deps.store.recordMount(w.state, event);
+    this.deps.store.record(w.state, event);
   }
 
   /**
@@ -217,7 +218,7 @@ export class WorkspaceService {
       mark: { method: mark.method, mountId: mark.mountId, fusePid: mark.fusePid ?? null, markPath: w.markPath, shift: w.shift },
     };
     try {
-      this.deps.store.save(w.state);
+      this.deps.store.record(w.state, { set: { mark: w.state.mark } });
     } catch (err) {
       // Unrecorded, the mark (and a FUSE helper) would outlive a restart: undo it.
       const r = await this.#removeMark();
@@ -241,7 +242,7 @@ export class WorkspaceService {
     const r = await this.removeMark();
     if (r.success) {
       try {
-        this.deps.store.save(this.workspace.state);
+        this.deps.store.record(this.workspace.state, { set: { mark: null } });
       } catch (err) {
         // The mark is gone; a stale record only makes a later removal find nothing.
         this.deps.log.warn({ error: (err as Error).message }, 'Teardown not recorded');
@@ -259,7 +260,7 @@ export class WorkspaceService {
   #useShot(flag: 'prepared' | 'tornDown', rpc: string): void {
     this.deps.guard.takeShot(this.workspace, flag, rpc, (state) => {
       try {
-        this.deps.store.save(state);
+        this.deps.store.record(state, { set: { [flag]: true } });
       } catch (err) {
         // The shot stays used in memory (fail closed); nothing was done yet.
         throw storeWriteFailed(err, `${rpc} was not started`);
@@ -341,7 +342,7 @@ export class WorkspaceService {
       this.deps.log.warn({ rpc: 'WipingTeardown', problems: r.problems }, `WipingTeardown incomplete: ${r.problems.join('; ')}`);
     } else if (had) {
       try {
-        this.deps.store.save(this.workspace.state);
+        this.deps.store.record(this.workspace.state, { set: { mark: null } });
       } catch (err) {
         this.deps.log.warn({ error: (err as Error).message }, 'WipingTeardown not recorded');
       }
