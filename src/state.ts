@@ -98,8 +98,15 @@ export function storeWriteFailed(err: unknown, what: string): IwsError {
 /** Journal lines after which the next change writes a new snapshot instead. */
 const JOURNAL_LIMIT = 512;
 
-/** Journals kept open (the workspaces written most recently); the others are opened again when written. */
-const OPEN_JOURNALS = 32;
+/**
+ * Journals kept open: at most this many (the workspaces written most
+ * recently; a start storm writes each workspace's a few times within a
+ * second), each closed once unwritten for JOURNAL_IDLE_MS; the others are
+ * opened again when written. An idle daemon holds none; a busy one at most
+ * a quarter of the descriptors daemon.ts keeps free of connections.
+ */
+const OPEN_JOURNALS = 128;
+const JOURNAL_IDLE_MS = 1000;
 
 /**
  * Where a workspace's state lives: a snapshot `<id>.json` (written on
@@ -124,8 +131,9 @@ export class StateStore {
   #dirMade = false;
   /** Journal lines written per workspace since its last snapshot. */
   #journalLines = new Map<string, number>();
-  /** Open journals (append-only), least recently written first, with their length. */
-  #open = new Map<string, { fd: number; size: number }>();
+  /** Open journals (append-only), least recently written first, with their length and last write. */
+  #open = new Map<string, { fd: number; size: number; at: number }>();
+  #sweep: NodeJS.Timeout | undefined;
 
   constructor(
     stateDir: string,
@@ -260,9 +268,11 @@ export class StateStore {
     } else {
       this.#mkdir();
       const fd = openSync(this.#journal(id), 'a', 0o600);
-      j = { fd, size: fstatSync(fd).size };
+      j = { fd, size: fstatSync(fd).size, at: 0 };
       if (this.#open.size >= OPEN_JOURNALS) this.#close(this.#open.keys().next().value!);
+      this.#sweep ??= setInterval(() => this.#closeIdle(), JOURNAL_IDLE_MS).unref();
     }
+    j.at = Date.now();
     this.#open.set(id, j);
     const buf = Buffer.from(line);
     let written = 0;
@@ -289,9 +299,24 @@ export class StateStore {
     closeSync(j.fd);
   }
 
+  /** Closes the journals not written for JOURNAL_IDLE_MS (least recently written first). */
+  #closeIdle(): void {
+    const before = Date.now() - JOURNAL_IDLE_MS;
+    for (const [id, j] of this.#open) {
+      if (j.at > before) break;
+      this.#close(id);
+    }
+    if (!this.#open.size) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
+  }
+
   /** Closes every open journal (the daemon stops). */
   close(): void {
     for (const id of [...this.#open.keys()]) this.#close(id);
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
   }
 
   /** Ids with a state file (leftover temp files from a crash are removed). */

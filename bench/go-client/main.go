@@ -8,6 +8,7 @@
 //
 //	go-client SOCKET ROUNDS WARMUP CALLS_JSON [VALUES_JSON]
 //	CALLS_JSON: [{"rpc":"MountProc","request":{"target":"/work/target","pid":1}}, ...]
+//	(a call with "mayFail":true is timed but its error not counted)
 //	VALUES_JSON: [pid, ...], one per round (warm-up included): a request
 //	pid of -1 is replaced by the round's value.
 //
@@ -55,6 +56,8 @@ type request struct {
 type call struct {
 	RPC     string  `json:"rpc"`
 	Request request `json:"request"`
+	// MayFail: its error is not counted (e.g. a first call that only opens the connection).
+	MayFail bool `json:"mayFail"`
 }
 
 func encode(rpc string, r request) []byte {
@@ -147,7 +150,7 @@ func main() {
 			err := conn.Invoke(ctx, "/iws.InWorkspaceService/"+c.RPC, &req, &resp)
 			ms := float64(time.Since(t0).Nanoseconds()) / 1e6
 			cancel()
-			if err != nil {
+			if err != nil && !c.MayFail {
 				errors = append(errors, fmt.Sprintf("%s: %v", c.RPC, err))
 			}
 			if r >= warmup {

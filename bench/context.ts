@@ -1,0 +1,75 @@
+/** What every series of one bench run shares, and what it found. */
+import type { KernelFeatures } from '../src/native.js';
+import type { ProfileSummary } from './profile.js';
+import { stats, type DaemonSample, type Stats } from './lib.js';
+
+export interface StormResult {
+  workspaces: number;
+  client: 'Go' | 'Node';
+  setupMs: number;
+  wallMs: number;
+  perWorkspace: Stats;
+  errors: number;
+  before: DaemonSample;
+  peak: DaemonSample;
+  after: DaemonSample;
+  /** Daemon CPU (all threads) during the storm, ms, and as a share of the machine's cores over its wall time. */
+  cpuMs: number;
+  utilisation: number;
+}
+
+export interface Bench {
+  N: number;
+  WARMUP: number;
+  /** IWSD_BENCH_LONG=1: the long series (storm of 1,000) too. */
+  long: boolean;
+  goClient: string | undefined;
+  kernel: KernelFeatures;
+  methods: ('idmapped' | 'fuse' | 'shiftfs')[];
+  env: Record<string, unknown>;
+  /** Latency per RPC per series. */
+  results: Record<string, Record<string, Stats>>;
+  put(series: string, rpc: string, xs: number[]): void;
+  /** Daemon CPU per call of a series, µs: all threads, and its main thread (the event loop). */
+  cpu: { series: string; allUs: number; mainUs: number }[];
+  /** User-namespaced processes in the main container for the floor's WriteIDMapping (and the exec-helper's). */
+  floorKids: number[];
+  /** Undone in reverse order at the end, also on failure. */
+  cleanups: (() => Promise<void> | void)[];
+  growth: { mounts: number; p50: number; p99: number }[];
+  idmapByProcesses: { processes: number; stats: Stats }[];
+  idmapByWorkspaces: { workspaces: number; stats: Stats }[];
+  memory: { workspaces: number; rssKiB: number }[];
+  idleKiBPerWorkspace: number;
+  fairness?: {
+    alone: Stats;
+    during: Stats;
+    flood: { calls: number; codes: Record<string, number>; heldConnected: number; heldClosedByDaemon: number };
+    daemon: { before: DaemonSample; peak: DaemonSample };
+  };
+  storms: StormResult[];
+  /** This machine's own jitter: p50/p99 of a fixed busy loop (ms), the same in every process. */
+  machine?: Stats;
+  profiles: { name: string; summary: ProfileSummary; svg: string }[];
+}
+
+export function newBench(init: Pick<Bench, 'N' | 'WARMUP' | 'long' | 'goClient' | 'kernel' | 'methods' | 'env'>): Bench {
+  const results: Bench['results'] = {};
+  return {
+    ...init,
+    results,
+    put: (series, rpc, xs) => {
+      if (xs.length) (results[rpc] ??= {})[series] = stats(xs);
+    },
+    cpu: [],
+    floorKids: [],
+    cleanups: [],
+    growth: [],
+    idmapByProcesses: [],
+    idmapByWorkspaces: [],
+    memory: [],
+    idleKiBPerWorkspace: NaN,
+    storms: [],
+    profiles: [],
+  };
+}

@@ -1,0 +1,254 @@
+/**
+ * Latency per RPC, end to end from clients inside a real container (Node and
+ * Go), beside what it is made of, measured in the same run: the syscall
+ * floor (the same native operation in-process, no gRPC), a bare grpc-js
+ * round trip (a no-op handler, same client), the time inside the daemon's
+ * handler (its audit records' durationMs) and the daemon's CPU per call;
+ * and the exec-helper design iwsd replaces.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { Container, mountProc, mountSysfs, prepareShiftMark, removeShiftMark, umount, writeIdMapping } from '../src/api/native.js';
+import { TestContainer, makeRootfs, nspid, spawnUsernsInside } from '../__test__/helpers/container.js';
+import { TestDaemon } from '../__test__/helpers/daemon.js';
+import type { Bench } from './context.js';
+import { MP, MS, RING, ROOT, adminAdd, cpuPerCall, fail, goTimed, lightContainer, log, type Call, type Timed } from './lib.js';
+
+/** The durationMs of the daemon's audit records of `rpc` among `lines`: the time inside its handler. */
+export function serverSide(lines: Record<string, unknown>[], rpc: string): number[] {
+  return lines.filter((l) => l.rpc === rpc && l.result === 'OK' && typeof l.durationMs === 'number').map((l) => l.durationMs as number);
+}
+
+/** Runs `series` and records its client latencies, the daemon's view of them and its CPU per call. */
+async function measured(b: Bench, d: TestDaemon, label: string, calls: Call[], rounds: number, warmup: number, run: () => Promise<Timed>, what: string): Promise<void> {
+  const from = d.logs.length;
+  const { result, allUs, mainUs } = await cpuPerCall(d.proc.pid!, (rounds + warmup) * calls.length, run);
+  fail(what, result.errors);
+  const lines = d.logs.slice(from);
+  for (const call of calls) {
+    b.put(label, call.rpc, result.latencies[call.rpc]!);
+    const server = serverSide(lines, call.rpc);
+    if (server.length) b.put(`${label} · in daemon`, call.rpc, server.slice(-rounds));
+  }
+  b.cpu.push({ series: `${calls.map((c) => c.rpc).join('+')} (${label})`, allUs, mainUs });
+}
+
+async function usernsChildren(init: number, n: number): Promise<{ pids: number[]; stop: () => void }> {
+  const kids: { host: number; stop: () => void }[] = [];
+  for (let i = 0; i < n; i++) kids.push(await spawnUsernsInside(init));
+  return { pids: kids.map((k) => nspid(k.host).at(-1)!), stop: () => kids.forEach((k) => k.stop()) };
+}
+
+/** End-to-end series on one daemon and container, and the bare grpc-js reference. */
+export async function endToEnd(b: Bench, daemon: TestDaemon, c: TestContainer, socket: string, base: string): Promise<void> {
+  const { N, WARMUP, goClient } = b;
+  log(`per-RPC latency, ${N} rounds`);
+  for (const calls of [MP, MS]) {
+    await measured(b, daemon, 'iwsd', calls, N, WARMUP, () => c.timed(socket, calls, N, WARMUP), calls[0]!.rpc);
+    if (goClient) await measured(b, daemon, 'iwsd (Go client)', calls, N, WARMUP, () => goTimed(goClient, c.initHostPid, socket, calls, N, WARMUP), `${calls[0]!.rpc} (Go client)`);
+  }
+  const kids = await usernsChildren(c.initHostPid, (goClient ? 3 : 2) * N);
+  b.cleanups.push(kids.stop);
+  b.floorKids = kids.pids.slice(N, 2 * N);
+  const WIM: Call[] = [{ rpc: 'WriteIDMapping', request: { pid: '$ROUND', gid: false, mapping: RING } }];
+  await measured(b, daemon, 'iwsd', WIM, N, 0, () => c.timed(socket, WIM, N, 0, kids.pids.slice(0, N)), 'WriteIDMapping');
+  if (goClient) await measured(b, daemon, 'iwsd (Go client)', WIM, N, 0, () => goTimed(goClient, c.initHostPid, socket, WIM, N, 0, kids.pids.slice(2 * N, 3 * N)), 'WriteIDMapping (Go client)');
+
+  // Reference: a bare grpc-js round trip on this machine (a no-op
+  // WriteIDMapping handler, no peer check, no native call, in a process of
+  // its own like the daemon), from the same client inside the container:
+  // what gRPC alone costs here, in latency and in CPU per call.
+  const bareSock = join(base, 'bare.sock');
+  const bare = spawn(process.execPath, [join(ROOT, 'bench/bare-server.mjs'), bareSock], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      bare.stdout.once('data', () => resolve());
+      bare.once('exit', (code) => reject(new Error(`bare grpc-js server exited ${code}`)));
+    });
+    const BARE: Call[] = [{ rpc: 'WriteIDMapping', request: { pid: 1, gid: false, mapping: [] } }];
+    const runs: [string, () => Promise<Timed>][] = [['bare grpc-js', () => c.timed(bareSock, BARE, N, WARMUP)]];
+    if (goClient) runs.push(['bare grpc-js (Go client)', () => goTimed(goClient, c.initHostPid, bareSock, BARE, N, WARMUP)]);
+    for (const [label, run] of runs) {
+      const r = await cpuPerCall(bare.pid!, N + WARMUP, run);
+      fail(label, r.result.errors);
+      b.put(label, 'WriteIDMapping', r.result.latencies.WriteIDMapping!);
+      b.cpu.push({ series: `WriteIDMapping (${label})`, allUs: r.allUs, mainUs: r.mainUs });
+    }
+  } finally {
+    bare.kill('SIGTERM');
+  }
+}
+
+const FUSE = (base: string) => ({ binary: 'fuse-overlayfs', upper: join(base, 'fu'), work: join(base, 'fw'), staging: join(base, 'fs'), upperBytes: 64 << 20 });
+
+/** A container of its own for each one-shot workspace (one registration per container). */
+async function oneShotContainer(b: Bench): Promise<{ initHostPid: number; timed: (socket: string, calls: Call[]) => Promise<Timed>; stop: () => Promise<void> | void }> {
+  if (b.goClient) {
+    const c = await lightContainer(['work']);
+    return { initHostPid: c.initHostPid, timed: (socket, calls) => goTimed(b.goClient!, c.initHostPid, socket, calls, 1, 0), stop: c.stop };
+  }
+  const fs = makeRootfs();
+  const c = await TestContainer.start({ rootfs: fs.rootfs });
+  const mayFail = (calls: Call[], e: string) => calls.some((x) => x.mayFail && e.startsWith(`${x.rpc}:`));
+  return {
+    initHostPid: c.initHostPid,
+    timed: (socket, calls) => c.timed(socket, calls, 1).then((r) => ({ ...r, errors: r.errors.filter((e) => !mayFail(calls, e)) })),
+    stop: () => c.stop().then(fs.cleanup),
+  };
+}
+
+/** One-shot RPCs: one workspace (and container) each, per shift method this kernel has. */
+export async function oneShots(b: Bench): Promise<void> {
+  const ONESHOT = Math.min(b.N, 40);
+  // A first call makes the connection (HTTP/2 set-up, the daemon's peer
+  // check), so the one-shots are timed on a warm connection, as
+  // workspacekit's are; the first call's time is reported on its own. It is
+  // an UmountProc of nothing: answered NOT_FOUND, no effect.
+  const SEQ: Call[] = [
+    { rpc: 'UmountProc', request: { target: '/work', pid: 1 }, mayFail: true },
+    { rpc: 'PrepareForUserNS', request: {} },
+    { rpc: 'Teardown', request: {} },
+  ];
+  for (const method of b.methods) {
+    log(`PrepareForUserNS/Teardown (${method}), ${ONESHOT} workspaces`);
+    const d = await TestDaemon.start({ shift: { method } });
+    const prep: number[] = [];
+    const td: number[] = [];
+    const first: number[] = [];
+    const from = d.logs.length;
+    let cpu = { allUs: 0, mainUs: 0 };
+    try {
+      for (let i = 0; i < ONESHOT; i++) {
+        const c = await oneShotContainer(b);
+        try {
+          const s = await adminAdd(d.stateDir, `os-${method}-${i}`, c.initHostPid, { markPath: '/work/mark' });
+          const r = await cpuPerCall(d.proc.pid!, 3, () => c.timed(s, SEQ));
+          fail(`PrepareForUserNS/Teardown (${method})`, r.result.errors);
+          first.push(...r.result.latencies.UmountProc!);
+          prep.push(...r.result.latencies.PrepareForUserNS!);
+          td.push(...r.result.latencies.Teardown!);
+          cpu = { allUs: cpu.allUs + r.allUs / ONESHOT, mainUs: cpu.mainUs + r.mainUs / ONESHOT };
+        } finally {
+          await c.stop();
+        }
+      }
+    } finally {
+      await d.stop();
+    }
+    b.put(`iwsd (${method}), first call on a new connection (refused)`, 'UmountProc', first);
+    b.put(`iwsd (${method})`, 'PrepareForUserNS', prep);
+    b.put(`iwsd (${method})`, 'Teardown', td);
+    const lines = d.logs.slice(from);
+    b.put(`iwsd (${method}) · in daemon`, 'PrepareForUserNS', serverSide(lines, 'PrepareForUserNS'));
+    b.put(`iwsd (${method}) · in daemon`, 'Teardown', serverSide(lines, 'Teardown'));
+    b.cpu.push({ series: `connect+PrepareForUserNS+Teardown (iwsd (${method}))`, allUs: cpu.allUs, mainUs: cpu.mainUs });
+  }
+}
+
+const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+
+/** The syscall floor: the same native operations in-process, no gRPC, no daemon. */
+export async function floor(b: Bench, c: TestContainer): Promise<void> {
+  const { N, WARMUP } = b;
+  log('syscall floor');
+  const container = await Container.open(c.initHostPid);
+  try {
+    for (const [mount, names] of [
+      [mountProc, ['MountProc', 'UmountProc']],
+      [mountSysfs, ['MountSysfs', 'UmountSysfs']],
+    ] as const) {
+      const fm: number[] = [];
+      const fu: number[] = [];
+      for (let i = 0; i < WARMUP + N; i++) {
+        const t0 = process.hrtime.bigint();
+        const { mountId } = await mount(container, { pid: 1, target: '/work/target' });
+        const t1 = process.hrtime.bigint();
+        await umount(container, { pid: 1, target: '/work/target', owned: [mountId] });
+        if (i >= WARMUP) {
+          fm.push(Number(t1 - t0) / 1e6);
+          fu.push(ms(t1));
+        }
+      }
+      b.put('floor', names[0], fm);
+      b.put('floor', names[1], fu);
+    }
+    const fw: number[] = [];
+    for (const pid of b.floorKids) {
+      const t0 = process.hrtime.bigint();
+      await writeIdMapping(container, { pid, mappings: RING });
+      fw.push(ms(t0));
+    }
+    b.put('floor', 'WriteIDMapping', fw);
+  } finally {
+    container.close();
+  }
+}
+
+/**
+ * The idmapped mark in-process (user namespace, clone, mount_setattr,
+ * move_mount) and its removal, on a container of its own (the mark makes
+ * the container's root shared, where proc/sysfs mounts are then refused).
+ */
+export async function markFloor(b: Bench, base: string): Promise<void> {
+  log('syscall floor of the idmapped mark');
+  const light = await lightContainer(['work']);
+  const container = await Container.open(light.initHostPid);
+  try {
+    const pp: number[] = [];
+    const pt: number[] = [];
+    for (let i = 0; i < Math.min(b.N, 40) + 5; i++) {
+      const t0 = process.hrtime.bigint();
+      const mark = await prepareShiftMark(container, { markPath: '/work/mark', method: 'idmapped', fuse: FUSE(base) });
+      const t1 = process.hrtime.bigint();
+      const r = await removeShiftMark(container, { mark, markPath: '/work/mark', fuse: FUSE(base) });
+      if (!r.success) throw new Error(`floor removeShiftMark: ${r.problems.join('; ')}`);
+      if (i >= 5) {
+        pp.push(Number(t1 - t0) / 1e6);
+        pt.push(ms(t1));
+      }
+    }
+    b.put('floor (idmapped)', 'PrepareForUserNS', pp);
+    b.put('floor (idmapped)', 'Teardown', pt);
+  } finally {
+    container.close();
+    light.stop();
+  }
+}
+
+/** The exec-helper design iwsd replaces: one helper exec per step; WriteIDMapping after a /proc scan. */
+export function execHelper(b: Bench, c: TestContainer, kids: number[]): void {
+  const { N, WARMUP } = b;
+  log('exec-helper baseline');
+  const helper = join(ROOT, 'target/release/iwsd-exec-helper');
+  const r = spawnSync('unshare', ['--mount', '--propagation', 'private', process.execPath, join(ROOT, 'bench/baseline.mjs'), helper, String(c.initHostPid), String(N), String(WARMUP), '/work/b'], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
+  if (r.status !== 0) throw new Error(`baseline failed: ${r.stderr}`);
+  const base = JSON.parse(r.stdout) as Record<string, number[]>;
+  b.put('exec-helper', 'MountProc', base.MountProc!);
+  b.put('exec-helper', 'UmountProc', base.UmountProc!);
+  const level = nspid(c.initHostPid).length - 1;
+  const bw: number[] = [];
+  for (const pid of kids) {
+    const t0 = process.hrtime.bigint();
+    let host = 0;
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        const m = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${e}/status`, 'utf8'));
+        if (m && m[1]!.trim().split(/\s+/)[level] === String(pid)) {
+          host = Number(e);
+          break;
+        }
+      } catch {
+        // exited
+      }
+    }
+    writeFileSync(`/proc/${host}/gid_map`, '0 33333 1\n');
+    bw.push(ms(t0));
+  }
+  b.put('exec-helper', 'WriteIDMapping', bw);
+}

@@ -1,0 +1,180 @@
+/**
+ * The daemon under load: a quiet workspace during a neighbour's flood
+ * (fairness), and start storms (every workspace of a node running the full
+ * ring sequence at once).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { TestContainer, makeRootfs } from '../__test__/helpers/container.js';
+import { TestDaemon } from '../__test__/helpers/daemon.js';
+import type { Bench, StormResult } from './context.js';
+import { MP, RING, adminAdd, cpuMs, daemonSample, fail, lightContainer, log, readyGoClient, ringChild, samplePeak, sleep, stats, type Call } from './lib.js';
+
+/**
+ * Default configuration, except the quiet workspace's mount rate limits
+ * (its own measurement loop would hit them). The neighbour keeps 3,000
+ * WriteIDMapping calls outstanding over 16 connections (most answered
+ * RESOURCE_EXHAUSTED by its rate limit) and opens 500 more connections that
+ * send nothing.
+ */
+export async function fairness(b: Bench): Promise<void> {
+  log('fairness');
+  const fdm = await TestDaemon.start({ rateLimits: { mountProc: { points: 1_000_000_000 }, umountProc: { points: 1_000_000_000 } } });
+  const ffs = makeRootfs();
+  const qc = await TestContainer.start({ rootfs: ffs.rootfs });
+  const nc = await TestContainer.start();
+  try {
+    const quiet = await adminAdd(fdm.stateDir, 'quiet', qc.initHostPid);
+    const noisy = await adminAdd(fdm.stateDir, 'noisy', nc.initHostPid);
+    const alone = await qc.timed(quiet, MP, b.N, b.WARMUP);
+    fail('fairness (alone)', alone.errors);
+    const sampler = samplePeak(fdm.proc.pid!);
+    const connected = await nc.hold('held', noisy, 500);
+    await nc.flood(noisy, [{ rpc: 'WriteIDMapping', request: { pid: 1, gid: false, mapping: RING } }], 3000, 16);
+    await sleep(1000);
+    const during = await qc.timed(quiet, MP, b.N, b.WARMUP);
+    const flood = await nc.unflood();
+    const held = await nc.held('held');
+    await nc.unhold('held');
+    const peak = sampler.stop();
+    fail('fairness (during the flood)', during.errors);
+    b.fairness = {
+      alone: stats(alone.latencies.MountProc!),
+      during: stats(during.latencies.MountProc!),
+      flood: { ...flood, heldConnected: connected, heldClosedByDaemon: held.closed },
+      daemon: { before: sampler.before, peak },
+    };
+  } finally {
+    await nc.stop();
+    await qc.stop();
+    await fdm.stop();
+    ffs.cleanup();
+  }
+}
+
+/** The full ring sequence of one workspace (as workspacekit makes it), `child` being its ring 1. */
+const ring = (child: number): Call[] => [
+  { rpc: 'PrepareForUserNS', request: {} },
+  { rpc: 'WriteIDMapping', request: { pid: child, gid: false, mapping: RING } },
+  { rpc: 'WriteIDMapping', request: { pid: child, gid: true, mapping: RING } },
+  { rpc: 'MountProc', request: { target: '/work/p', pid: child } },
+  { rpc: 'MountSysfs', request: { target: '/work/s', pid: child } },
+  { rpc: 'UmountProc', request: { target: '/work/p', pid: child } },
+  { rpc: 'Teardown', request: {} },
+];
+
+interface Member {
+  initHostPid: number;
+  socket: string;
+  child: number;
+  agent?: TestContainer;
+  stop: () => Promise<void> | void;
+}
+
+/** Sets up `size` workspaces, `parallel` at a time: a container, its registration, a user-namespaced child. */
+async function members(b: Bench, d: TestDaemon, size: number): Promise<Member[]> {
+  const out: Member[] = [];
+  const parallel = 16;
+  try {
+    for (let i = 0; i < size; i += parallel) {
+      await Promise.all(
+        Array.from({ length: Math.min(parallel, size - i) }, async (_, j) => {
+          if (b.goClient) {
+            const c = await lightContainer(['work/p', 'work/s']);
+            const m: Member = { initHostPid: c.initHostPid, socket: '', child: 0, stop: c.stop };
+            out.push(m);
+            m.socket = await adminAdd(d.stateDir, `storm-${i + j}`, c.initHostPid);
+            const kid = await ringChild(c.initHostPid);
+            m.stop = () => (kid.stop(), c.stop());
+            m.child = kid.pid;
+          } else {
+            const r = makeRootfs();
+            mkdirSync(join(r.rootfs, 'work/p'), { recursive: true });
+            mkdirSync(join(r.rootfs, 'work/s'), { recursive: true });
+            const agent = await TestContainer.start({ rootfs: r.rootfs });
+            const m: Member = { initHostPid: agent.initHostPid, socket: '', child: 0, agent, stop: () => agent.stop().then(r.cleanup) };
+            out.push(m);
+            m.socket = await adminAdd(d.stateDir, `storm-${i + j}`, agent.initHostPid);
+            const kid = await ringChild(agent.initHostPid);
+            m.stop = () => (kid.stop(), agent.stop().then(r.cleanup));
+            m.child = kid.pid;
+          }
+        }),
+      );
+    }
+  } catch (err) {
+    for (const m of out) await m.stop();
+    throw err;
+  }
+  return out;
+}
+
+/**
+ * A start storm: `size` workspaces, each running the full ring sequence
+ * concurrently; every client is started and waiting before the clock starts
+ * (workspace tooling is running when its workspace starts).
+ */
+export async function storm(b: Bench, size: number, opts: { profileDir?: string; onWindow?: (from: bigint, to: bigint) => void } = {}): Promise<void> {
+  log(`start storm of ${size} workspaces (setting up)`);
+  const wrap = opts.profileDir ? ['/bin/sh', '-c', `exec "$0" --cpu-prof --cpu-prof-dir=${opts.profileDir} "$@"`] : undefined;
+  const d = await TestDaemon.start({ limits: { mountsPerWorkspace: 1000 } }, [], wrap ? { wrap } : {});
+  const t0 = Date.now();
+  let ms: Member[] = [];
+  try {
+    ms = await members(b, d, size);
+    const setupMs = Date.now() - t0;
+    const sampler = samplePeak(d.proc.pid!);
+    let cpu0 = 0;
+    let runs: { ms: number; errors: string[] }[];
+    let start: number;
+    let h0 = 0n;
+    if (b.goClient) {
+      const clients = await Promise.all(ms.map((m) => readyGoClient(b.goClient!, m.initHostPid, m.socket, ring(m.child))));
+      log(`start storm of ${size}: go (Go clients)`);
+      cpu0 = cpuMs(d.proc.pid!).all;
+      h0 = process.hrtime.bigint();
+      start = Date.now();
+      for (const c of clients) c.go();
+      runs = await Promise.all(clients.map((c) => c.done));
+    } else {
+      log(`start storm of ${size}: go (Node clients)`);
+      cpu0 = cpuMs(d.proc.pid!).all;
+      h0 = process.hrtime.bigint();
+      start = Date.now();
+      runs = await Promise.all(
+        ms.map(async (m) => {
+          const s0 = Date.now();
+          const r = await m.agent!.timed(m.socket, ring(m.child), 1);
+          return { ms: Date.now() - s0, errors: r.errors };
+        }),
+      );
+    }
+    const wallMs = Date.now() - start;
+    opts.onWindow?.(h0, process.hrtime.bigint());
+    const cpu = cpuMs(d.proc.pid!).all - cpu0;
+    const peak = sampler.stop();
+    // Past the state store's idle close of journals (unwritten for 1 s, swept every second): what is still open then stays.
+    await sleep(2500);
+    const after = daemonSample(d.proc.pid!);
+    const errors = runs.flatMap((r) => r.errors);
+    const result: StormResult = {
+      workspaces: size,
+      client: b.goClient ? 'Go' : 'Node',
+      setupMs,
+      wallMs,
+      perWorkspace: stats(runs.map((r) => r.ms)),
+      errors: errors.length,
+      before: sampler.before,
+      peak,
+      after,
+      cpuMs: cpu,
+      utilisation: cpu / (wallMs * (b.env.cores as number)),
+    };
+    b.storms.push(result);
+    fail(`storm ${size}`, errors);
+  } finally {
+    for (const m of ms) await m.stop();
+    await d.stop();
+  }
+}
