@@ -3,12 +3,13 @@
  * recovery after kill -9, containers that died while the daemon was down,
  * corrupt state files. As root, with real containers.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { TestContainer, hostMounts, makeRootfs, mountsOf, shInside, waitFor } from './helpers/container.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { rootTest } from './helpers/root.js';
+import { StateStore } from '../src/state.js';
 
 rootTest('killing the container tears its workspace down within 1 s', async (t) => {
   const daemon = await TestDaemon.start();
@@ -106,8 +107,8 @@ rootTest('containers that died while the daemon was down are cleaned up at start
   const socket = await daemon.add('ghost', c.initHostPid);
   const p = await c.call(socket, 'PrepareForUserNS', {});
   t.is(p.response?.fsShift, 'FUSE');
-  const state = JSON.parse(readFileSync(join(daemon.stateDir, 'state', 'ghost.json'), 'utf8')) as { mark: { fusePid: number } };
-  const helper = state.mark.fusePid;
+  // The mark is recorded in the state journal (snapshot plus journal: the store reads both).
+  const helper = (await new StateStore(daemon.stateDir).load('ghost'))!.mark!.fusePid!;
   t.true(existsSync(`/proc/${helper}`));
 
   daemon.proc.kill('SIGKILL');

@@ -12,6 +12,7 @@ import type { ExecutionContext } from 'ava';
 import { TestContainer, hostMounts, makeRootfs, mountsOf, shAsUserns, spawnUsernsInside, fusePids } from './helpers/container.js';
 import { daemonPerVariant, GITPOD_SHIFT as SHIFT, TestDaemon } from './helpers/daemon.js';
 import { rootTest } from './helpers/root.js';
+import { StateStore } from '../src/state.js';
 
 const METHODS = ['idmapped', 'fuse'] as const;
 type Method = (typeof METHODS)[number];
@@ -55,7 +56,7 @@ for (const method of METHODS) {
     // A client without iwsd-fs-shift-accept (as Gitpod's) is told FUSE for both: bind the mark
     // (workspacekit.test.ts has the rest of that); the mark is the configured one.
     t.deepEqual(r.response, { fsShift: 'FUSE', fullWorkspaceBackup: false, persistentVolumeClaim: false });
-    t.is((JSON.parse(readFileSync(join(daemon.stateDir, 'state', `${id}.json`), 'utf8')) as { mark: { method: string } }).mark.method, method);
+    t.is((await new StateStore(daemon.stateDir).load(id))?.mark?.method, method);
 
     // The container's root is shared now, inside its own namespace only.
     const info = readFileSync(`/proc/${c.initHostPid}/mountinfo`, 'utf8').split('\n');

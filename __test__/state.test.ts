@@ -1,7 +1,7 @@
 /**
  * The state store: snapshot plus mount journal. Pure file logic, no root.
  */
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -83,7 +83,6 @@ test('a full journal turns into a snapshot', async (t) => {
 
 test('one-shot use and the mark are journal lines too (no snapshot rewrite), folded in on load in order', async (t) => {
   const { store, dir } = fresh(t);
-  t.teardown(() => store.close());
   store.save(state('w'));
   const snapshot = readFileSync(join(dir, 'state', 'w.json'), 'utf8');
   const mark = { method: 'idmapped' as const, mountId: '42', fusePid: null, markPath: '/.workspace/mark', shift: [] };
@@ -102,30 +101,6 @@ test('one-shot use and the mark are journal lines too (no snapshot rewrite), fol
   appendFileSync(join(dir, 'state', 'w.mounts.jsonl'), `${JSON.stringify({ set: { id: 'other' } })}\n`);
   const err = await t.throwsAsync(new StateStore(dir).load('w'));
   t.regex(err!.message, /w\.mounts\.jsonl line 5 is invalid/);
-});
-
-test('journals of more workspaces than are kept open are reopened and appended to, never truncated; idle ones are closed', async (t) => {
-  const { store, dir } = fresh(t);
-  t.teardown(() => store.close());
-  const ids = Array.from({ length: 40 }, (_, i) => `w${i}`);
-  for (const id of ids) store.save(state(id));
-  for (const round of ['a', 'b']) for (const id of ids) store.record(state(id), { add: m(`${id}-${round}`) });
-  for (const id of ids) t.deepEqual((await new StateStore(dir).load(id))?.mounts, [m(`${id}-a`), m(`${id}-b`)]);
-  // Unwritten for a second, they are closed: an idle daemon holds none.
-  const open = () => readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(dir, 'state'));
-    } catch {
-      return false;
-    }
-  }).length;
-  t.is(open(), 40, 'every journal written in the last second is open');
-  await new Promise((r) => setTimeout(r, 2100));
-  t.is(open(), 0);
-  // A snapshot closes and removes the journal; the next change starts a new one.
-  store.save(state('w0', [m('w0-a'), m('w0-b')]));
-  store.record(state('w0'), { del: 'w0-a' });
-  t.deepEqual((await new StateStore(dir).load('w0'))?.mounts, [m('w0-b')]);
 });
 
 test('archive folds the journal in and removes both files', async (t) => {

@@ -36,6 +36,7 @@ import { Agent, descendant } from './helpers/agentClient.js';
 import { hostMounts, makeRootfs, mountsOf, nspid, readMap, TestContainer, waitFor, fusePids } from './helpers/container.js';
 import { daemonPerVariant, IWSD, TestDaemon } from './helpers/daemon.js';
 import { rootTest } from './helpers/root.js';
+import { StateStore } from '../src/state.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 /** Gitpod's workspace user: ring0, and the owner of ring1's user namespace. */
@@ -151,8 +152,8 @@ for (const v of VARIANTS) {
     t.is(fsShift, 'FUSE', 'shiftfs is not available here; the mark is bound');
     t.is(prep.response?.fullWorkspaceBackup, false);
     // The daemon made the mark it was configured for, and its log line says what it answered.
-    const st = JSON.parse(readFileSync(join(daemon.stateDir, 'state', `${id}.json`), 'utf8')) as { mark: { method: string } };
-    t.is(st.mark.method, v.mark);
+    const st = (await new StateStore(daemon.stateDir).load(id))!;
+    t.is(st.mark?.method, v.mark);
     const line = await daemon.waitForLog((l) => l.workspace === id && l.rpc === 'PrepareForUserNS' && l.result === 'OK');
     t.like(line, { fsShift: { mark: v.mark, answered: 'FUSE' } });
     t.is(line.msg, `PrepareForUserNS ok: mark ${v.mark}, answered fs_shift FUSE`);
@@ -296,8 +297,8 @@ rootTest('a client that sends iwsd-fs-shift-accept: idmapped learns the true met
   t.deepEqual(marks[2], marks[0], 'same mark type and options');
   for (const w of [old, knows, picky]) {
     t.deepEqual(fusePids(w.id), [], 'no FUSE helper');
-    const st = JSON.parse(readFileSync(join(daemon.stateDir, 'state', `${w.id}.json`), 'utf8')) as { mark: { method: string } };
-    t.is(st.mark.method, 'idmapped');
+    const st = (await new StateStore(daemon.stateDir).load(w.id))!;
+    t.is(st.mark?.method, 'idmapped');
   }
   // The same ownership view through each.
   for (const w of [old, knows, picky]) t.is(statSync(`/proc/${w.c.initHostPid}/root${MARK}/bin/busybox`).uid, 33333);

@@ -154,8 +154,7 @@ export async function storm(b: Bench, size: number, opts: { profileDir?: string;
     opts.onWindow?.(h0, process.hrtime.bigint());
     const cpu = cpuMs(d.proc.pid!).all - cpu0;
     const peak = sampler.stop();
-    // Past the state store's idle close of journals (unwritten for 1 s, swept every second): what is still open then stays.
-    await sleep(2500);
+    await sleep(500);
     const after = daemonSample(d.proc.pid!);
     const errors = runs.flatMap((r) => r.errors);
     const result: StormResult = {
