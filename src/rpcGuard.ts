@@ -140,12 +140,12 @@ export class RpcGuard {
         : waitUntil === callDeadline
           ? new IwsError('UNAVAILABLE', `${rpc} waited for a native slot until the call's deadline`)
           : new IwsError('UNAVAILABLE', `${rpc} waited ${work.queueTimeoutMs} ms for a native slot (${lane.name} lane busy); retry later`);
-    if (lane.runningOf(workspaceId) || lane.queuedOf(workspaceId)) {
+    if ((lane.runningOf(workspaceId) || lane.queuedOf(workspaceId)) && this.#log?.isLevelEnabled('debug')) {
       this.#log?.debug({ rpc, lane: lane.name, running: lane.runningOf(workspaceId), queued: lane.queuedOf(workspaceId) }, `${rpc} waits for a ${lane.name} slot`);
     }
     const release = await lane.acquire(workspaceId, waitUntil, waitedTooLong);
     const waited = Date.now() - started;
-    if (waited > 0) this.#log?.debug({ rpc, lane: lane.name, waitedMs: waited }, `${rpc} got a ${lane.name} slot after ${waited} ms`);
+    if (waited > 0 && this.#log?.isLevelEnabled('debug')) this.#log.debug({ rpc, lane: lane.name, waitedMs: waited }, `${rpc} got a ${lane.name} slot after ${waited} ms`);
     let p: Promise<T>;
     try {
       p = fn();
