@@ -220,7 +220,7 @@ export function summaryMarkdown(name: string, s: ProfileSummary, svg?: string): 
   const L = [
     `### ${name}`,
     '',
-    `${s.wallMs.toFixed(0)} ms profiled, ${s.busyMs.toFixed(0)} ms on the main thread not idle${s.calls ? `, ${s.calls} calls: ${((1000 * s.busyMs) / s.calls).toFixed(1)} µs of main-thread CPU per call` : ''}${svg ? `; flame graph: ${svg}` : ''}.`,
+    `${s.wallMs.toFixed(0)} ms profiled, ${s.busyMs.toFixed(0)} ms of them the main thread not idle${s.calls ? `, ${s.calls} calls: ${((1000 * s.busyMs) / s.calls).toFixed(1)} µs per call` : ''}${svg ? `; flame graph: ${svg}` : ''}. V8 samples in wall time: on a busy machine a frame's time includes the time its thread was preempted (the CPU-time table above counts work only); shares are what to compare.`,
     '',
     '| component | ms | share |',
     '| --- | --- | --- |',
