@@ -16,6 +16,8 @@ export interface StormResult {
   /** Daemon CPU (all threads) during the storm, ms, and as a share of the machine's cores over its wall time. */
   cpuMs: number;
   utilisation: number;
+  /** Time of each RPC inside the daemon (its audit records: lane waits included). */
+  inDaemon: Record<string, Stats | undefined>;
 }
 
 export interface Bench {

@@ -10,7 +10,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { Container, mountProc, mountSysfs, prepareShiftMark, removeShiftMark, umount, writeIdMapping } from '../src/api/native.js';
+import { Container, DEFAULT_PROC_MASKS, mountProc, mountSysfs, prepareShiftMark, removeShiftMark, umount, writeIdMapping, type MountStrategy, type PidStrategy } from '../src/api/native.js';
+import * as native from '../src/native.js';
 import { TestContainer, makeRootfs, nspid, spawnUsernsInside } from '../__test__/helpers/container.js';
 import { TestDaemon } from '../__test__/helpers/daemon.js';
 import type { Bench } from './context.js';
@@ -155,6 +156,8 @@ export async function floor(b: Bench, c: TestContainer): Promise<void> {
   log('syscall floor');
   const container = await Container.open(c.initHostPid);
   try {
+    const strategies = b.env.strategies as { pid: PidStrategy; mount: MountStrategy };
+    const common = { pid: 1, target: '/work/target', pidStrategy: strategies.pid, mountStrategy: strategies.mount };
     for (const [mount, names] of [
       [mountProc, ['MountProc', 'UmountProc']],
       [mountSysfs, ['MountSysfs', 'UmountSysfs']],
@@ -163,9 +166,9 @@ export async function floor(b: Bench, c: TestContainer): Promise<void> {
       const fu: number[] = [];
       for (let i = 0; i < WARMUP + N; i++) {
         const t0 = process.hrtime.bigint();
-        const { mountId } = await mount(container, { pid: 1, target: '/work/target' });
+        const { mountId } = await mount(container, common);
         const t1 = process.hrtime.bigint();
-        await umount(container, { pid: 1, target: '/work/target', owned: [mountId] });
+        await umount(container, { ...common, owned: [mountId] });
         if (i >= WARMUP) {
           fm.push(Number(t1 - t0) / 1e6);
           fu.push(ms(t1));
@@ -174,6 +177,24 @@ export async function floor(b: Bench, c: TestContainer): Promise<void> {
       b.put('floor', names[0], fm);
       b.put('floor', names[1], fu);
     }
+    // The same with the caller checks the daemon's calls make (the caller
+    // pinned by PID and start time, its uid and namespaces checked, the mount
+    // recorded as made for it): container root, as the bench's clients.
+    const peer: native.Peer = { pid: c.initHostPid, uid: 0, gid: 0, startTime: container.handle.startTime ?? undefined };
+    const cm: number[] = [];
+    const cu: number[] = [];
+    for (let i = 0; i < WARMUP + N; i++) {
+      const t0 = process.hrtime.bigint();
+      const made = await native.mountProc(container.handle, peer, { ...common, masks: DEFAULT_PROC_MASKS });
+      const t1 = process.hrtime.bigint();
+      await native.umount(container.handle, peer, { ...common, owned: [{ mountId: made.mountId, madeFor: made.madeFor }] });
+      if (i >= WARMUP) {
+        cm.push(Number(t1 - t0) / 1e6);
+        cu.push(ms(t1));
+      }
+    }
+    b.put('floor, with caller checks', 'MountProc', cm);
+    b.put('floor, with caller checks', 'UmountProc', cu);
     const fw: number[] = [];
     for (const pid of b.floorKids) {
       const t0 = process.hrtime.bigint();

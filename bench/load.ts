@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { TestContainer, makeRootfs } from '../__test__/helpers/container.js';
 import { TestDaemon } from '../__test__/helpers/daemon.js';
 import type { Bench, StormResult } from './context.js';
+import { serverSide } from './latency.js';
 import { MP, RING, adminAdd, cpuMs, daemonSample, fail, lightContainer, log, readyGoClient, ringChild, samplePeak, sleep, stats, type Call } from './lib.js';
 
 /**
@@ -125,6 +126,7 @@ export async function storm(b: Bench, size: number, opts: { profileDir?: string;
     ms = await members(b, d, size);
     const setupMs = Date.now() - t0;
     const sampler = samplePeak(d.proc.pid!);
+    const fromLine = d.logs.length;
     let cpu0 = 0;
     let runs: { ms: number; errors: string[] }[];
     let start: number;
@@ -169,6 +171,12 @@ export async function storm(b: Bench, size: number, opts: { profileDir?: string;
       after,
       cpuMs: cpu,
       utilisation: cpu / (wallMs * (b.env.cores as number)),
+      inDaemon: Object.fromEntries(
+        [...new Set(ring(0).map((c) => c.rpc))].map((rpc) => {
+          const xs = serverSide(d.logs.slice(fromLine), rpc);
+          return [rpc, xs.length ? stats(xs) : undefined];
+        }),
+      ),
     };
     b.storms.push(result);
     fail(`storm ${size}`, errors);

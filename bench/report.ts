@@ -108,8 +108,21 @@ export function markdown(b: Bench): string {
     const own = series.iwsd ?? Object.values(series)[0]!;
     for (const [name, s] of Object.entries(series)) L.push(`| ${rpc} | ${name} | ${f(s.min)} | ${f(s.p50)} | ${f(s.p95)} | ${f(s.p99)} | ${f(s.max)} | ${(s.p50 / own.p50).toFixed(2)}× |`);
   }
-  L.push('', '## Where the time goes (p50, ms): floor + bare gRPC + iwsd\'s own', '', '| RPC | client | end to end | floor | bare grpc-js | iwsd\'s own |', '| --- | --- | --- | --- | --- | --- |');
-  for (const s of stacks(b)) L.push(`| ${s.rpc} | ${s.client} | ${f(s.e2e)} | ${f(s.floor)} | ${f(s.bare)} | ${f(s.own)} |`);
+  L.push(
+    '',
+    "## Where the time goes (p50, ms): floor + bare gRPC + iwsd's own",
+    '',
+    "iwsd's own = end to end − floor − bare gRPC; of it, the core's per-call caller checks (the floor with them − without) and the time in the daemon's handler beyond the floor.",
+    '',
+    "| RPC | client | end to end | floor | bare grpc-js | iwsd's own | of which caller checks | in handler − floor |",
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  );
+  for (const s of stacks(b)) {
+    const series = b.results[s.rpc]!;
+    const checked = series['floor, with caller checks'];
+    const handler = series[`${s.client === 'Go client' ? 'iwsd (Go client)' : s.rpc === 'PrepareForUserNS' || s.rpc === 'Teardown' ? 'iwsd (idmapped)' : 'iwsd'} · in daemon`];
+    L.push(`| ${s.rpc} | ${s.client} | ${f(s.e2e)} | ${f(s.floor)} | ${f(s.bare)} | ${f(s.own)} | ${checked ? f(checked.p50 - s.floor) : '—'} | ${handler ? f(handler.p50 - s.floor) : '—'} |`);
+  }
   L.push('', '## Daemon CPU per call (µs; all threads, and its main thread alone)', '', '| series | all threads | main thread |', '| --- | --- | --- |');
   for (const c of b.cpu) L.push(`| ${c.series} | ${c.allUs.toFixed(0)} | ${c.mainUs.toFixed(0)} |`);
   L.push('', '## Tails: p50 / p99 end to end and inside the daemon (ms)', '', `The machine's own jitter: a fixed busy loop has p50 ${b.machine ? f(b.machine.p50) : '?'} ms, p99 ${b.machine ? f(b.machine.p99) : '?'} ms (${b.machine ? (b.machine.p99 / b.machine.p50).toFixed(1) : '?'}×).`, '', '| RPC | series | end to end p50 / p99 | in daemon p50 / p99 | tail from |', '| --- | --- | --- | --- | --- |', ...tails);
@@ -143,6 +156,9 @@ export function markdown(b: Bench): string {
     L.push(
       `| ${s.workspaces} | ${s.client} | ${(s.setupMs / 1000).toFixed(0)} | ${s.wallMs} | ${((1000 * s.workspaces) / s.wallMs).toFixed(0)} | ${f(s.perWorkspace.p50)} / ${f(s.perWorkspace.p99)} | ${s.errors} | ${s.cpuMs.toFixed(0)} (${(100 * s.utilisation).toFixed(0)}%) | ${s.before.rssKiB}/${s.peak.rssKiB}/${s.after.rssKiB} | ${s.before.threads}/${s.peak.threads}/${s.after.threads} | ${s.before.fds}/${s.peak.fds}/${s.after.fds} |`,
     );
+  }
+  for (const s of b.storms) {
+    L.push('', `Storm of ${s.workspaces}, time inside the daemon per RPC (p50 / p99 ms, waits for a lane slot included; long lane: PrepareForUserNS, Teardown): ${Object.entries(s.inDaemon).map(([rpc, st]) => (st ? `${rpc} ${f(st.p50)} / ${f(st.p99)}` : `${rpc} —`)).join('; ')}.`);
   }
   if (b.profiles.length) {
     L.push('', '## Profile of the daemon (V8 CPU profile, main thread)', '');
