@@ -53,6 +53,8 @@ export interface Bench {
   /** This machine's own jitter: p50/p99 of a fixed busy loop (ms), the same in every process. */
   machine?: Stats;
   profiles: { name: string; summary: ProfileSummary; svg: string }[];
+  /** Main-thread CPU µs per call of iwsd's TypeScript alone (bench/tslayer.ts), and of one native call that does nothing (the pool round trip). */
+  tsLayer?: { whole: number; without: Record<string, number>; rateLimiterConsume: number; nativeNoop: number };
 }
 
 export function newBench(init: Pick<Bench, 'N' | 'WARMUP' | 'long' | 'goClient' | 'kernel' | 'methods' | 'env'>): Bench {

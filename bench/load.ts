@@ -116,10 +116,14 @@ async function members(b: Bench, d: TestDaemon, size: number): Promise<Member[]>
  * concurrently; every client is started and waiting before the clock starts
  * (workspace tooling is running when its workspace starts).
  */
-export async function storm(b: Bench, size: number, opts: { profileDir?: string; onWindow?: (from: bigint, to: bigint) => void } = {}): Promise<void> {
+export async function storm(
+  b: Bench,
+  size: number,
+  opts: { profileDir?: string; onWindow?: (from: bigint, to: bigint) => void; config?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {},
+): Promise<void> {
   log(`start storm of ${size} workspaces (setting up)`);
   const wrap = opts.profileDir ? ['/bin/sh', '-c', `exec "$0" --cpu-prof --cpu-prof-dir=${opts.profileDir} "$@"`] : undefined;
-  const d = await TestDaemon.start({ limits: { mountsPerWorkspace: 1000 } }, [], wrap ? { wrap } : {});
+  const d = await TestDaemon.start({ limits: { mountsPerWorkspace: 1000 }, ...opts.config }, [], { ...(wrap ? { wrap } : {}), ...(opts.env ? { env: opts.env } : {}) });
   const t0 = Date.now();
   let ms: Member[] = [];
   try {

@@ -125,6 +125,19 @@ export function markdown(b: Bench): string {
   }
   L.push('', '## Daemon CPU per call (µs; all threads, and its main thread alone)', '', '| series | all threads | main thread |', '| --- | --- | --- |');
   for (const c of b.cpu) L.push(`| ${c.series} | ${c.allUs.toFixed(0)} | ${c.mainUs.toFixed(0)} |`);
+  if (b.tsLayer) {
+    const t = b.tsLayer;
+    L.push(
+      '',
+      "### iwsd's TypeScript alone (main-thread CPU µs per MountProc/UmountProc; bench/tslayer.ts)",
+      '',
+      'The workspace handlers (boundary, guard, service, state journal, audit log, metrics) called in-process as grpc-js calls them, against a native library that answers at once: no transport, no kernel. Each part\'s cost is the whole minus the whole without it.',
+      '',
+      '| whole | audit log | state journal | metrics | rate limiter | one native call that does nothing (the pool round trip) |',
+      '| --- | --- | --- | --- | --- | --- |',
+      `| ${t.whole.toFixed(1)} | ${(t.whole - t.without.log!).toFixed(1)} | ${(t.whole - t.without.journal!).toFixed(1)} | ${(t.whole - t.without.metrics!).toFixed(1)} | ${t.rateLimiterConsume.toFixed(1)} | ${t.nativeNoop.toFixed(1)} |`,
+    );
+  }
   L.push('', '## Tails: p50 / p99 end to end and inside the daemon (ms)', '', `The machine's own jitter: a fixed busy loop has p50 ${b.machine ? f(b.machine.p50) : '?'} ms, p99 ${b.machine ? f(b.machine.p99) : '?'} ms (${b.machine ? (b.machine.p99 / b.machine.p50).toFixed(1) : '?'}×).`, '', '| RPC | series | end to end p50 / p99 | in daemon p50 / p99 | tail from |', '| --- | --- | --- | --- | --- |', ...tails);
 
   // ---- load, scale ------------------------------------------------------------

@@ -30,6 +30,7 @@ import { fairness, storm } from './load.js';
 import { profiled, profiledStorm } from './profiled.js';
 import { markdown, svg } from './report.js';
 import { idmapByProcesses, machineJitter, memoryAndRegistered, mountTableGrowth } from './scale.js';
+import { tsLayer } from './tslayer.js';
 
 const OUT = join(ROOT, 'bench/results');
 
@@ -80,6 +81,8 @@ async function main(): Promise<void> {
   const b = await setup();
   try {
     machineJitter(b);
+    log("iwsd's TypeScript per call, in-process");
+    b.tsLayer = await tsLayer();
     await onMainContainer(b);
     await fairness(b);
     await memoryAndRegistered(b);
