@@ -131,7 +131,7 @@ export function markdown(b: Bench): string {
       '',
       "### iwsd's TypeScript alone (main-thread CPU µs per MountProc/UmountProc; bench/tslayer.ts)",
       '',
-      'The workspace handlers (boundary, guard, service, state journal, audit log, metrics) called in-process as grpc-js calls them, against a native library that answers at once: no transport, no kernel. Each part\'s cost is the whole minus the whole without it.',
+      'The workspace handlers (boundary, guard, service, state journal, audit log, metrics) called in-process as grpc-js calls them, against a native library that answers at once: no transport, no kernel. Each part\'s cost is the whole minus the whole without it (each the least of three runs; the parts vary by ±5–10 µs between runs, the whole by less).',
       '',
       '| whole | audit log | state journal | metrics | rate limiter | one native call that does nothing (the pool round trip) |',
       '| --- | --- | --- | --- | --- | --- |',
