@@ -105,13 +105,13 @@ export class Boundary<C> {
         const durationMs = ms();
         callback({ code: err.grpcStatus, details: err.message }, null);
         if (server === 'workspace') metrics?.observe(rpc, err.code, durationMs / 1000);
-        const rec = { [field]: rpc, ...audit, request: req, result: err.code, reason: err.reason, error: err.message, detail: err.detail, durationMs };
-        if (log) {
-          if (err.code === 'INTERNAL') log.error({ ...rec, cause: err.cause }, `${label} failed: ${err.detail ?? err.message}`);
-          else {
-            const suppressed = budgetKey !== undefined && BUDGETED.has(err.code) ? this.#budget.take(`${budgetKey}\0${err.code}`) : 0;
-            if (suppressed !== undefined) log.warn(suppressed ? { ...rec, suppressedBefore: suppressed } : rec, `${label} refused: ${err.code}: ${err.message}${suppressed ? ` (${suppressed} similar refusals not logged before this one)` : ''}`);
-          }
+        if (!log) return;
+        // Built only for a line that is written (a flood's refusals mostly are not).
+        const rec = () => ({ [field]: rpc, ...audit, request: req, result: err.code, reason: err.reason, error: err.message, detail: err.detail, durationMs });
+        if (err.code === 'INTERNAL') log.error({ ...rec(), cause: err.cause }, `${label} failed: ${err.detail ?? err.message}`);
+        else {
+          const suppressed = budgetKey !== undefined && BUDGETED.has(err.code) ? this.#budget.take(`${budgetKey}\0${err.code}`) : 0;
+          if (suppressed !== undefined) log.warn(suppressed ? { ...rec(), suppressedBefore: suppressed } : rec(), `${label} refused: ${err.code}: ${err.message}${suppressed ? ` (${suppressed} similar refusals not logged before this one)` : ''}`);
         }
       };
       if (scope instanceof IwsError) {
