@@ -99,8 +99,7 @@ test('one-shot use and the mark are journal lines too (no snapshot rewrite), fol
   t.like(torn, { prepared: true, tornDown: true, mark: null });
   // A line that is no known change is an error naming the journal, not ignored.
   appendFileSync(join(dir, 'state', 'w.mounts.jsonl'), `${JSON.stringify({ set: { id: 'other' } })}\n`);
-  const err = await t.throwsAsync(new StateStore(dir).load('w'));
-  t.regex(err!.message, /w\.mounts\.jsonl line 5 is invalid/);
+  await t.throwsAsync(new StateStore(dir).load('w'), { message: /w\.mounts\.jsonl line 5 is invalid/ });
 });
 
 test('archive folds the journal in and removes both files', async (t) => {

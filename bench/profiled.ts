@@ -18,8 +18,8 @@ export async function profiled(b: Bench, c: TestContainer, out: string): Promise
   const rounds = 2 * b.N;
   log(`daemon CPU profile, ${rounds} MountProc/UmountProc rounds`);
   const dir = mkdtempSync(join(tmpdir(), 'iwsd-bench-prof-'));
-  let from = 0n;
-  let to = 0n;
+  let from: bigint;
+  let to: bigint;
   try {
     // The node flags go between node and the daemon's script: through a shell.
     const d = await TestDaemon.start({ rateLimits: UNLIMITED, limits: { mountsPerWorkspace: 100_000 } }, [], {

@@ -94,7 +94,10 @@ async function main(): Promise<void> {
     for (const c of b.cleanups.reverse()) await c();
   }
   b.env.durationS = Math.round((Date.now() - started) / 1000);
-  const { put: _put, cleanups: _cleanups, floorKids: _kids, ...report } = b;
+  const report: Partial<Bench> = { ...b };
+  delete report.put;
+  delete report.cleanups;
+  delete report.floorKids;
   mkdirSync(OUT, { recursive: true });
   writeFileSync(join(OUT, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
   const md = markdown(b);

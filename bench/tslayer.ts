@@ -17,11 +17,12 @@ import type * as native from '../src/native.js';
 import { Metrics } from '../src/observability.js';
 import { RpcGuard } from '../src/rpcGuard.js';
 import { workspaceHandlers, WorkspaceService, type NativeOps } from '../src/service.js';
-import { StateStore, type WorkspaceState } from '../src/state.js';
+import { StateStore } from '../src/state.js';
 import type { Workspace } from '../src/workspace.js';
 import pino from 'pino';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 
+import { freshState, serviceDeps } from '../__test__/helpers/service.js';
 import { UNLIMITED, cpuMs } from './lib.js';
 
 type Part = 'log' | 'metrics' | 'journal';
@@ -41,39 +42,27 @@ async function perCall(without: Part | undefined, calls: number): Promise<number
       mountProc: () => ok({ mountId: String(++seq), madeFor: { euid: 0, userns: '4:1' } }),
       umount: () => ok({ mountId: String(seq) }),
     } as unknown as NativeOps;
-    const st: WorkspaceState = {
-      version: 1,
-      id: 'w',
-      container: { hostPid: 1, startTime: 1 },
-      registration: { rootRange: { start: 33333, size: 1 }, userRanges: [], shift: [], markPath: '/.workspace/mark', fullWorkspaceBackup: false },
-      prepared: false,
-      tornDown: false,
-      mark: null,
-      mounts: [],
-    };
+    const st = freshState('w');
     store.save(st);
     const w = { id: 'w', hostPid: 1, container: {} as native.Container, policy: { rootRange: { start: 33333, size: 1 }, userRanges: [], allowHostRoot: false }, dir, socketPath: '', mounts: new Map(), shift: [], markPath: '/.workspace/mark', fullWorkspaceBackup: false, persistentVolumeClaim: false, state: st } as unknown as Workspace;
-    const service = new WorkspaceService(w, {
-      log,
-      metrics,
-      store: without === 'journal' ? { record: () => undefined } : store,
-      native: fake,
-      guard,
-      shiftMethod: 'idmapped',
-      idmappedAnswer: config.shift.idmappedAnswer,
-      fuseOptions: () => ({ binary: '/bin/false', upper: '', work: '', staging: '', upperBytes: 1 }),
-      pidStrategy: 'ioctl',
-      mountStrategy: 'detached',
-      proc: { masked: [], readOnly: [] },
-      sysfs: { readOnly: true, masks: { masked: [], readOnly: [] } },
-      lifecycleRule: 'root-or-init-uid',
-    } as unknown as ConstructorParameters<typeof WorkspaceService>[1]);
+    const service = new WorkspaceService(
+      w,
+      serviceDeps({
+        log,
+        metrics,
+        store: without === 'journal' ? { record: () => undefined } : store,
+        native: fake,
+        guard,
+        shiftMethod: 'idmapped',
+        idmappedAnswer: config.shift.idmappedAnswer,
+      }),
+    );
     const peer = { pid: 4242, uid: 0, gid: 0, startTime: 1 };
     const h = workspaceHandlers(() => ({ peer, context: { service, log } }), metrics);
     const call = (rpc: 'MountProc' | 'UmountProc') =>
       new Promise<void>((resolve, reject) => {
         const c = { request: { target: '/work/t', pid: 1 }, getPeer: () => 'p', getDeadline: () => Infinity, metadata: undefined };
-        (h[rpc] as unknown as (c: unknown, cb: (e: unknown) => void) => void)(c, (e) => (e ? reject(e) : resolve()));
+        (h[rpc] as unknown as (c: unknown, cb: (e: unknown) => void) => void)(c, (e) => (e ? reject(new Error(JSON.stringify(e))) : resolve()));
       });
     const round = async (n: number) => {
       for (let i = 0; i < n; i++) {
