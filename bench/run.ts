@@ -12,7 +12,7 @@
  * (default "50,200"; with IWSD_BENCH_LONG=1 "50,200,1000"). The default run
  * takes a few minutes on 2 cores; the long one adds the storm of 1,000.
  * IWSD_BENCH_NO_PROFILE=1 leaves out the two profiled runs (MountProc
- * series, storm). See bench/README-perf.md.
+ * series, storm). README "Performance" says what each series is for.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
