@@ -10,7 +10,7 @@ import { readlinkSync, writeFileSync } from 'node:fs';
 
 import { DEFAULT_PROC_MASKS, DEFAULT_SYSFS_MASKS } from '../src/api/native.js';
 import { TestContainer, children, makeRootfs, mountsOf, nspid, shAsUserns, waitFor } from './helpers/container.js';
-import { daemonPerVariant } from './helpers/daemon.js';
+import { daemonPerVariant } from './helpers/variants.js';
 import { rootTest } from './helpers/root.js';
 
 const STRATEGIES = ['detached', 'fallback'] as const;

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 
 import { TestContainer, children, hostMounts, makeRootfs, mountsOf, nspid, waitFor } from './helpers/container.js';
-import { daemonPerVariant, GITPOD_SHIFT as SHIFT } from './helpers/daemon.js';
+import { GITPOD_SHIFT as SHIFT } from './helpers/daemon.js';
+import { daemonPerVariant } from './helpers/variants.js';
 import { rootTest } from './helpers/root.js';
 
 const METHODS = ['idmapped', 'fuse'] as const;

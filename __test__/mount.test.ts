@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 
 import { TestContainer, hostMounts, makeRootfs, mountsOf, shInside } from './helpers/container.js';
-import { daemonPerVariant } from './helpers/daemon.js';
+import { daemonPerVariant } from './helpers/variants.js';
 import { rootTest, rootTestSerial } from './helpers/root.js';
 
 // Every test runs against both assembly strategies: the fd-based one and the

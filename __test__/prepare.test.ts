@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 
 import { TestContainer, hostMounts, makeRootfs, mountsOf, shAsUserns, spawnUsernsInside, fusePids } from './helpers/container.js';
-import { daemonPerVariant, GITPOD_SHIFT as SHIFT, TestDaemon } from './helpers/daemon.js';
+import { GITPOD_SHIFT as SHIFT, TestDaemon } from './helpers/daemon.js';
+import { daemonPerVariant } from './helpers/variants.js';
 import { rootTest } from './helpers/root.js';
 import { StateStore } from '../src/state.js';
 

@@ -34,7 +34,8 @@ import test, { type ExecutionContext } from 'ava';
 
 import { Agent, descendant } from './helpers/agentClient.js';
 import { hostMounts, makeRootfs, mountsOf, nspid, readMap, TestContainer, waitFor, fusePids } from './helpers/container.js';
-import { daemonPerVariant, IWSD, TestDaemon } from './helpers/daemon.js';
+import { IWSD, TestDaemon } from './helpers/daemon.js';
+import { daemonPerVariant } from './helpers/variants.js';
 import { rootTest } from './helpers/root.js';
 import { StateStore } from '../src/state.js';
 

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 
 
 import { TestContainer, readMap } from './helpers/container.js';
-import { daemonPerVariant, GITPOD_SHIFT as RING } from './helpers/daemon.js';
+import { GITPOD_SHIFT as RING } from './helpers/daemon.js';
+import { daemonPerVariant } from './helpers/variants.js';
 import { rootTest } from './helpers/root.js';
 
 // Every test runs against both PID strategies: the ioctl fast path and the

@@ -10,9 +10,6 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import test from 'ava';
-
-import { isRoot } from './root.js';
 
 export const IWSD = fileURLToPath(new URL('../../bin/iwsd.js', import.meta.url));
 
@@ -172,24 +169,4 @@ export class TestDaemon {
 export function removeStateDir(dir: string): void {
   spawnSync('chattr', ['-R', '-f', '-i', dir], { stdio: 'ignore' });
   rmSync(dir, { recursive: true, force: true });
-}
-
-/**
- * One daemon per variant (a configuration each) for a test file's tests:
- * started before them when root (root-only tests fail or skip by themselves
- * otherwise), stopped after them; `checkExit` sees each exit code.
- */
-export function daemonPerVariant<V>(variants: readonly V[], config: (v: V) => Record<string, unknown>, checkExit?: (code: number | null) => void): Map<V, TestDaemon> {
-  const daemons = new Map<V, TestDaemon>();
-  test.before(async () => {
-    if (!isRoot) return;
-    for (const v of variants) daemons.set(v, await TestDaemon.start(config(v)));
-  });
-  test.after.always(async () => {
-    for (const d of daemons.values()) {
-      const code = await d.stop();
-      checkExit?.(code);
-    }
-  });
-  return daemons;
 }
