@@ -192,10 +192,7 @@ pub fn mount_proc(
     target: &str,
     masks: &Masks,
 ) -> Result<MountOutcome> {
-    check_target(target)?;
-    masks.validate()?;
-    let (at, who) = authorized_target(container, strategy, caller, pid)?;
-    let pidns = at.process().open("ns/pid", OFlags::RDONLY)?;
+    let (at, who, pidns) = prepared(container, strategy, caller, pid, target, masks, "ns/pid")?;
     let mnt = match ms {
         MountStrategy::Detached => detached(
             "proc",
@@ -215,8 +212,7 @@ pub fn mount_proc(
                 .map_err(|e| Error::internal("proc helper in PID namespace", e))
         })?,
     };
-    let mnt = masked(mnt, masks, ms)?;
-    Ok(MountOutcome { mount_id: place(&at, who.as_ref(), mnt, target, ms)?, made_for: who.as_ref().map(|w| w.id()) })
+    masked_and_placed(&at, who.as_ref(), mnt, masks, target, ms)
 }
 
 /// Mounts a new, masked sysfs of the network namespace of `pid` at `target`.
@@ -229,10 +225,7 @@ pub fn mount_sysfs(
     target: &str,
     opts: &SysfsOptions,
 ) -> Result<MountOutcome> {
-    check_target(target)?;
-    opts.masks.validate()?;
-    let (at, who) = authorized_target(container, strategy, caller, pid)?;
-    let netns = at.process().open("ns/net", OFlags::RDONLY)?;
+    let (at, who, netns) = prepared(container, strategy, caller, pid, target, &opts.masks, "ns/net")?;
     let mut attrs = NOSUID_NODEV_NOEXEC;
     if opts.read_only {
         attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
@@ -242,8 +235,39 @@ pub fn mount_sysfs(
         t.setns(netns.as_fd(), CloneFlags::CLONE_NEWNET, "net")?;
         detached("sysfs", |_| Ok(()), attrs)
     })?;
-    let mnt = masked(mnt, &opts.masks, ms)?;
-    Ok(MountOutcome { mount_id: place(&at, who.as_ref(), mnt, target, ms)?, made_for: who.as_ref().map(|w| w.id()) })
+    masked_and_placed(&at, who.as_ref(), mnt, &opts.masks, target, ms)
+}
+
+/// What MountProc and MountSysfs check before they make anything: the
+/// target's form, the masks, the caller's right to the process `pid`
+/// ([`authorized_target`]); then that process's namespace file `ns` (open).
+fn prepared(
+    container: &Container,
+    strategy: PidStrategy,
+    caller: Option<&Caller>,
+    pid: i64,
+    target: &str,
+    masks: &Masks,
+    ns: &str,
+) -> Result<(MountTarget, Option<PinnedCaller>, OwnedFd)> {
+    check_target(target)?;
+    masks.validate()?;
+    let (at, who) = authorized_target(container, strategy, caller, pid)?;
+    let nsfd = at.process().open(ns, OFlags::RDONLY)?;
+    Ok((at, who, nsfd))
+}
+
+/// The masks put over the new file system `mnt`, and the result placed at `target`.
+fn masked_and_placed(
+    at: &MountTarget,
+    who: Option<&PinnedCaller>,
+    mnt: OwnedFd,
+    masks: &Masks,
+    target: &str,
+    ms: MountStrategy,
+) -> Result<MountOutcome> {
+    let mnt = masked(mnt, masks, ms)?;
+    Ok(MountOutcome { mount_id: place(at, who, mnt, target, ms)?, made_for: who.map(|w| w.id()) })
 }
 
 /// The checked mount target of `pid` for `caller`: the existing namespace
