@@ -73,6 +73,26 @@ fn host_mounts_under(dir: &str) -> Vec<String> {
     mounts_of(std::process::id() as i32).into_iter().map(|m| m.0).filter(|m| m.starts_with(dir)).collect()
 }
 
+/// Asserts that `e` is a PERMISSION_DENIED refusal for `reason`.
+fn assert_denied(e: iws_core::Error, reason: Reason) {
+    assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(reason)), "{e}");
+}
+
+/// MountProc (default masks) of `target` for process `pid` with `ms`, which must fail: its error.
+fn proc_refusal(ws: &pidns::Container, ms: MountStrategy, pid: i64, target: &str) -> iws_core::Error {
+    mount::mount_proc(ws, strategy(), ms, None, pid, target, &Masks::proc_default()).unwrap_err()
+}
+
+/// Asserts that MountProc and MountSysfs of `target` for process `pid` are
+/// both refused (PERMISSION_DENIED, `reason`) with every mount strategy.
+fn assert_proc_and_sysfs_refused(ws: &pidns::Container, pid: i64, target: &str, reason: Reason) {
+    for ms in STRATEGIES {
+        assert_denied(proc_refusal(ws, ms, pid, target), reason);
+        let e = mount::mount_sysfs(ws, strategy(), ms, None, pid, target, &SysfsOptions::default()).unwrap_err();
+        assert_denied(e, reason);
+    }
+}
+
 /// Attack: a workspace names a process that joined only the container's PID
 /// namespace (as `nsenter --target <init> --pid` does) and so lives in the
 /// host's mount namespace. Before the fix, proc and sysfs were mounted there,
@@ -87,14 +107,7 @@ fn mount_ops_refuse_a_process_in_the_host_mount_namespace() {
     let init = c.init.to_string();
     let p = Proc::start(&["nsenter", "--target", &init, "--pid", "--", "sleep", "1000"]);
     let target = c.outside.to_str().unwrap().to_string();
-    for ms in STRATEGIES {
-        let e = mount::mount_proc(&ws, strategy(), ms, None, p.in_container(), &target, &Masks::proc_default())
-            .unwrap_err();
-        assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(Reason::HostMountNamespace)), "{e}");
-        let e = mount::mount_sysfs(&ws, strategy(), ms, None, p.in_container(), &target, &SysfsOptions::default())
-            .unwrap_err();
-        assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(Reason::HostMountNamespace)), "{e}");
-    }
+    assert_proc_and_sysfs_refused(&ws, p.in_container(), &target, Reason::HostMountNamespace);
     // UmountProc of a host mount (the temp dir's own mount) is refused too.
     let e = mount::umount(&ws, strategy(), None, p.in_container(), "/", &[]).unwrap_err();
     assert_eq!(e.reason(), Some(Reason::HostMountNamespace), "{e}");
@@ -126,17 +139,7 @@ fn mount_ops_refuse_a_foreign_mount_namespace() {
         "sleep",
         "1000",
     ]);
-    let e = mount::mount_proc(
-        &ws,
-        strategy(),
-        MountStrategy::Detached,
-        None,
-        p.in_container(),
-        "/tmp",
-        &Masks::proc_default(),
-    )
-    .unwrap_err();
-    assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(Reason::ForeignMountNamespace)), "{e}");
+    assert_denied(proc_refusal(&ws, MountStrategy::Detached, p.in_container(), "/tmp"), Reason::ForeignMountNamespace);
 }
 
 /// Attack: a process in the container's own mount namespace whose root is
@@ -153,17 +156,7 @@ fn mount_ops_refuse_a_root_outside_the_container() {
     let init = c.init.to_string();
     let p = Proc::start(&["nsenter", "--target", &init, "--mount", "--pid", "--", "sleep", "1000"]);
     let target = c.outside.to_str().unwrap().to_string();
-    let e = mount::mount_proc(
-        &ws,
-        strategy(),
-        MountStrategy::Detached,
-        None,
-        p.in_container(),
-        &target,
-        &Masks::proc_default(),
-    )
-    .unwrap_err();
-    assert_eq!((e.kind(), e.reason()), (ErrorKind::PermissionDenied, Some(Reason::EscapesRoot)), "{e}");
+    assert_denied(proc_refusal(&ws, MountStrategy::Detached, p.in_container(), &target), Reason::EscapesRoot);
     assert!(mounts_of(p.host).iter().all(|m| !m.0.starts_with(&target)), "nothing mounted in its namespace");
 }
 

@@ -40,6 +40,12 @@ fn fuse_opts(c: &RootfsContainer) -> FuseOptions {
     }
 }
 
+/// PrepareForUserNS of [`MARK`] in `c` (ws) with the test's map, the
+/// default id policy and the test's FUSE options.
+fn prepare(ws: &pidns::Container, c: &RootfsContainer, method: MethodChoice) -> iws_core::Result<shift::Mark> {
+    shift::prepare_mark(ws, MARK, &shift_map(), &IdPolicy::default(), method, &fuse_opts(c))
+}
+
 fn check_shifted_view(c: &RootfsContainer, method: ShiftMethod, fuse_pid: Option<i32>) {
     // From the host: on-disk uid 0 shows as 33333 through the mark.
     let through = std::fs::metadata(c.inside(&format!("{MARK}/bin/busybox"))).unwrap();
@@ -76,15 +82,7 @@ fn idmapped_and_fuse_marks_shift_ownership_and_clean_up() {
         let host_before = host_mountinfo();
         let c = RootfsContainer::start();
         let ws = pidns::Container::open(c.init as i64).unwrap();
-        let mark = shift::prepare_mark(
-            &ws,
-            MARK,
-            &shift_map(),
-            &IdPolicy::default(),
-            MethodChoice::Only(method),
-            &fuse_opts(&c),
-        )
-        .unwrap();
+        let mark = prepare(&ws, &c, MethodChoice::Only(method)).unwrap();
         assert_eq!(mark.method, method);
         assert_eq!(mark.fuse_pid.is_some(), method == ShiftMethod::Fuse);
         // The container's root is shared now; the mark is in its namespace only.
@@ -131,20 +129,11 @@ fn auto_picks_idmapped_here_and_shiftfs_is_a_precondition() {
     let c = RootfsContainer::start();
     let ws = pidns::Container::open(c.init as i64).unwrap();
     if !shift::shiftfs_available() {
-        let e = shift::prepare_mark(
-            &ws,
-            MARK,
-            &shift_map(),
-            &IdPolicy::default(),
-            MethodChoice::Only(ShiftMethod::Shiftfs),
-            &fuse_opts(&c),
-        )
-        .unwrap_err();
+        let e = prepare(&ws, &c, MethodChoice::Only(ShiftMethod::Shiftfs)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
         assert!(e.message().contains("shiftfs is not available"), "{e}");
     }
-    let mark =
-        shift::prepare_mark(&ws, MARK, &shift_map(), &IdPolicy::default(), MethodChoice::Auto, &fuse_opts(&c)).unwrap();
+    let mark = prepare(&ws, &c, MethodChoice::Auto).unwrap();
     assert_eq!(mark.method, ShiftMethod::Idmapped, "ext4 supports idmapped mounts");
     assert!(shift::remove_mark(&ws, PidStrategy::Ioctl, MARK, &mark, &shift_map(), &fuse_opts(&c)).0);
 }
@@ -160,15 +149,7 @@ fn a_symlinked_mark_path_is_refused() {
     let ws = pidns::Container::open(c.init as i64).unwrap();
     let before = c.mounts();
     for method in [ShiftMethod::Idmapped, ShiftMethod::Fuse] {
-        let e = shift::prepare_mark(
-            &ws,
-            MARK,
-            &shift_map(),
-            &IdPolicy::default(),
-            MethodChoice::Only(method),
-            &fuse_opts(&c),
-        )
-        .unwrap_err();
+        let e = prepare(&ws, &c, MethodChoice::Only(method)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{method:?}: {e}");
         assert!(e.message().contains("symlink"), "{e}");
     }
@@ -222,15 +203,7 @@ fn a_fuse_marks_lower_layer_is_the_root_mount_alone_so_reads_never_recurse() {
     // mount tree would hold the mark itself.
     std::fs::create_dir_all(c.rootfs.join(MARK.trim_start_matches('/'))).unwrap();
     let ws = pidns::Container::open(c.init as i64).unwrap();
-    let mark = shift::prepare_mark(
-        &ws,
-        MARK,
-        &shift_map(),
-        &IdPolicy::default(),
-        MethodChoice::Only(ShiftMethod::Fuse),
-        &fuse_opts(&c),
-    )
-    .unwrap();
+    let mark = prepare(&ws, &c, MethodChoice::Only(ShiftMethod::Fuse)).unwrap();
     let pid = mark.fuse_pid.unwrap();
     let m = |p: &str| c.inside(&format!("{MARK}{p}")).display().to_string();
     let results = [

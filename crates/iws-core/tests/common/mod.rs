@@ -66,20 +66,15 @@ pub struct Container {
 
 impl Container {
     pub fn start() -> Container {
-        let unshare = in_new_pid_ns("unshare --user sleep 1000 & exec sleep 1000");
-        let upid = unshare.id() as i32;
-        let mut c = Container { unshare, init: 0, child: 0, child_in_ns: 0 };
-        c.init = wait_for("container init", || children(upid).first().copied());
         let own_userns = ns_ino(std::process::id() as i32, "user");
-        c.child = wait_for("user-namespaced child", || {
-            let kid = *children(c.init).first()?;
-            let in_new_userns =
-                std::fs::metadata(format!("/proc/{kid}/ns/user")).ok().map(|_| ns_ino(kid, "user"))? != own_userns;
-            let is_sleep = std::fs::read_to_string(format!("/proc/{kid}/comm")).ok()?.trim() == "sleep";
-            (in_new_userns && is_sleep).then_some(kid)
-        });
-        c.child_in_ns = *nspid(c.child).last().unwrap();
-        c
+        let (unshare, init, child) =
+            start_with_child("unshare --user sleep 1000 & exec sleep 1000", "user-namespaced child", |kid| {
+                let in_new_userns =
+                    std::fs::metadata(format!("/proc/{kid}/ns/user")).ok().map(|_| ns_ino(kid, "user"))? != own_userns;
+                let is_sleep = std::fs::read_to_string(format!("/proc/{kid}/comm")).ok()?.trim() == "sleep";
+                Some(in_new_userns && is_sleep)
+            });
+        Container { unshare, init, child, child_in_ns: *nspid(child).last().unwrap() }
     }
 
     pub fn uid_map(&self, pid: i32, file: &str) -> Vec<(u32, u32, u32)> {
@@ -104,6 +99,32 @@ fn in_new_pid_ns(script: &str) -> Child {
         .expect("spawn unshare (util-linux)")
 }
 
+/// Kills (and reaps) `unshare` on drop: a start-up that panics leaves no container behind.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// [`in_new_pid_ns`] `script`, once its init runs and init's first child is
+/// the one `is_it` names (`what`, for a timeout): (unshare, init, that child),
+/// all host PIDs.
+fn start_with_child(script: &str, what: &str, is_it: impl Fn(i32) -> Option<bool>) -> (Child, i32, i32) {
+    let mut guard = KillOnDrop(Some(in_new_pid_ns(script)));
+    let upid = guard.0.as_ref().unwrap().id() as i32;
+    let init = wait_for(&format!("{what}: container init"), || children(upid).first().copied());
+    let kid = wait_for(what, || {
+        let kid = *children(init).first()?;
+        is_it(kid)?.then_some(kid)
+    });
+    (guard.0.take().unwrap(), init, kid)
+}
+
 /// A sibling container (same PID-namespace depth as [`Container`]) whose PID 2
 /// is a zombie: its `status` still shows `NSpid:` but its ns links are gone.
 pub struct ZombieContainer {
@@ -114,16 +135,11 @@ pub struct ZombieContainer {
 
 impl ZombieContainer {
     pub fn start() -> ZombieContainer {
-        let unshare = in_new_pid_ns("sleep 0 & exec sleep 1000");
-        let upid = unshare.id() as i32;
-        let mut z = ZombieContainer { unshare, init: 0, zombie: 0 };
-        z.init = wait_for("zombie container init", || children(upid).first().copied());
-        z.zombie = wait_for("zombie", || {
-            let kid = *children(z.init).first()?;
+        let (unshare, init, zombie) = start_with_child("sleep 0 & exec sleep 1000", "zombie", |kid| {
             let st = std::fs::read_to_string(format!("/proc/{kid}/status")).ok()?;
-            st.lines().any(|l| l.starts_with("State:") && l.contains('Z')).then_some(kid)
+            Some(st.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
         });
-        z
+        ZombieContainer { unshare, init, zombie }
     }
 }
 
