@@ -6,6 +6,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::container::{handle, Container};
+use crate::mirror::mirror;
 use crate::task::{job, same, Job};
 
 /// A connection's peer, as the core verified it.
@@ -77,14 +78,7 @@ pub enum JsLifecycleRule {
     Root,
 }
 
-impl From<JsLifecycleRule> for core::authz::LifecycleRule {
-    fn from(r: JsLifecycleRule) -> Self {
-        match r {
-            JsLifecycleRule::RootOrInitUid => core::authz::LifecycleRule::RootOrInitUid,
-            JsLifecycleRule::Root => core::authz::LifecycleRule::Root,
-        }
-    }
-}
+mirror!(JsLifecycleRule => core::authz::LifecycleRule { RootOrInitUid, Root });
 
 /// Checks that the process connected on unix socket `fd` is inside the
 /// container (PERMISSION_DENIED otherwise). The fd is duplicated right away,

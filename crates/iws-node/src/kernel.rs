@@ -7,6 +7,7 @@ use iws_core as core;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::mirror::mirror;
 use crate::task::{job, Job};
 
 /// How container PIDs are translated (config `pidStrategy`).
@@ -24,15 +25,7 @@ pub enum JsPidStrategy {
     Scan,
 }
 
-impl From<JsPidStrategy> for Option<core::pidns::PidStrategy> {
-    fn from(s: JsPidStrategy) -> Self {
-        match s {
-            JsPidStrategy::Auto => None,
-            JsPidStrategy::Ioctl => Some(core::pidns::PidStrategy::Ioctl),
-            JsPidStrategy::Scan => Some(core::pidns::PidStrategy::Scan),
-        }
-    }
-}
+mirror!(JsPidStrategy => Option<core::pidns::PidStrategy> { None: Auto; Some: Ioctl, Scan });
 
 impl JsPidStrategy {
     /// The strategy used on this kernel (FAILED_PRECONDITION for a forced one it lacks).
@@ -50,14 +43,7 @@ pub enum JsResolvedPidStrategy {
     Scan,
 }
 
-impl From<core::pidns::PidStrategy> for JsResolvedPidStrategy {
-    fn from(s: core::pidns::PidStrategy) -> Self {
-        match s {
-            core::pidns::PidStrategy::Ioctl => JsResolvedPidStrategy::Ioctl,
-            core::pidns::PidStrategy::Scan => JsResolvedPidStrategy::Scan,
-        }
-    }
-}
+mirror!(core::pidns::PidStrategy => JsResolvedPidStrategy { Ioctl, Scan });
 
 /// How masked proc and sysfs are assembled (config `mountStrategy`).
 #[napi(string_enum, js_name = "MountStrategy")]
@@ -74,15 +60,7 @@ pub enum JsMountStrategy {
     Fallback,
 }
 
-impl From<JsMountStrategy> for Option<core::mount::MountStrategy> {
-    fn from(s: JsMountStrategy) -> Self {
-        match s {
-            JsMountStrategy::Auto => None,
-            JsMountStrategy::Detached => Some(core::mount::MountStrategy::Detached),
-            JsMountStrategy::Fallback => Some(core::mount::MountStrategy::Fallback),
-        }
-    }
-}
+mirror!(JsMountStrategy => Option<core::mount::MountStrategy> { None: Auto; Some: Detached, Fallback });
 
 impl JsMountStrategy {
     /// The strategy used on this kernel (FAILED_PRECONDITION for a forced one it lacks).
@@ -100,14 +78,7 @@ pub enum JsResolvedMountStrategy {
     Fallback,
 }
 
-impl From<core::mount::MountStrategy> for JsResolvedMountStrategy {
-    fn from(s: core::mount::MountStrategy) -> Self {
-        match s {
-            core::mount::MountStrategy::Detached => JsResolvedMountStrategy::Detached,
-            core::mount::MountStrategy::Fallback => JsResolvedMountStrategy::Fallback,
-        }
-    }
-}
+mirror!(core::mount::MountStrategy => JsResolvedMountStrategy { Detached, Fallback });
 
 /// Resolves a configured PID strategy to the one that will be used on this
 /// kernel; rejects (FAILED_PRECONDITION) a forced strategy the kernel lacks.

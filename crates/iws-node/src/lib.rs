@@ -26,6 +26,7 @@ mod container;
 mod error;
 mod fs;
 mod idmap;
+mod mirror;
 mod mount;
 mod net;
 mod shift;

@@ -8,6 +8,7 @@ use napi_derive::napi;
 use crate::container::{handle, Container};
 use crate::idmap::{mappings, JsIdMapping, JsIdPolicy};
 use crate::kernel::JsPidStrategy;
+use crate::mirror::mirror;
 use crate::mount::mount_id;
 use crate::task::{job, same, Job};
 
@@ -26,25 +27,7 @@ pub enum JsShiftMethod {
     Shiftfs,
 }
 
-impl From<JsShiftMethod> for core::shift::ShiftMethod {
-    fn from(m: JsShiftMethod) -> Self {
-        match m {
-            JsShiftMethod::Idmapped => core::shift::ShiftMethod::Idmapped,
-            JsShiftMethod::Fuse => core::shift::ShiftMethod::Fuse,
-            JsShiftMethod::Shiftfs => core::shift::ShiftMethod::Shiftfs,
-        }
-    }
-}
-
-impl From<core::shift::ShiftMethod> for JsShiftMethod {
-    fn from(m: core::shift::ShiftMethod) -> Self {
-        match m {
-            core::shift::ShiftMethod::Idmapped => JsShiftMethod::Idmapped,
-            core::shift::ShiftMethod::Fuse => JsShiftMethod::Fuse,
-            core::shift::ShiftMethod::Shiftfs => JsShiftMethod::Shiftfs,
-        }
-    }
-}
+mirror!(JsShiftMethod <=> core::shift::ShiftMethod { Idmapped, Fuse, Shiftfs });
 
 /// Which method a mark is made with (config `shift.method`).
 #[napi(string_enum, js_name = "ShiftMethodChoice")]
