@@ -12,7 +12,7 @@ import { LOG_LEVELS, loadConfig, type Config } from './config.js';
 import { Daemon, RELOADABLE } from './daemon.js';
 import { MOUNT_STRATEGIES, parseIdMapping, parseIdRange, PID_STRATEGIES, sdNotify, type IdMapping, type IdRange } from './native.js';
 import { IwsError, toIwsError } from './errors.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { actionFor, ANNOTATIONS, ON_DAEMON_DOWN, parseState, type OnDaemonDown } from './ociHook.js';
 import { doctor, formatReport } from './doctor.js';
 import { fsShiftAcceptMetadata } from './fsShift.js';
@@ -125,12 +125,12 @@ function fmtRange(r: { start?: number; size?: number } | null | undefined): stri
   return r ? `${r.start ?? 0}:${r.size ?? 0}` : '-';
 }
 
-async function serve(opts: CommonOpts): Promise<void> {
-  const config = configFor(opts);
-  const log = createLogger(config.logLevel);
-  // systemd readiness (Type=notify): a no-op without $NOTIFY_SOCKET.
+type Notify = (state: string) => void;
+
+/** systemd readiness (Type=notify): a no-op without $NOTIFY_SOCKET. */
+function systemdNotifier(log: Logger): Notify {
   const notifySocket = process.env.NOTIFY_SOCKET || undefined;
-  const notify = (state: string) => {
+  return (state: string) => {
     if (!notifySocket) return;
     try {
       sdNotify(notifySocket, state);
@@ -139,9 +139,42 @@ async function serve(opts: CommonOpts): Promise<void> {
       log.warn({ notifySocket, error: (err as Error).message }, `sd_notify failed: ${(err as Error).message}`);
     }
   };
-  // Signal handlers go in before anything starts, so a SIGTERM during
-  // start-up still shuts down gracefully (once start-up is done) and a SIGHUP
-  // never kills the daemon.
+}
+
+/** SIGHUP's work: the configuration read again and applied to `d`; a failed read leaves the running one. */
+function reloadConfig(d: Daemon, opts: CommonOpts, log: Logger, notify: Notify): void {
+  notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+  try {
+    const r = d.reload(configFor(opts));
+    log.info(
+      { applied: r.applied, needsRestart: r.needsRestart, reloadable: RELOADABLE },
+      r.applied.length || r.needsRestart.length ? `configuration reloaded; applied: ${r.applied.join(', ') || 'nothing'}` : 'configuration reloaded; nothing changed',
+    );
+    if (r.needsRestart.length) {
+      log.warn({ needsRestart: r.needsRestart }, `changed configuration that needs a restart to take effect: ${r.needsRestart.join(', ')}`);
+    }
+  } catch (err) {
+    const e = toIwsError(err);
+    log.error({ error: e.message }, `configuration reload failed, the running configuration stays: ${e.message}`);
+  }
+  notify('READY=1');
+}
+
+interface ServeSignals {
+  /** Resolves on the first SIGTERM or SIGINT. */
+  stopped: Promise<void>;
+  /** The daemon serves: a SIGHUP that came during start-up is acted on now, later ones at once. */
+  started(d: Daemon): void;
+  /** Removes the handlers. */
+  off(): void;
+}
+
+/**
+ * The daemon's signal handlers, installed before anything starts, so a
+ * SIGTERM during start-up still shuts down gracefully (once start-up is done)
+ * and a SIGHUP never kills the daemon.
+ */
+function serveSignals(log: Logger, reload: (d: Daemon) => void): ServeSignals {
   let signalled: NodeJS.Signals | undefined;
   let wake: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (wake = resolve));
@@ -153,60 +186,58 @@ async function serve(opts: CommonOpts): Promise<void> {
   };
   let daemon: Daemon | undefined;
   let reloadPending = false;
-  const reload = (d: Daemon) => {
-    notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
-    try {
-      const r = d.reload(configFor(opts));
-      log.info(
-        { applied: r.applied, needsRestart: r.needsRestart, reloadable: RELOADABLE },
-        r.applied.length || r.needsRestart.length ? `configuration reloaded; applied: ${r.applied.join(', ') || 'nothing'}` : 'configuration reloaded; nothing changed',
-      );
-      if (r.needsRestart.length) {
-        log.warn({ needsRestart: r.needsRestart }, `changed configuration that needs a restart to take effect: ${r.needsRestart.join(', ')}`);
-      }
-    } catch (err) {
-      const e = toIwsError(err);
-      log.error({ error: e.message }, `configuration reload failed, the running configuration stays: ${e.message}`);
-    }
-    notify('READY=1');
-  };
   const onHup = () => {
     log.info({ signal: 'SIGHUP' }, 'received SIGHUP, reloading the configuration');
     if (signalled) return;
     if (daemon) reload(daemon);
     else reloadPending = true;
   };
-  const off = () => {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-    process.off('SIGHUP', onHup);
-  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', onHup);
+  return {
+    stopped,
+    started(d: Daemon) {
+      daemon = d;
+      if (reloadPending && !signalled) reload(d);
+    },
+    off() {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      process.off('SIGHUP', onHup);
+    },
+  };
+}
+
+async function serve(opts: CommonOpts): Promise<void> {
+  const config = configFor(opts);
+  const log = createLogger(config.logLevel);
+  const notify = systemdNotifier(log);
+  const signals = serveSignals(log, (d) => reloadConfig(d, opts, log, notify));
   log.info({ version: VERSION, node: process.version, pid: process.pid }, `iwsd ${VERSION} starting`);
+  let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, log);
   } catch (err) {
     const e = toIwsError(err);
     log.fatal({ error: e.message, detail: e.detail }, `iwsd failed to start: ${e.message}`);
     log.flush();
-    off();
+    signals.off();
     // Daemon.start closed everything it opened; should a handle leak all
     // the same, never linger as a half-started daemon.
     setTimeout(() => process.exit(1), 5000).unref();
     throw e;
   }
   notify(`READY=1\nMAINPID=${process.pid}\nSTATUS=serving ${daemon.adminSocket}`);
-  if (reloadPending && !signalled) reload(daemon);
-  await stopped;
+  signals.started(daemon);
+  await signals.stopped;
   notify('STOPPING=1');
   try {
     await daemon.close();
   } catch (err) {
     log.error({ err }, 'error during shutdown');
   }
-  off();
+  signals.off();
   log.flush();
 }
 
