@@ -38,8 +38,7 @@ rootTest('every documented error code is produced through the public API', async
   };
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const container = await Container.open(c.initHostPid);
   t.teardown(() => container.close());
   const ring = [{ containerId: 0, hostId: 33333, size: 1 }];
@@ -90,8 +89,7 @@ rootTest('every documented error code is produced through the public API', async
 rootTest('the examples run', async (t) => {
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
 
   const native = spawnSync(process.execPath, [join(ROOT, 'examples/native-mount-proc.mjs'), String(c.initHostPid)], { encoding: 'utf8' });
   t.is(native.status, 0, native.stderr);

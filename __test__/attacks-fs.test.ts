@@ -129,8 +129,7 @@ async function startDaemon(t: ExecutionContext): Promise<TestDaemon> {
 }
 
 async function startContainer(t: ExecutionContext): Promise<TestContainer> {
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t);
   return c;
 }
 
@@ -301,8 +300,7 @@ rootTestSerial('through a read-only /.workspace bind: writes get EROFS, the mark
   t.teardown(fs.cleanup);
   const ws = join(d.stateDir, 'workspaces', 'ro');
   mkdirSync(ws, { recursive: true });
-  const c = await TestContainer.start({ rootfs: fs.rootfs, binds: [{ source: ws, target: '/.workspace', readOnly: true }] });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs, binds: [{ source: ws, target: '/.workspace', readOnly: true }] });
   await d.add('ro', c.initHostPid);
   t.true(lstatSync(join(ws, 'mark')).isDirectory(), 'mark/ made by the daemon');
   const w = shInside(c.initHostPid, 'echo x > /.workspace/fill; mkdir /.workspace/mark/x; ls /.workspace');

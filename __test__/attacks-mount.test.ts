@@ -53,8 +53,7 @@ for (const strategy of STRATEGIES) {
   rootTest(`${strategy}: mount calls naming a process in the host's mount namespace are PERMISSION_DENIED and mount nothing on the host`, async (t) => {
     const fs = makeRootfs();
     t.teardown(fs.cleanup);
-    const c = await TestContainer.start({ rootfs: fs.rootfs });
-    t.teardown(() => c.stop());
+    const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
     const socket = await daemons.get(strategy)!.add(`am-${process.pid}-${++n}`, c.initHostPid);
     // The agent joined only the container's PID namespace (nsenter --pid), so
     // the process it starts lives in the host's mount namespace.
@@ -71,8 +70,7 @@ for (const strategy of STRATEGIES) {
   rootTest(`${strategy}: ring root cannot unmount a mask or make a read-only part writable`, async (t) => {
     const fs = makeRootfs();
     t.teardown(fs.cleanup);
-    const c = await TestContainer.start({ rootfs: fs.rootfs });
-    t.teardown(() => c.stop());
+    const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
     const socket = await daemons.get(strategy)!.add(`am-${process.pid}-${++n}`, c.initHostPid);
     const ring = await startRing(c.initHostPid);
     t.teardown(ring.stop);

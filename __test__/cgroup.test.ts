@@ -96,8 +96,7 @@ async function container(t: ExecutionContext, prepareRootfs?: (rootfs: string, o
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
   prepareRootfs?.(fs.rootfs, fs.outside);
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const id = `cg-${process.pid}-${++n}`;
   const socket = await daemon!.add(id, c.initHostPid);
   return { c, socket, id, ...fs };
@@ -359,8 +358,7 @@ test('persistent_volume_claim: the OCI hook and NRI annotations carry it into th
 rootTest('persistent_volume_claim: answered by PrepareForUserNS as registered (default false), shown by workspace list', async (t) => {
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const id = `pvc-${process.pid}-${++n}`;
   const socket = await daemon!.add(id, c.initHostPid, ['--persistent-volume-claim']);
   const r = await c.call(socket, 'PrepareForUserNS', {});

@@ -59,18 +59,15 @@ rootTest('daemon lifecycle: stale sockets replaced, admin socket root-only, SIGT
   // A socket file whose server is gone, as a crashed daemon leaves it.
   execFileSync('python3', ['-c', `import socket; s=socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(join(stateDir, 'admin.sock'))})`]);
   t.true(lstatSync(join(stateDir, 'admin.sock')).isSocket());
-  const d2 = await TestDaemon.start({ stateDir });
-  t.teardown(() => d2.stop().then(() => undefined));
+  const d2 = await TestDaemon.startFor(t, { stateDir });
   const ls = await d2.cli(['workspace', 'ls', '--json']);
   t.is(ls.code, 0, ls.stderr);
   t.deepEqual(JSON.parse(ls.stdout), []);
 });
 
 rootTest('workspace add / ls / rm through the admin socket', async (t) => {
-  const d = await TestDaemon.start();
-  t.teardown(() => d.stop().then(() => undefined));
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const d = await TestDaemon.startFor(t);
+  const c = await TestContainer.startFor(t);
 
   const add = await d.cli(['workspace', 'add', '--id', 'alpha', '--pid', String(c.initHostPid), '--user-range', '200000:65536', '--json']);
   t.is(add.code, 0, add.stderr);
@@ -114,10 +111,8 @@ rootTest('workspace add / ls / rm through the admin socket', async (t) => {
 });
 
 rootTest('one registration per container: a second id for the same container is refused', async (t) => {
-  const d = await TestDaemon.start();
-  t.teardown(() => d.stop().then(() => undefined));
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const d = await TestDaemon.startFor(t);
+  const c = await TestContainer.startFor(t);
   await d.add('first', c.initHostPid);
   const second = await d.cli(['workspace', 'add', '--id', 'second', '--pid', String(c.initHostPid), '--user-range', '200000:65536']);
   t.not(second.code, 0);
@@ -152,10 +147,8 @@ rootTest('doctor reports features and strategies; --json for tooling', async (t)
 });
 
 rootTest('call: an operator client for every RPC, served inside the workspace, refused outside; status name and exit code per class', async (t) => {
-  const d = await TestDaemon.start();
-  t.teardown(() => d.stop().then(() => undefined));
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const d = await TestDaemon.startFor(t);
+  const c = await TestContainer.startFor(t);
   const socket = await d.add('calls', c.initHostPid);
   const pid = await c.spawnUserns();
   const inside = (args: string[]) => {

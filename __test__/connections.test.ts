@@ -19,17 +19,14 @@ function fds(pid: number): number {
 rootTest('5,000 idle connections from one workspace: the other workspace is served, the daemon fd count stays bounded, every idle connection is closed', async (t) => {
   const perWorkspace = 32;
   const refusalAnswers = 64;
-  const daemon = await TestDaemon.start({
+  const daemon = await TestDaemon.startFor(t, {
     // debug: the "closed: no HTTP/2 preface" lines are counted below.
     logLevel: 'debug',
     connections: { perWorkspace, refusalAnswers, prefaceTimeoutMs: 500 },
     rateLimits: { writeIdMapping: { points: 10_000 } },
   });
-  t.teardown(() => daemon.stop().then(() => undefined));
-  const attacker = await TestContainer.start();
-  t.teardown(() => attacker.stop());
-  const victim = await TestContainer.start();
-  t.teardown(() => victim.stop());
+  const attacker = await TestContainer.startFor(t);
+  const victim = await TestContainer.startFor(t);
   const hostile = await daemon.add('hostile', attacker.initHostPid);
   const quiet = await daemon.add('quiet', victim.initHostPid);
   const pid = daemon.proc.pid!;
@@ -78,12 +75,9 @@ rootTest('5,000 idle connections from one workspace: the other workspace is serv
 });
 
 rootTest('a refused connection tells the client why: over the cap RESOURCE_EXHAUSTED, outside the workspace PERMISSION_DENIED', async (t) => {
-  const daemon = await TestDaemon.start({ connections: { perWorkspace: 4, prefaceTimeoutMs: 30_000 } });
-  t.teardown(() => daemon.stop().then(() => undefined));
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
-  const other = await TestContainer.start();
-  t.teardown(() => other.stop());
+  const daemon = await TestDaemon.startFor(t, { connections: { perWorkspace: 4, prefaceTimeoutMs: 30_000 } });
+  const c = await TestContainer.startFor(t);
+  const other = await TestContainer.startFor(t);
   const socket = await daemon.add('capped', c.initHostPid);
   t.is(await c.hold('four', socket, 4), 4);
   const over = await c.call(socket, 'Teardown', {});
@@ -98,14 +92,12 @@ rootTest('a refused connection tells the client why: over the cap RESOURCE_EXHAU
 });
 
 rootTest('64 concurrent MountProcs against a limit of 10: exactly 10 mounted', async (t) => {
-  const daemon = await TestDaemon.start({ limits: { mountsPerWorkspace: 10 } });
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t, { limits: { mountsPerWorkspace: 10 } });
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
   const targets = Array.from({ length: 64 }, (_, i) => `/work/t${i}`);
   for (const d of targets) mkdirSync(join(fs.rootfs, d), { recursive: true });
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const socket = await daemon.add('race', c.initHostPid);
   const results = await c.callMany(
     socket,

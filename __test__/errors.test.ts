@@ -56,8 +56,7 @@ test('structured reasons and errnos cross the boundary; control flow matches the
 rootTest('a container whose start time cannot be read is an error the caller sees, never a stand-in identity', async (t) => {
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const handle = await openContainer(c.initHostPid);
   t.teardown(() => handle.close());
   // The start time is /proc/<pid>/stat field 22 (the fields after the command name, from its third).

@@ -154,8 +154,7 @@ rootTest('a MountProc through a FUSE mark whose helper is stopped fails past its
 });
 
 rootTest('Container.close() while native calls on it are pending: no borrow error, the calls settle, later ones are refused', async (t) => {
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t);
   const handle = await native.openContainer(c.initHostPid);
   // Each pending task holds the handle (napi keeps the object borrowed until it settles).
   const pending = Array.from({ length: 8 }, () =>

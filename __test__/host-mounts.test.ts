@@ -55,8 +55,7 @@ rootTest('hostMounts ignores another program mounting on the host and sees a mou
 });
 
 rootTest('a workspace mounts, prepares and tears down while another program mounts on the host: nothing of ours is left', async (t) => {
-  const daemon = await TestDaemon.start();
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t);
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
   const own = [fs.base, daemon.base];
@@ -67,8 +66,7 @@ rootTest('a workspace mounts, prepares and tears down while another program moun
     if (!stopped) await mounter.stop();
   });
 
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const socket = await daemon.add('busy-host', c.initHostPid);
   const targets = Array.from({ length: 20 }, (_, i) => `/work/t${i}`);
   for (const d of targets) mkdirSync(join(fs.rootfs, d), { recursive: true });

@@ -12,12 +12,10 @@ import { rootTest } from './helpers/root.js';
 import { StateStore } from '../src/state.js';
 
 rootTest('killing the container tears its workspace down within 1 s', async (t) => {
-  const daemon = await TestDaemon.start();
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t);
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const socket = await daemon.add('doomed', c.initHostPid);
   t.true((await c.call(socket, 'PrepareForUserNS', {})).ok);
 
@@ -35,13 +33,11 @@ rootTest('killing the container tears its workspace down within 1 s', async (t) 
 });
 
 rootTest('kill -9 in a burst of RPCs: restarted, the workspace is served again and one-shot state holds', async (t) => {
-  const daemon = await TestDaemon.start({ rateLimits: { writeIdMapping: { points: 10_000 }, mountProc: { points: 10_000 } } });
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t, { rateLimits: { writeIdMapping: { points: 10_000 }, mountProc: { points: 10_000 } } });
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
   const hostBefore = hostMounts([fs.base, daemon.base]);
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const socket = await daemon.add('survivor', c.initHostPid);
   t.true((await c.call(socket, 'PrepareForUserNS', {})).ok);
   // The container root is shared now (a MountProc onto it is refused): the
@@ -98,12 +94,10 @@ rootTest('kill -9 in a burst of RPCs: restarted, the workspace is served again a
 });
 
 rootTest('containers that died while the daemon was down are cleaned up at start, their FUSE helpers stopped', async (t) => {
-  const daemon = await TestDaemon.start({ shift: { method: 'fuse' } });
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t, { shift: { method: 'fuse' } });
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const socket = await daemon.add('ghost', c.initHostPid);
   const p = await c.call(socket, 'PrepareForUserNS', {});
   t.is(p.response?.fsShift, 'FUSE');
@@ -124,10 +118,8 @@ rootTest('containers that died while the daemon was down are cleaned up at start
 });
 
 rootTest('a corrupt state file is quarantined and reported, and the daemon starts', async (t) => {
-  const daemon = await TestDaemon.start();
-  t.teardown(() => daemon.stop().then(() => undefined));
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const daemon = await TestDaemon.startFor(t);
+  const c = await TestContainer.startFor(t);
   await daemon.add('fine', c.initHostPid);
   writeFileSync(join(daemon.stateDir, 'state', 'broken.json'), '{"version": 1, "id": "broken", "contai');
   writeFileSync(join(daemon.stateDir, 'state', 'wrong.json'), '{"version": 99}');

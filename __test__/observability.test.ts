@@ -20,10 +20,8 @@ test('metrics are off by default and only served on loopback addresses', (t) => 
 });
 
 rootTest('/metrics, health (SERVING) and reflection on workspace and admin sockets', async (t) => {
-  const daemon = await TestDaemon.start({ metrics: { enabled: true, port: 0 } });
-  t.teardown(() => daemon.stop().then(() => undefined));
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const daemon = await TestDaemon.startFor(t, { metrics: { enabled: true, port: 0 } });
+  const c = await TestContainer.startFor(t);
   const socket = await daemon.add('obs', c.initHostPid);
   const port = (await daemon.waitForLog((l) => typeof l.metricsPort === 'number')).metricsPort as number;
 
@@ -36,8 +34,7 @@ rootTest('/metrics, health (SERVING) and reflection on workspace and admin socke
   t.is((await c.call(socket, 'WriteIDMapping', { pid: b, gid: false, mapping: [] })).code, 'INVALID_ARGUMENT');
   t.true((await c.call(socket, 'WriteIDMapping', { pid: b, gid: false, mapping: ring })).ok);
   t.is((await c.call(socket, 'WriteIDMapping', { pid: b, gid: true, mapping: ring })).code, 'RESOURCE_EXHAUSTED');
-  const other = await TestContainer.start();
-  t.teardown(() => other.stop());
+  const other = await TestContainer.startFor(t);
   t.is((await other.call(socket, 'WriteIDMapping', { pid: b, gid: true, mapping: ring })).code, 'PERMISSION_DENIED');
 
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -85,8 +82,7 @@ rootTest('/metrics, health (SERVING) and reflection on workspace and admin socke
 });
 
 rootTest('metrics follow the naming rules promtool checks and carry a build-info metric', async (t) => {
-  const daemon = await TestDaemon.start({ metrics: { enabled: true, port: 0 } });
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t, { metrics: { enabled: true, port: 0 } });
   const port = (await daemon.waitForLog((l) => typeof l.metricsPort === 'number')).metricsPort as number;
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
@@ -117,10 +113,8 @@ lintTest(`/metrics passes the strict exposition-format parser and promtool's lin
   t.is(promlint('bad-name 1\n').code, 1);
   t.is(promlint('# HELP x_total h\n# TYPE x_total gauge\nx_total 1\n').code, 3, 'a gauge named _total is a lint problem');
 
-  const daemon = await TestDaemon.start({ metrics: { enabled: true, port: 0 } });
-  t.teardown(() => daemon.stop().then(() => undefined));
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const daemon = await TestDaemon.startFor(t, { metrics: { enabled: true, port: 0 } });
+  const c = await TestContainer.startFor(t);
   const socket = await daemon.add('lint', c.initHostPid);
   const port = (await daemon.waitForLog((l) => typeof l.metricsPort === 'number')).metricsPort as number;
   // Every series family with samples: calls, a refusal, a rate limit, a histogram.
@@ -128,8 +122,7 @@ lintTest(`/metrics passes the strict exposition-format parser and promtool's lin
   const ring = [{ containerId: 0, hostId: 33333, size: 1 }];
   t.true((await c.call(socket, 'WriteIDMapping', { pid: a, gid: false, mapping: ring })).ok);
   t.is((await c.call(socket, 'WriteIDMapping', { pid: a, gid: true, mapping: [] })).code, 'INVALID_ARGUMENT');
-  const other = await TestContainer.start();
-  t.teardown(() => other.stop());
+  const other = await TestContainer.startFor(t);
   t.is((await other.call(socket, 'Teardown', {})).code, 'PERMISSION_DENIED'); // refused peers are answered why
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   t.regex(text, /^iwsd_rpc_duration_seconds_bucket\{/m);

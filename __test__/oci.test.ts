@@ -100,8 +100,7 @@ function bundleFor(t: ExecutionContext, stateDir: string, id: string, opts: { an
 const ls = async (daemon: TestDaemon) => JSON.parse((await daemon.cli(['workspace', 'ls', '--json'])).stdout) as { id: string; pid: number }[];
 
 rootTest('runc: the OCI hook registers the container, inside is served, outside refused, stop removes it', async (t) => {
-  const daemon = await TestDaemon.start();
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t);
   const id = `oci-${process.pid}`;
   const b = bundleFor(t, daemon.stateDir, id);
   const run = b.run();
@@ -122,8 +121,7 @@ rootTest('runc: the OCI hook registers the container, inside is served, outside 
   t.deepEqual(readMap(inside.hostPidOf(child), 'uid_map'), [[0, 33333, 1]]);
 
   // The same client from another container is refused at connect time, and told why.
-  const other = await TestContainer.start();
-  t.teardown(() => other.stop());
+  const other = await TestContainer.startFor(t);
   const refused = await other.call(socket, 'WriteIDMapping', { pid: child, gid: true, mapping: [{ containerId: 0, hostId: 33333, size: 1 }] });
   t.is(refused.code, 'PERMISSION_DENIED');
   t.deepEqual(readMap(inside.hostPidOf(child), 'gid_map'), []);
@@ -150,8 +148,7 @@ rootTest('runc: the OCI hook registers the container, inside is served, outside 
 });
 
 rootTest('runc: a start that fails after createRuntime leaves the bind-mount source, and the next start works', async (t) => {
-  const daemon = await TestDaemon.start();
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t);
   const id = `ocifail-${process.pid}`;
   const b = bundleFor(t, daemon.stateDir, id, { failAfterCreateRuntime: true });
   const failed = b.run();
@@ -175,8 +172,7 @@ rootTest('runc: a start that fails after createRuntime leaves the bind-mount sou
 });
 
 rootTest('runc: a container that exits without Teardown: its mark went with its mount namespace, and the log says so', async (t) => {
-  const daemon = await TestDaemon.start();
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t);
   const id = `ocimark-${process.pid}`;
   const b = bundleFor(t, daemon.stateDir, id);
   const run = b.run();

@@ -129,8 +129,7 @@ rootTest('npm pack → fresh project: TypeScript, ESM and CommonJS consumers, re
   writeFileSync(join(app, 'inside.cjs'), CJS);
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const host = spawn(process.execPath, [join(app, 'host.mjs'), String(c.initHostPid), join(dir, 'state')], { cwd: app, stdio: ['pipe', 'pipe', 'inherit'] });
   t.teardown(() => {
     host.kill('SIGKILL');

@@ -126,8 +126,7 @@ for (const method of METHODS) {
 
   rootTest(`${method}: one-shot state survives daemon restarts`, async (t) => {
     // A daemon of its own: it restarts under this test.
-    const own = await TestDaemon.start({ shift: { method } });
-    t.teardown(() => own.stop().then(() => undefined));
+    const own = await TestDaemon.startFor(t, { shift: { method } });
     const { c, id, daemon } = await setup(t, method, undefined, own);
     const socket = join(daemon.stateDir, 'workspaces', id, 'daemon.sock');
     t.true((await c.call(socket, 'PrepareForUserNS', {})).ok);

@@ -7,13 +7,10 @@ import { rootTest } from './helpers/root.js';
 
 
 rootTest('the fifth WriteIDMapping within 10 s is RESOURCE_EXHAUSTED with the retry delay', async (t) => {
-  const daemon = await TestDaemon.start();
-  t.teardown(() => daemon.stop().then(() => undefined));
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const daemon = await TestDaemon.startFor(t);
+  const c = await TestContainer.startFor(t);
   const socket = await daemon.add('rate', c.initHostPid);
-  const c2 = await TestContainer.start();
-  t.teardown(() => c2.stop());
+  const c2 = await TestContainer.startFor(t);
   const other = await daemon.add('rate-other', c2.initHostPid);
 
   const a = await c.spawnUserns();

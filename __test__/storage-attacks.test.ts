@@ -106,8 +106,7 @@ rootTest("fuse: filling a mark's copy-up store is ENOSPC for the writer; another
 });
 
 rootTest('a full state store: MountProc and PrepareForUserNS answer UNAVAILABLE and leave no mount behind', async (t) => {
-  const d = await TestDaemon.start({ shift: { method: 'idmapped' } }, [], { stateStoreTmpfs: 'size=64k' });
-  t.teardown(() => d.stop().then(() => undefined));
+  const d = await TestDaemon.startFor(t, { shift: { method: 'idmapped' } }, [], { stateStoreTmpfs: 'size=64k' });
   const w = await container(t, d);
   const before = mountsOf(w.c.initHostPid);
   // Fill the daemon's (private, 64 KiB) state store from the host.

@@ -37,8 +37,7 @@ function serveOnce(args: string[], ms = 20_000) {
 }
 
 rootTest('a second iwsd on a live state dir exits non-zero naming the running one, and leaves it serving', async (t) => {
-  const daemon = await TestDaemon.start();
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t);
   const second = await serveOnce(['--state-dir', daemon.stateDir]);
   t.is(second.code, 1, second.stderr);
   t.regex(second.stderr, new RegExp(`another iwsd \\(pid ${daemon.proc.pid}\\) is serving state dir ${daemon.stateDir}`));
@@ -86,14 +85,12 @@ test('a start that fails on an invalid state dir exits 1 with the reason', async
 });
 
 rootTest('SIGHUP reloads logLevel, rateLimits and limits at once, reports the rest as needing a restart, and keeps serving', async (t) => {
-  const daemon = await TestDaemon.start({ logLevel: 'info' });
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t, { logLevel: 'info' });
   const cfg = join(daemon.base, 'config.json');
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
   for (const d of ['work/t0', 'work/t1']) mkdirSync(join(fs.rootfs, d), { recursive: true });
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const socket = await daemon.add('hup', c.initHostPid);
   await daemon.cli(['workspace', 'ls']);
   t.false(daemon.logs.some((l) => l.level === 'debug'), 'no debug lines at info');
@@ -193,8 +190,7 @@ rootTest('readiness: READY=1 on $NOTIFY_SOCKET once the admin socket serves; REL
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const n = await notifySocket(dir);
   t.teardown(n.stop);
-  const daemon = await TestDaemon.start({}, [], { env: { ...process.env, NOTIFY_SOCKET: n.path } });
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t, {}, [], { env: { ...process.env, NOTIFY_SOCKET: n.path } });
   const ready = await n.next((m) => m.startsWith('READY=1'));
   t.true(ready.includes(`MAINPID=${daemon.proc.pid}`), ready);
   t.is(n.messages.indexOf(ready), 0, 'READY=1 is the first message');

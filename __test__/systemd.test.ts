@@ -56,8 +56,7 @@ function hardening(): string[] {
 
 for (const method of ['fuse', 'auto'] as const) {
   rootTest(`under the unit's capability bounding set and NoNewPrivileges (shift ${method}): prepare, map, mount, teardown, exit`, async (t) => {
-    const daemon = await TestDaemon.start({ shift: { method } }, [], { wrap: hardening() });
-    t.teardown(() => daemon.stop().then(() => undefined));
+    const daemon = await TestDaemon.startFor(t, { shift: { method } }, [], { wrap: hardening() });
     // The daemon really runs with the reduced set.
     const status = readFileSync(`/proc/${daemon.logs.find((l) => typeof l.pid === 'number')!.pid as number}/status`, 'utf8');
     t.regex(status, /^NoNewPrivs:\s+1$/m);
@@ -68,8 +67,7 @@ for (const method of ['fuse', 'auto'] as const) {
     const fs = makeRootfs();
     t.teardown(fs.cleanup);
     for (const d of ['work/t0']) mkdirSync(join(fs.rootfs, d), { recursive: true });
-    const c = await TestContainer.start({ rootfs: fs.rootfs });
-    t.teardown(() => c.stop());
+    const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
     const socket = await daemon.add('hardened', c.initHostPid);
     // MountProc first: after PrepareForUserNS the container root is shared and a MountProc onto it refused.
     t.true((await c.call(socket, 'MountProc', { target: '/work/t0', pid: 1 })).ok);

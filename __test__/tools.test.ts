@@ -38,8 +38,7 @@ const grpcurl = (sock: string, args: string[], inside?: number) => {
 };
 
 toolTest(`grpcurl and grpc-health-probe on the admin socket: list, describe everything, Health through reflection${why}`, async (t) => {
-  const daemon = await TestDaemon.start();
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t);
   const sock = join(daemon.stateDir, 'admin.sock');
   const list = grpcurl(sock, ['list']);
   t.is(list.code, 0, list.out);
@@ -63,10 +62,8 @@ toolTest(`grpcurl and grpc-health-probe on the admin socket: list, describe ever
 });
 
 toolTest(`grpcurl and grpc-health-probe on a workspace socket, from inside: WriteIDMapping in the contract's JSON field names${why}`, async (t) => {
-  const daemon = await TestDaemon.start();
-  t.teardown(() => daemon.stop().then(() => undefined));
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const daemon = await TestDaemon.startFor(t);
+  const c = await TestContainer.startFor(t);
   const sock = await daemon.add('tools', c.initHostPid);
   const list = grpcurl(sock, ['list'], c.initHostPid);
   t.is(list.code, 0, list.out);

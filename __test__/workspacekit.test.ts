@@ -113,7 +113,7 @@ async function workspace(t: ExecutionContext, daemon: TestDaemon) {
   // What iwsd could have added to the host's mount table (see hostMounts).
   const own = [fs.base, wsDir, join(daemon.stateDir, 'fuse', id)];
   const hostBefore = hostMounts(own);
-  const c = await TestContainer.start({
+  const c = await TestContainer.startFor(t, {
     rootfs: fs.rootfs,
     initUid: RING0,
     binds: [
@@ -123,7 +123,6 @@ async function workspace(t: ExecutionContext, daemon: TestDaemon) {
       { source: REPO, target: REPO, readOnly: true },
     ],
   });
-  t.teardown(() => c.stop());
   await daemon.add(id, c.initHostPid);
   const enter = ['nsenter', '--target', String(c.initHostPid), '--mount', '--pid', '--'];
   const asRing0 = ['setpriv', `--reuid=${RING0}`, `--regid=${RING0}`, '--clear-groups', '--'];
@@ -261,8 +260,7 @@ for (const v of VARIANTS) {
 async function simple(t: ExecutionContext, daemon: TestDaemon) {
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
-  const c = await TestContainer.start({ rootfs: fs.rootfs });
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
   const id = `wk-${process.pid}-${++n}`;
   const socket = await daemon.add(id, c.initHostPid);
   return { c, id, socket, rootfs: fs.rootfs };
@@ -331,8 +329,7 @@ rootTest('`iwsd call PrepareForUserNS` and iwsd/client (iwsd’s own clients) sh
 });
 
 rootTest('shift.idmappedAnswer: idmapped reports the true method to old clients too, and a SIGHUP applies it to running workspaces', async (t) => {
-  const daemon = await TestDaemon.start({});
-  t.teardown(() => daemon.stop().then(() => undefined));
+  const daemon = await TestDaemon.startFor(t, {});
   const before = await simple(t, daemon);
   const after = await simple(t, daemon);
   t.is((await before.c.call(before.socket, 'PrepareForUserNS', {})).response?.fsShift, 'FUSE');

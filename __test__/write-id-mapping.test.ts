@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 
 
+import type { ExecutionContext } from 'ava';
 import { TestContainer, readMap } from './helpers/container.js';
 import { GITPOD_SHIFT as RING } from './helpers/daemon.js';
 import { daemonPerVariant } from './helpers/variants.js';
@@ -25,10 +26,9 @@ function assertCleanExit(code: number | null): void {
 }
 
 
-async function setup(t: { teardown: (f: () => Promise<void>) => void }, strategy: Strategy) {
+async function setup(t: ExecutionContext, strategy: Strategy) {
   const daemon = daemons.get(strategy)!;
-  const c = await TestContainer.start();
-  t.teardown(() => c.stop());
+  const c = await TestContainer.startFor(t);
   const id = `ws-${process.pid}-${++n}`;
   const socket = await daemon.add(id, c.initHostPid);
   return { c, id, socket, daemon };
@@ -116,8 +116,7 @@ for (const strategy of STRATEGIES) {
 for (const strategy of STRATEGIES) {
   rootTest(`${strategy}: a PID outside the container is refused and nothing is written anywhere`, async (t) => {
     const { c, socket, daemon } = await setup(t, strategy);
-    const other = await TestContainer.start();
-    t.teardown(() => other.stop());
+    const other = await TestContainer.startFor(t);
     const mine = c.hostPidOf(await c.spawnUserns());
     const theirs = other.hostPidOf(await other.spawnUserns());
 
@@ -206,8 +205,7 @@ for (const strategy of STRATEGIES) {
 for (const strategy of STRATEGIES) {
   rootTest(`${strategy}: connections from the host or another container are refused before any RPC`, async (t) => {
     const { c, socket, daemon } = await setup(t, strategy);
-    const other = await TestContainer.start();
-    t.teardown(() => other.stop());
+    const other = await TestContainer.startFor(t);
     const pid = await c.spawnUserns();
     const host = c.hostPidOf(pid);
 

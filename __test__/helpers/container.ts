@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { ExecutionContext } from 'ava';
 import { AgentChannel } from './agentProtocol.js';
 import { processes } from './process.js';
 
@@ -126,6 +127,13 @@ export class TestContainer {
   static async attach(initHostPid: number): Promise<TestContainer> {
     const c = new TestContainer({}, { unshare: undefined, pid: initHostPid });
     await c.#agent.ready;
+    return c;
+  }
+
+  /** [`start`](#start), stopped when test `t` ends (also when it fails). */
+  static async startFor(t: ExecutionContext, opts: ContainerOptions = {}): Promise<TestContainer> {
+    const c = await TestContainer.start(opts);
+    t.teardown(() => c.stop());
     return c;
   }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import type { ExecutionContext } from 'ava';
 
 export const IWSD = fileURLToPath(new URL('../../bin/iwsd.js', import.meta.url));
 
@@ -91,6 +92,13 @@ export class TestDaemon {
    * daemon's environment. `wrap`: a command the daemon runs under (e.g.
    * setpriv with the systemd unit's capability bounding set).
    */
+  /** [`start`](#start), stopped when test `t` ends (also when it fails). */
+  static async startFor(t: ExecutionContext, ...args: Parameters<typeof TestDaemon.start>): Promise<TestDaemon> {
+    const d = await TestDaemon.start(...args);
+    t.teardown(() => d.stop().then(() => undefined));
+    return d;
+  }
+
   static async start(
     config: Record<string, unknown> = {},
     extraArgs: string[] = [],
