@@ -643,8 +643,15 @@ mod tests {
     fn s(p: &Path) -> &str {
         p.to_str().unwrap()
     }
-    fn is_root() -> bool {
-        rustix::process::geteuid().is_root()
+    /// True as root; else the test `name` says it is skipped (for `why`),
+    /// and fails under IWSD_REQUIRE_ROOT=1 (as tests/common's root_or_skip).
+    fn root_or_skip(name: &str, why: &str) -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
+        }
+        assert_ne!(std::env::var("IWSD_REQUIRE_ROOT").as_deref(), Ok("1"), "{name} needs root ({why})");
+        eprintln!("SKIPPED {name}: needs root ({why})");
+        false
     }
 
     #[test]
@@ -726,8 +733,7 @@ mod tests {
 
     #[test]
     fn a_mount_point_inside_is_not_crossed() {
-        if !is_root() {
-            eprintln!("skipped: needs root (mount)");
+        if !root_or_skip("a_mount_point_inside_is_not_crossed", "mount") {
             return;
         }
         let t = tmp("mnt");
@@ -765,8 +771,7 @@ mod tests {
 
     #[test]
     fn prepare_creates_mark_prunes_foreign_entries_and_seals() {
-        if !is_root() {
-            eprintln!("skipped: needs root (FS_IMMUTABLE_FL)");
+        if !root_or_skip("prepare_creates_mark_prunes_foreign_entries_and_seals", "FS_IMMUTABLE_FL") {
             return;
         }
         let t = tmp("prep");
@@ -798,8 +803,7 @@ mod tests {
 
     #[test]
     fn install_replaces_a_planted_directory_and_never_follows_a_link() {
-        if !is_root() {
-            eprintln!("skipped: needs root (FS_IMMUTABLE_FL)");
+        if !root_or_skip("install_replaces_a_planted_directory_and_never_follows_a_link", "FS_IMMUTABLE_FL") {
             return;
         }
         let t = tmp("inst");
