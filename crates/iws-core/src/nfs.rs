@@ -158,17 +158,14 @@ pub fn parse(source: &str, args: &str) -> Result<NfsOptions> {
                 attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
             }
             // Mount attributes, not filesystem options: applied to the mount.
-            "nosuid" | "nodev" => {
+            // (nosuid and nodev always; exec and relatime are the defaults.)
+            "nosuid" | "nodev" | "exec" | "relatime" => {
                 flag(true)?;
                 continue;
             }
             "noexec" => {
                 flag(true)?;
                 attrs |= MountAttrFlags::MOUNT_ATTR_NOEXEC;
-                continue;
-            }
-            "exec" => {
-                flag(true)?;
                 continue;
             }
             "noatime" => {
@@ -179,10 +176,6 @@ pub fn parse(source: &str, args: &str) -> Result<NfsOptions> {
             "nodiratime" => {
                 flag(true)?;
                 attrs |= MountAttrFlags::MOUNT_ATTR_NODIRATIME;
-                continue;
-            }
-            "relatime" => {
-                flag(true)?;
                 continue;
             }
             "suid" | "dev" => {

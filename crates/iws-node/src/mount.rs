@@ -173,7 +173,8 @@ pub fn mount_job(
     )
 }
 
-fn made(o: core::mount::MountOutcome) -> MountOut {
+/// A core mount outcome as a MountJob's output.
+pub(crate) fn made(o: core::mount::MountOutcome) -> MountOut {
     (o.mount_id, o.made_for)
 }
 

@@ -8,7 +8,7 @@ use crate::authz::{caller, JsPeer};
 use crate::container::{handle, Container};
 use crate::error::settle;
 use crate::kernel::{JsMountStrategy, JsPidStrategy};
-use crate::mount::{mount_job, MountJob};
+use crate::mount::{made, mount_job, MountJob};
 use crate::task::{job, Job};
 
 #[napi(object)]
@@ -38,8 +38,7 @@ pub fn mount_nfs(
     let MountNfsOptions { pid, source, target, args, pid_strategy, mount_strategy } = options;
     Ok(mount_job(None, move || {
         let (pids, assembly) = (pid_strategy.resolve()?, mount_strategy.resolve()?);
-        core::nfs::mount_nfs(&c, pids, assembly, who.as_ref(), pid, &source, &target, &args)
-            .map(|o| (o.mount_id, o.made_for))
+        core::nfs::mount_nfs(&c, pids, assembly, who.as_ref(), pid, &source, &target, &args).map(made)
     }))
 }
 
