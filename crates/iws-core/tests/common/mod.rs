@@ -158,6 +158,22 @@ impl Drop for Container {
     }
 }
 
+/// `nsenter --target host_pid <namespaces> --root --wd=/ busybox sh -c script`:
+/// Ok(stdout) or Err(stderr).
+fn busybox_sh(host_pid: i32, namespaces: &[&str], script: &str) -> Result<String, String> {
+    let out = Command::new("nsenter")
+        .args(["--target", &host_pid.to_string()])
+        .args(namespaces)
+        .args(["--root", "--wd=/", "--", "/bin/busybox", "sh", "-c", script])
+        .output()
+        .expect("nsenter");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// A container with its own root: a busybox-static rootfs in a temp dir, its
 /// own PID, mount (private propagation) and network namespaces; PID 1 is
 /// `busybox sleep`. The rootfs holds traps for escape tests: `escape` (a
@@ -239,16 +255,7 @@ impl RootfsContainer {
     /// Runs a busybox shell command inside the container (its root, mount,
     /// PID and network namespaces). Ok(stdout) or Err(stderr).
     pub fn sh(&self, script: &str) -> Result<String, String> {
-        let out = Command::new("nsenter")
-            .args(["--target", &self.init.to_string(), "--mount", "--pid", "--net", "--root", "--wd=/"])
-            .args(["--", "/bin/busybox", "sh", "-c", script])
-            .output()
-            .expect("nsenter");
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        busybox_sh(self.init, &["--mount", "--pid", "--net"], script)
     }
 
     /// Starts a process inside the container (its root, mount and PID
@@ -278,16 +285,7 @@ impl RootfsContainer {
     /// Runs a busybox shell command as root of `host_pid`'s user namespace,
     /// in its mount namespace and root.
     pub fn sh_as(&self, host_pid: i32, script: &str) -> Result<String, String> {
-        let out = Command::new("nsenter")
-            .args(["--target", &host_pid.to_string(), "--user", "--mount", "--root", "--wd=/"])
-            .args(["--", "/bin/busybox", "sh", "-c", script])
-            .output()
-            .expect("nsenter");
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        busybox_sh(host_pid, &["--user", "--mount"], script)
     }
 
     /// A path seen through the container's root (and mount namespace).
