@@ -389,87 +389,10 @@ pub fn read_resources(container: &Container) -> Result<Resources> {
     let cgs = ContainerCgroups::of(container)?;
     // Opened only if a figure is not on v1; its refusal is the answer then.
     let v2_res = cgs.v2();
-    let v2 = v2_res.as_ref().ok().and_then(|c| c.as_ref());
-    let mut sources = Vec::new();
-    let missing = |what: &str| {
-        if let Err(e) = &v2_res {
-            return e.clone();
-        }
-        Error::new(ErrorKind::FailedPrecondition, format!("the container's cgroups have no {what} figures: neither a v1 hierarchy nor its v2 cgroup has them (enable the controller for the container's cgroup)"))
-    };
-    let mut checked: Vec<String> = Vec::new();
-    let mut own = |cg: &Cgroup| -> Result<()> {
-        let key = format!("{}:{}", cg.hierarchy, cg.path);
-        if !checked.contains(&key) {
-            ensure_own(container, cg)?;
-            checked.push(key);
-        }
-        Ok(())
-    };
-
-    // CPU time.
-    let cpu_usage_ns = if let Some(cg) = cgs.v1("cpuacct")? {
-        own(&cg)?;
-        sources.push(format!("cpu usage: v1 {} {}", cg.hierarchy, cg.path));
-        num(&cg.read("cpuacct.usage")?, "cpuacct.usage")?
-    } else if let Some(cg) = v2.filter(|cg| matches!(cg.read_opt("cpu.stat"), Ok(Some(_)))) {
-        own(cg)?;
-        sources.push(format!("cpu usage: v2 {}", cg.path));
-        let stat = cg.read("cpu.stat")?;
-        parse_flat(&stat).get("usage_usec").copied().ok_or_else(|| missing("cpu usage"))?.saturating_mul(1000)
-    } else {
-        return Err(missing("cpu usage"));
-    };
-
-    // CPU limit.
-    let cpu_quota = if let Some(cg) = cgs.v1("cpu")? {
-        own(&cg)?;
-        sources.push(format!("cpu limit: v1 {} {}", cg.hierarchy, cg.path));
-        let quota: i64 = cg
-            .read("cpu.cfs_quota_us")?
-            .trim()
-            .parse()
-            .map_err(|_| Error::internal("parse cpu.cfs_quota_us", "not a number"))?;
-        let period = num(&cg.read("cpu.cfs_period_us")?, "cpu.cfs_period_us")?;
-        if quota < 0 {
-            None
-        } else {
-            Some((quota as u64, period))
-        }
-    } else if let Some((cg, max)) = match v2 {
-        Some(cg) => cg.read_opt("cpu.max")?.map(|m| (cg, m)),
-        None => None,
-    } {
-        own(cg)?;
-        sources.push(format!("cpu limit: v2 {}", cg.path));
-        parse_cpu_max(&max)?
-    } else {
-        return Err(missing("cpu limit"));
-    };
-
-    // Memory.
-    let (memory_used, memory_limit) = if let Some(cg) = cgs.v1("memory")? {
-        own(&cg)?;
-        sources.push(format!("memory: v1 {} {}", cg.hierarchy, cg.path));
-        let usage = num(&cg.read("memory.usage_in_bytes")?, "memory.usage_in_bytes")?;
-        let limit = num(&cg.read("memory.limit_in_bytes")?, "memory.limit_in_bytes")?;
-        let stat = cg.read("memory.stat")?;
-        let inactive = parse_flat(&stat).get("total_inactive_file").copied().unwrap_or(0);
-        (usage.saturating_sub(inactive), (limit < V1_UNLIMITED).then_some(limit))
-    } else if let Some((cg, max)) = match v2 {
-        Some(cg) => cg.read_opt("memory.max")?.map(|m| (cg, m)),
-        None => None,
-    } {
-        own(cg)?;
-        sources.push(format!("memory: v2 {}", cg.path));
-        let current = num(&cg.read("memory.current")?, "memory.current")?;
-        let stat = cg.read("memory.stat")?;
-        let inactive = parse_flat(&stat).get("inactive_file").copied().unwrap_or(0);
-        let limit = if max.trim() == "max" { None } else { Some(num(&max, "memory.max")?) };
-        (current.saturating_sub(inactive), limit)
-    } else {
-        return Err(missing("memory"));
-    };
+    let mut f = Figures { container, cgs: &cgs, v2_res: &v2_res, checked: Vec::new(), sources: Vec::new() };
+    let cpu_usage_ns = f.cpu_usage()?;
+    let cpu_quota = f.cpu_limit()?;
+    let (memory_used, memory_limit) = f.memory()?;
     let at_ns = sys::boottime_ns();
     let ticks = sys::sysconf(libc::_SC_CLK_TCK).max(1) as u64;
     let started_ns = container.start_time()?.saturating_mul(1_000_000_000 / ticks);
@@ -479,12 +402,116 @@ pub fn read_resources(container: &Container) -> Result<Resources> {
         cpu_quota,
         memory_used,
         memory_limit,
-        sources,
+        sources: f.sources,
         at_ns,
         started_ns,
         cpus: online_cpus(),
         mem_total: mem_total()?,
     })
+}
+
+/// [`read_resources`]' reading of one container's figures, each from the
+/// v1 hierarchy its controller is bound to, else from v2; every cgroup read
+/// is checked to be the container's own (once) and named in `sources`.
+struct Figures<'a> {
+    container: &'a Container,
+    cgs: &'a ContainerCgroups,
+    v2_res: &'a Result<Option<Cgroup>>,
+    checked: Vec<String>,
+    sources: Vec<String>,
+}
+
+impl<'a> Figures<'a> {
+    fn v2(&self) -> Option<&'a Cgroup> {
+        self.v2_res.as_ref().ok().and_then(|c| c.as_ref())
+    }
+
+    /// The error for a figure on neither: v2's own refusal, if it was refused.
+    fn missing(&self, what: &str) -> Error {
+        if let Err(e) = self.v2_res {
+            return e.clone();
+        }
+        Error::new(ErrorKind::FailedPrecondition, format!("the container's cgroups have no {what} figures: neither a v1 hierarchy nor its v2 cgroup has them (enable the controller for the container's cgroup)"))
+    }
+
+    /// `cg` checked to be the container's own, and named as the source of `what`.
+    fn own(&mut self, cg: &Cgroup, what: &str) -> Result<()> {
+        let key = format!("{}:{}", cg.hierarchy, cg.path);
+        if !self.checked.contains(&key) {
+            ensure_own(self.container, cg)?;
+            self.checked.push(key);
+        }
+        self.sources.push(if cg.unified {
+            format!("{what}: v2 {}", cg.path)
+        } else {
+            format!("{what}: v1 {} {}", cg.hierarchy, cg.path)
+        });
+        Ok(())
+    }
+
+    /// CPU time used, in ns.
+    fn cpu_usage(&mut self) -> Result<u64> {
+        if let Some(cg) = self.cgs.v1("cpuacct")? {
+            self.own(&cg, "cpu usage")?;
+            num(&cg.read("cpuacct.usage")?, "cpuacct.usage")
+        } else if let Some(cg) = self.v2().filter(|cg| matches!(cg.read_opt("cpu.stat"), Ok(Some(_)))) {
+            self.own(cg, "cpu usage")?;
+            let stat = cg.read("cpu.stat")?;
+            Ok(parse_flat(&stat)
+                .get("usage_usec")
+                .copied()
+                .ok_or_else(|| self.missing("cpu usage"))?
+                .saturating_mul(1000))
+        } else {
+            Err(self.missing("cpu usage"))
+        }
+    }
+
+    /// The CPU limit: (quota, period) in µs, or none.
+    fn cpu_limit(&mut self) -> Result<Option<(u64, u64)>> {
+        if let Some(cg) = self.cgs.v1("cpu")? {
+            self.own(&cg, "cpu limit")?;
+            let quota: i64 = cg
+                .read("cpu.cfs_quota_us")?
+                .trim()
+                .parse()
+                .map_err(|_| Error::internal("parse cpu.cfs_quota_us", "not a number"))?;
+            let period = num(&cg.read("cpu.cfs_period_us")?, "cpu.cfs_period_us")?;
+            Ok(if quota < 0 { None } else { Some((quota as u64, period)) })
+        } else if let Some((cg, max)) = match self.v2() {
+            Some(cg) => cg.read_opt("cpu.max")?.map(|m| (cg, m)),
+            None => None,
+        } {
+            self.own(cg, "cpu limit")?;
+            parse_cpu_max(&max)
+        } else {
+            Err(self.missing("cpu limit"))
+        }
+    }
+
+    /// Memory used (less inactive file cache) and the limit, in bytes.
+    fn memory(&mut self) -> Result<(u64, Option<u64>)> {
+        if let Some(cg) = self.cgs.v1("memory")? {
+            self.own(&cg, "memory")?;
+            let usage = num(&cg.read("memory.usage_in_bytes")?, "memory.usage_in_bytes")?;
+            let limit = num(&cg.read("memory.limit_in_bytes")?, "memory.limit_in_bytes")?;
+            let stat = cg.read("memory.stat")?;
+            let inactive = parse_flat(&stat).get("total_inactive_file").copied().unwrap_or(0);
+            Ok((usage.saturating_sub(inactive), (limit < V1_UNLIMITED).then_some(limit)))
+        } else if let Some((cg, max)) = match self.v2() {
+            Some(cg) => cg.read_opt("memory.max")?.map(|m| (cg, m)),
+            None => None,
+        } {
+            self.own(cg, "memory")?;
+            let current = num(&cg.read("memory.current")?, "memory.current")?;
+            let stat = cg.read("memory.stat")?;
+            let inactive = parse_flat(&stat).get("inactive_file").copied().unwrap_or(0);
+            let limit = if max.trim() == "max" { None } else { Some(num(&max, "memory.max")?) };
+            Ok((current.saturating_sub(inactive), limit))
+        } else {
+            Err(self.missing("memory"))
+        }
+    }
 }
 
 /// What EvacuateCGroup did.
