@@ -373,19 +373,7 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
     // no process of the container can see or cover the path.
     // The mark directory is made first: fuse-overlayfs takes its lower
     // layer as unchanging and would not show a directory made later.
-    let lower_tree = on_fresh_thread(|ns| {
-        t.enter(ns, mark_path)?;
-        let tree = open_tree(
-            &t.root,
-            "",
-            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
-        )
-        .map_err(|e| kernel("open_tree(container root, CLONE)", e))?;
-        sys::mount_make_rprivate(&tree).map_err(|e| Error::internal("mount_setattr(fuse lower, MS_PRIVATE)", e))?;
-        sys::mount_setattr_fd(&tree, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, false)
-            .map_err(|e| Error::internal("mount_setattr(fuse lower, RDONLY|NOSUID|NODEV)", e))?;
-        Ok(tree)
-    })?;
+    let lower_tree = fuse_lower_tree(&t, mark_path)?;
     let lower = format!("{store}/lower");
     let map = fuse_mapping(shift);
     // writeback=0: with FUSE's writeback cache a write into a full store
@@ -425,7 +413,45 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
             FUSE.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(pid, child);
         }
     };
-    // Wait until the FUSE mount exists in the helper's namespace.
+    if !fuse_mounted(&mut child, pid, &opts.staging)? {
+        stop(child);
+        return Err(Error::internal("fuse-overlayfs", "mount did not appear within 10 s"));
+    }
+    match fuse_onto_mark(&t, pid, &opts.staging, mark_path) {
+        Ok(id) => {
+            FUSE.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(pid, child);
+            Ok(Mark { method: ShiftMethod::Fuse, mount_id: id, fuse_pid: Some(pid) })
+        }
+        Err(e) => {
+            stop(child);
+            Err(e)
+        }
+    }
+}
+
+/// The FUSE overlay's lower layer (see [`mark_fuse`]): the container's root
+/// mount alone, cloned from init's pinned root, private, read-only, nosuid,
+/// nodev; the mark directory is made first.
+fn fuse_lower_tree(t: &MarkTarget, mark_path: &str) -> Result<OwnedFd> {
+    on_fresh_thread(|ns| {
+        t.enter(ns, mark_path)?;
+        let tree = open_tree(
+            &t.root,
+            "",
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
+        )
+        .map_err(|e| kernel("open_tree(container root, CLONE)", e))?;
+        sys::mount_make_rprivate(&tree).map_err(|e| Error::internal("mount_setattr(fuse lower, MS_PRIVATE)", e))?;
+        sys::mount_setattr_fd(&tree, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, false)
+            .map_err(|e| Error::internal("mount_setattr(fuse lower, RDONLY|NOSUID|NODEV)", e))?;
+        Ok(tree)
+    })
+}
+
+/// Waits (10 s at most) until fuse-overlayfs `child` (host PID `pid`) has
+/// its FUSE mount at `staging` in its namespace: true; false when the time
+/// ran out (it still runs); an error with its stderr when it exited.
+fn fuse_mounted(child: &mut Child, pid: i32, staging: &str) -> Result<bool> {
     let mountinfo = format!("/proc/{pid}/mountinfo");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -437,42 +463,30 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
             return Err(Error::internal("fuse-overlayfs", format!("exited with {status}: {}", err.trim())));
         }
         let listed = std::fs::read_to_string(&mountinfo).unwrap_or_default();
-        if listed.lines().any(|l| l.split(' ').nth(4) == Some(opts.staging.as_str()) && l.contains(" - fuse")) {
-            break;
+        if listed.lines().any(|l| l.split(' ').nth(4) == Some(staging) && l.contains(" - fuse")) {
+            return Ok(true);
         }
         if Instant::now() > deadline {
-            stop(child);
-            return Err(Error::internal("fuse-overlayfs", "mount did not appear within 10 s"));
+            return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Clones the FUSE mount at `staging` in helper `pid`'s mount namespace
+/// (nosuid, nodev) onto the mark in the container's: its mount id.
+fn fuse_onto_mark(t: &MarkTarget, pid: i32, staging: &str, mark_path: &str) -> Result<u64> {
     let helper_ns =
         rustix::fs::open(format!("/proc/{pid}/ns/mnt").as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::internal("open(fuse helper ns/mnt)", e));
-    let placed = helper_ns.and_then(|helper_ns| {
-        on_fresh_thread(|ns| {
-            ns.setns(helper_ns.as_fd(), CloneFlags::CLONE_NEWNS, "fuse helper mnt")?;
-            let tree = open_tree(
-                CWD,
-                opts.staging.as_str(),
-                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-            )
+            .map_err(|e| Error::internal("open(fuse helper ns/mnt)", e))?;
+    on_fresh_thread(|ns| {
+        ns.setns(helper_ns.as_fd(), CloneFlags::CLONE_NEWNS, "fuse helper mnt")?;
+        let tree = open_tree(CWD, staging, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
             .map_err(|e| kernel("open_tree(fuse mount, CLONE)", e))?;
-            nosuid_nodev(&tree, "fuse mark")?;
-            let mark = t.enter(ns, mark_path)?;
-            attach(&tree, &mark, &format!("fuse onto {mark_path}"))
-        })
-    });
-    match placed {
-        Ok(id) => {
-            FUSE.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(pid, child);
-            Ok(Mark { method: ShiftMethod::Fuse, mount_id: id, fuse_pid: Some(pid) })
-        }
-        Err(e) => {
-            stop(child);
-            Err(e)
-        }
-    }
+        nosuid_nodev(&tree, "fuse mark")?;
+        let mark = t.enter(ns, mark_path)?;
+        attach(&tree, &mark, &format!("fuse onto {mark_path}"))
+    })
 }
 
 /// How long a helper gets after SIGTERM, and then after SIGKILL, to exit.
