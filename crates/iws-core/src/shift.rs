@@ -362,17 +362,8 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
             dirs.push(cstr(d)?);
         }
     }
-    // The overlay's lower layer: the container's root mount alone. A
-    // non-recursive clone (no submounts: never the mark, which is mounted
-    // under the root, so a read through the mark cannot come back to the
-    // FUSE server itself), private (a mount the container makes under its
-    // shared root, the mark included, does not propagate into it),
-    // read-only. It is cloned from the root the container's init is pinned
-    // to (not looked up by a path the container can redirect) and attached
-    // inside the helper's private namespace, on its private tmpfs, where
-    // no process of the container can see or cover the path.
-    // The mark directory is made first: fuse-overlayfs takes its lower
-    // layer as unchanging and would not show a directory made later.
+    // The lower layer is attached inside the helper's private namespace, on
+    // its private tmpfs, where no process of the container can see or cover the path.
     let lower_tree = fuse_lower_tree(&t, mark_path)?;
     let lower = format!("{store}/lower");
     let map = fuse_mapping(shift);
@@ -429,9 +420,15 @@ fn mark_fuse(container: &Container, mark_path: &str, shift: &[IdMapping], opts: 
     }
 }
 
-/// The FUSE overlay's lower layer (see [`mark_fuse`]): the container's root
-/// mount alone, cloned from init's pinned root, private, read-only, nosuid,
-/// nodev; the mark directory is made first.
+/// The FUSE overlay's lower layer: the container's root mount alone. A
+/// non-recursive clone (no submounts: never the mark, which is mounted under
+/// the root, so a read through the mark cannot come back to the FUSE server
+/// itself), private (a mount the container makes under its shared root, the
+/// mark included, does not propagate into it), read-only, nosuid, nodev. It
+/// is cloned from the root the container's init is pinned to (not looked up
+/// by a path the container can redirect). The mark directory is made first:
+/// fuse-overlayfs takes its lower layer as unchanging and would not show a
+/// directory made later.
 fn fuse_lower_tree(t: &MarkTarget, mark_path: &str) -> Result<OwnedFd> {
     on_fresh_thread(|ns| {
         t.enter(ns, mark_path)?;
