@@ -78,17 +78,24 @@ function iwsdPods(): Obj[] {
 const ready = (p: Obj) => (p.status?.conditions as Obj[] | undefined)?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
 /** iwsd serve processes on the host (hostPID: the DaemonSet's container runs in the host's PID namespace). */
+/**
+ * The `iwsd serve` daemons on the node: processes running it whose parent does not. The core's
+ * short-lived helpers (the user-namespace child of a mark, proc's helper) are forks of the daemon and
+ * show its command line while they live; they are not a second daemon.
+ */
 function iwsdProcesses(): number[] {
-  const out: number[] = [];
+  const serving = new Map<number, number>();
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (argv[1] === '/opt/iwsd/bin/iwsd.js' && argv.includes('serve')) out.push(Number(pid));
+      if (argv[1] !== '/opt/iwsd/bin/iwsd.js' || !argv.includes('serve')) continue;
+      const ppid = /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+      serving.set(Number(pid), Number(ppid));
     } catch {
       /* gone */
     }
   }
-  return out;
+  return [...serving].filter(([, ppid]) => !serving.has(ppid)).map(([pid]) => pid);
 }
 
 /** `iwsd workspace ls` on the node, against the pod's admin socket in the hostPath state dir. */

@@ -207,7 +207,11 @@ impl RootfsContainer {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
         std::fs::create_dir_all(&outside).unwrap();
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static must be installed");
+        // Copied by a `cp` process, not std::fs::copy: the tests run on many threads, and a child
+        // forked by another thread while our write fd was open would hold it until its exec, so the
+        // container's exec of busybox failed with ETXTBSY ("Text file busy"). cp's fd is its own.
+        let cp = Command::new("cp").arg("/bin/busybox").arg(rootfs.join("bin/busybox")).status().expect("cp");
+        assert!(cp.success(), "cp /bin/busybox: busybox-static must be installed");
         std::fs::write(rootfs.join("file"), b"x").unwrap();
         symlink(&outside, rootfs.join("escape")).unwrap();
         symlink("/work/target", rootfs.join("work/inner-link")).unwrap();
