@@ -311,6 +311,22 @@ export function mountsOf(hostPid: number): [string, string, string][] {
     });
 }
 
+/**
+ * The mounts of `hostPid`'s namespace that are not in `before` (a multiset difference). For "nothing
+ * was mounted" checks: on a busy node the host's own mounts change meanwhile, and a container
+ * namespace copied from the host's loses a copied mount when the host deletes its mount point (the
+ * kernel detaches it in every namespace), so whole tables are not compared.
+ */
+export function mountsAdded(hostPid: number, before: [string, string, string][]): [string, string, string][] {
+  const left = new Map<string, number>();
+  for (const m of before) left.set(m.join('\0'), (left.get(m.join('\0')) ?? 0) + 1);
+  return mountsOf(hostPid).filter((m) => {
+    const n = left.get(m.join('\0')) ?? 0;
+    if (n > 0) left.set(m.join('\0'), n - 1);
+    return n === 0;
+  });
+}
+
 export function hostMountinfo(): string {
   return readFileSync('/proc/self/mountinfo', 'utf8');
 }

@@ -8,8 +8,6 @@
 //! policy, not only its start, and refuses overlaps and u32 wrap-around before
 //! anything is written.
 
-#![forbid(unsafe_code)]
-
 use std::fmt;
 
 use crate::error::{Error, Result};
