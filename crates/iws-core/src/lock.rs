@@ -76,16 +76,15 @@ fn make_lock_ns() -> Result<LockNs> {
     )?;
     let dir = staging_dir()?;
     let cdir = std::ffi::CString::new(dir).map_err(|e| Error::internal("staging dir", e.to_string()))?;
-    let (child, hold) =
-        sys::spawn_lock_ns_child(tree.as_fd(), &cdir).map_err(|e| Error::internal("fork(lock namespace child)", e))?;
+    let child =
+        sys::spawn_lock_ns_child(tree.as_fd(), &cdir).map_err(|e| Error::internal("clone(lock namespace child)", e))?;
     let mntns = rustix::fs::open(
-        format!("/proc/{}/ns/mnt", child.as_raw()).as_str(),
+        format!("/proc/{}/ns/mnt", child.pid().as_raw()).as_str(),
         OFlags::RDONLY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| Error::internal("open(ns/mnt of lock namespace child)", e));
-    drop(hold);
-    let _ = nix::sys::wait::waitpid(child, None);
+    child.finish();
     let mntns = mntns?;
     let base = on_fresh_thread(|t| {
         t.setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS, "lock ns")?;

@@ -80,14 +80,14 @@ pub struct Mark {
 type UsernsCache = HashMap<String, (Arc<OwnedFd>, usize)>;
 static USERNS: Mutex<Option<UsernsCache>> = Mutex::new(None);
 
-/// Creates a user namespace whose uid and gid maps are `map`: a child forked
+/// Creates a user namespace whose uid and gid maps are `map`: a child cloned
 /// into a new user namespace waits while we write its maps and open its
 /// `ns/user`, then exits and is reaped. The fd keeps the namespace alive.
 pub fn create_userns(map: &[IdMapping]) -> Result<OwnedFd> {
     let text = idmap::format_map(map);
-    let (child, hold) = sys::spawn_userns_child().map_err(|e| Error::internal("fork(user namespace child)", e))?;
+    let child = sys::spawn_userns_child().map_err(|e| Error::internal("clone(user namespace child)", e))?;
     let result = (|| {
-        let dir = format!("/proc/{}", child.as_raw());
+        let dir = format!("/proc/{}", child.pid().as_raw());
         for f in ["uid_map", "gid_map"] {
             let fd = rustix::fs::open(format!("{dir}/{f}").as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
                 .map_err(|e| Error::internal(&format!("open({f} of userns child)"), e))?;
@@ -97,8 +97,7 @@ pub fn create_userns(map: &[IdMapping]) -> Result<OwnedFd> {
         rustix::fs::open(format!("{dir}/ns/user").as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::internal("open(ns/user of userns child)", e))
     })();
-    drop(hold);
-    let _ = nix::sys::wait::waitpid(child, None);
+    child.finish();
     result
 }
 

@@ -73,7 +73,7 @@ pub fn ns_get_owner_uid(userns: impl AsFd) -> io::Result<u32> {
     Ok(uid)
 }
 
-/// Forks a child that makes the *lock namespace*: a mount namespace owned by
+/// Starts a child (see [`spawn_waiting_child`]) that makes the *lock namespace*: a mount namespace owned by
 /// a user namespace of its own, holding nothing but `tree`. The child enters
 /// a private copy of the caller's mount namespace (`unshare(CLONE_NEWNS)`,
 /// then `MS_REC|MS_PRIVATE` on `/`, so nothing propagates in or out),
@@ -81,13 +81,15 @@ pub fn ns_get_owner_uid(userns: impl AsFd) -> io::Result<u32> {
 /// (`pivot_root(".", ".")`, old root detached), and then moves into a new
 /// user and mount namespace (`unshare(CLONE_NEWUSER|CLONE_NEWNS)`): that
 /// copy, owned by the new user namespace, is the lock namespace. It then waits like
-/// [`spawn_userns_child`]: the caller opens its `ns/mnt`, then drops the
-/// returned pipe end and reaps it.
-pub fn spawn_lock_ns_child(tree: BorrowedFd<'_>, dir: &std::ffi::CStr) -> io::Result<(nix::unistd::Pid, OwnedFd)> {
+/// [`spawn_userns_child`]: the caller opens its `ns/mnt`, then finishes the
+/// returned [`WaitingChild`].
+pub fn spawn_lock_ns_child(tree: BorrowedFd<'_>, dir: &std::ffi::CStr) -> io::Result<WaitingChild> {
+    let keep = [tree];
     let tree = tree.as_raw_fd();
     // SAFETY: plain syscalls with valid arguments (the caller's C string and
-    // static ones), no allocation: see `spawn_waiting_child`.
-    spawn_waiting_child("child could not make the lock namespace", || unsafe {
+    // static ones), no allocation: see `spawn_waiting_child`. `tree` is
+    // kept open in the child.
+    spawn_waiting_child("child could not make the lock namespace", &keep, || unsafe {
         libc::unshare(libc::CLONE_NEWNS) == 0
             && libc::mount(
                 std::ptr::null(),
@@ -115,41 +117,277 @@ pub fn spawn_lock_ns_child(tree: BorrowedFd<'_>, dir: &std::ffi::CStr) -> io::Re
     })
 }
 
-/// Forks a child that runs `setup` (raw syscalls only: the process is
-/// multi-threaded, so nothing after `fork` may allocate or take a lock),
-/// reports whether it succeeded and then waits. Returns its PID and the write
-/// end of a pipe: closing it (or dropping it) lets the child exit; reap it
-/// with `waitpid`. `failed` is the error when `setup` returns false.
-fn spawn_waiting_child(failed: &str, setup: impl FnOnce() -> bool) -> io::Result<(nix::unistd::Pid, OwnedFd)> {
+/// A child started by [`spawn_waiting_child`], waiting on a pipe. Dropping
+/// it (or [`WaitingChild::finish`]) closes the pipe, so the child exits,
+/// reaps it and only then frees the stack it ran on.
+pub struct WaitingChild {
+    pid: nix::unistd::Pid,
+    hold: Option<OwnedFd>,
+    stack: Option<ChildStack>,
+}
+
+impl WaitingChild {
+    /// The child's PID (in the caller's PID namespace).
+    pub fn pid(&self) -> nix::unistd::Pid {
+        self.pid
+    }
+
+    /// Lets the child exit and reaps it.
+    pub fn finish(mut self) {
+        self.reap();
+    }
+
+    fn reap(&mut self) {
+        if self.hold.take().is_none() {
+            return;
+        }
+        loop {
+            // __WALL: the child has no exit signal (see `spawn_waiting_child`).
+            match nix::sys::wait::waitpid(self.pid, Some(nix::sys::wait::WaitPidFlag::__WALL)) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => {
+                    // The child has exited: nothing runs on its stack.
+                    drop(self.stack.take());
+                }
+                // Not ours to reap (cannot happen: the child is only ever
+                // waited for here). Whether it still runs is unknown, so its
+                // stack is leaked rather than freed under it.
+                Err(_) => std::mem::forget(self.stack.take()),
+            }
+            return;
+        }
+    }
+}
+
+impl Drop for WaitingChild {
+    fn drop(&mut self) {
+        self.reap();
+    }
+}
+
+/// An mmap'ed stack for a `CLONE_VM` child, its lowest page a guard
+/// (`PROT_NONE`): an overflow faults instead of writing into the caller's
+/// memory. Unmapped on drop, which [`WaitingChild`] does only after reaping.
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned exclusively by this value; it is plain memory.
+unsafe impl Send for ChildStack {}
+
+/// The child's stack: raw syscalls and a few Rust frames need a few KiB;
+/// pages never touched cost nothing.
+const CHILD_STACK: usize = 128 << 10;
+
+impl ChildStack {
+    fn new() -> io::Result<Self> {
+        let page = sysconf(libc::_SC_PAGESIZE).max(4096) as usize;
+        let len = CHILD_STACK + page;
+        // SAFETY: an anonymous private mapping at an address the kernel picks;
+        // no existing memory is affected.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the first page lies inside the mapping just made, which
+        // nothing else uses yet.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// The initial stack pointer (the stack grows down; 16-byte aligned).
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the mapping, not dereferenced here.
+        unsafe { self.base.cast::<u8>().add(self.len) }.cast()
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and, by `WaitingChild`, no child runs
+        // on it any more.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// At most this many fds survive into the child (its two pipe ends and
+/// what `setup` uses).
+const CHILD_KEEP: usize = 4;
+
+/// What the child of [`spawn_waiting_child`] gets: its setup, the raw fds
+/// of its pipe ends and the fds it keeps (sorted; it reads all of these
+/// onto its own stack before reporting).
+struct ChildArgs<F> {
+    setup: Option<F>,
+    ready_w: libc::c_int,
+    hold_r: libc::c_int,
+    keep: [libc::c_int; CHILD_KEEP],
+    nkeep: usize,
+}
+
+/// The child's entry point, on its own stack, sharing the caller's memory.
+extern "C" fn waiting_child_main<F: FnOnce() -> bool>(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildArgs<F>` of `spawn_waiting_child`, which
+    // stays alive and untouched by the parent until this child writes to
+    // `ready_w` (the parent blocks reading the other end); the fds are read
+    // into locals before that write, and `args` is not used after it.
+    let args = unsafe { &mut *arg.cast::<ChildArgs<F>>() };
+    let (ready_w, hold_r, keep, nkeep) = (args.ready_w, args.hold_r, args.keep, args.nkeep);
+    // Close every fd but stdio and `keep` in the child's own copy of the fd
+    // table (no CLONE_FILES): a copy of another child's pipe end, made by a
+    // concurrent call on another thread, would keep that child waiting (and
+    // the two callers each waiting for the other's child); and the parent's
+    // end of our own `hold` pipe must be the only one.
+    let mut lo: libc::c_uint = 3;
+    let mut closed = true;
+    for &k in &keep[..nkeep.min(CHILD_KEEP)] {
+        let k = k as libc::c_uint;
+        if k > lo {
+            // SAFETY: closes fds of the child's own table; no memory is passed.
+            closed &= unsafe { libc::syscall(libc::SYS_close_range, lo, k - 1, 0 as libc::c_uint) } == 0;
+        }
+        lo = lo.max(k + 1);
+    }
+    // SAFETY: as above.
+    closed &= unsafe { libc::syscall(libc::SYS_close_range, lo, libc::c_uint::MAX, 0 as libc::c_uint) } == 0;
+    let ok = closed
+        && match args.setup.take() {
+            Some(setup) => setup(),
+            None => false,
+        };
+    // SAFETY: the fds are open in the child's fd table for these calls; the
+    // rustix calls are raw syscalls (no errno, no allocation, no locks).
+    unsafe {
+        let _ = rustix::io::write(BorrowedFd::borrow_raw(ready_w), &[ok as u8]);
+        let mut x = [0u8; 1];
+        // Blocks until the parent closes its end (or exits).
+        let _ = rustix::io::read(BorrowedFd::borrow_raw(hold_r), &mut x);
+        libc::_exit(0)
+    }
+}
+
+/// `rt_sigprocmask(how, set, old)` for the calling thread, raw (kernel sigset
+/// of 64 bits).
+fn rt_sigprocmask(how: libc::c_int, set: &[u64; 1], old: Option<&mut [u64; 1]>) -> io::Result<()> {
+    let old = old.map_or(std::ptr::null_mut(), |o| o.as_mut_ptr());
+    // SAFETY: `set` and `old` (or null) point at 8 valid bytes, the size
+    // passed; the call changes only this thread's signal mask.
+    let r = unsafe { libc::syscall(libc::SYS_rt_sigprocmask, how, set.as_ptr(), old, 8usize) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Starts a child that runs `setup` (raw syscalls only: see below), reports
+/// whether it succeeded and then waits until the returned [`WaitingChild`]
+/// is finished or dropped. `failed` is the error when `setup` returns false.
+///
+/// The child is made with `clone(CLONE_VM)` (no exit signal) on a small stack of
+/// its own instead of `fork()`: copying the page tables of the large,
+/// multi-threaded daemon was most of the cost (glibc's `posix_spawn` does the
+/// same). Why it is safe:
+/// - the child shares the caller's memory but runs only `setup` and raw
+///   syscalls on its own stack: no allocation, no locks, no Rust destructors,
+///   no return into the caller's frames (it leaves with `_exit`);
+/// - everything it reads from the caller's memory (`setup`'s captures, the
+///   fds) stays alive until it reports on `ready`, which the caller waits for
+///   before returning; afterwards it touches only its own stack;
+/// - the libc calls in `setup` may set `errno` in the caller thread's TLS
+///   (no `CLONE_SETTLS`): the caller reads no errno from the clone until the
+///   report (rustix syscalls), and the child sets none after it;
+/// - all signals are blocked around the clone, and the child never unblocks
+///   them, so no signal handler of the daemon runs in it (fatal signals and
+///   faults, e.g. on the guard page, still end it);
+/// - the fd table, fs info and namespaces are the child's own copies (no
+///   CLONE_FILES/CLONE_FS), so its `unshare` and mounts stay in it; it
+///   closes every fd but stdio, its pipe ends and `keep` first, so it holds
+///   no other child's pipe open (fork had the same copy: two concurrent
+///   calls could each hold the other's child waiting);
+/// - its stack is unmapped only after `waitpid` has reaped it; it exits with
+///   no signal to its parent (reaped with `__WALL`; should the daemon die
+///   first, the kernel gives the orphan SIGCHLD towards its new parent).
+fn spawn_waiting_child<F: FnOnce() -> bool>(
+    failed: &str,
+    keep: &[BorrowedFd<'_>],
+    setup: F,
+) -> io::Result<WaitingChild> {
+    if keep.len() + 2 > CHILD_KEEP {
+        return Err(io::Error::other(format!("a waiting child keeps at most {} fds", CHILD_KEEP - 2)));
+    }
     let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let (hold_r, hold_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    // SAFETY: in the (single-threaded) child only `setup` (raw syscalls, by
-    // its contract) and raw syscalls on stack buffers follow, then `_exit`.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => {
-            drop(hold_w);
-            let ok = setup();
-            // SAFETY: plain syscalls on stack buffers and valid fds.
-            unsafe {
-                let b = [ok as u8];
-                libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
-                let mut x = [0u8; 1];
-                // Blocks until the parent closes its end.
-                libc::read(hold_r.as_raw_fd(), x.as_mut_ptr().cast(), 1);
-                libc::_exit(0)
-            }
+    let stack = ChildStack::new()?;
+    let mut kept = [0; CHILD_KEEP];
+    kept[0] = ready_w.as_raw_fd();
+    kept[1] = hold_r.as_raw_fd();
+    for (slot, fd) in kept[2..].iter_mut().zip(keep) {
+        *slot = fd.as_raw_fd();
+    }
+    let nkeep = keep.len() + 2;
+    kept[..nkeep].sort_unstable();
+    let mut args =
+        ChildArgs { setup: Some(setup), ready_w: ready_w.as_raw_fd(), hold_r: hold_r.as_raw_fd(), keep: kept, nkeep };
+    // Every signal, glibc's internal ones (SIGCANCEL, SIGSETXID) included,
+    // which `pthread_sigmask` would leave out: hence the raw syscall.
+    let all = [!0u64];
+    let mut old = [0u64];
+    rt_sigprocmask(libc::SIG_SETMASK, &all, Some(&mut old))?;
+    // SAFETY: `waiting_child_main::<F>` is the entry for exactly this
+    // `ChildArgs<F>`; the stack is a fresh mapping whose top is passed and
+    // which outlives the child (see `WaitingChild`); the child's contract
+    // is documented above.
+    let pid = unsafe {
+        libc::clone(
+            waiting_child_main::<F>,
+            stack.top(),
+            // No exit signal: the child's exit sends no SIGCHLD, so it does not
+            // wake Node's main thread (libuv's SIGCHLD handler and its
+            // waitpid round over every child process it started).
+            libc::CLONE_VM,
+            (&mut args as *mut ChildArgs<F>).cast(),
+        )
+    };
+    let clone_err = io::Error::last_os_error();
+    let _ = rt_sigprocmask(libc::SIG_SETMASK, &old, None);
+    if pid < 0 {
+        return Err(clone_err);
+    }
+    let mut child = WaitingChild { pid: nix::unistd::Pid::from_raw(pid), hold: Some(hold_w), stack: Some(stack) };
+    drop(ready_w);
+    drop(hold_r);
+    let mut b = [0u8; 1];
+    let n = loop {
+        match rustix::io::read(&ready_r, &mut b) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r,
         }
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(ready_w);
-            drop(hold_r);
-            let mut b = [0u8; 1];
-            let n = rustix::io::read(&ready_r, &mut b)?;
-            if n != 1 || b[0] != 1 {
-                drop(hold_w);
-                let _ = nix::sys::wait::waitpid(child, None);
-                return Err(io::Error::other(failed.to_string()));
-            }
-            Ok((child, hold_w))
+    };
+    // The child has reported (or exited): `args` is no longer used by it.
+    drop(args);
+    match n {
+        Ok(1) if b[0] == 1 => Ok(child),
+        Ok(_) => {
+            child.reap();
+            Err(io::Error::other(failed.to_string()))
+        }
+        Err(e) => {
+            child.reap();
+            Err(e.into())
         }
     }
 }
@@ -246,13 +484,12 @@ pub fn mount_idmap(dfd: impl AsFd, userns: impl AsFd) -> io::Result<()> {
     mount_setattr(dfd.as_fd(), false, &attr)
 }
 
-/// Forks a child that enters a new user namespace and waits. Returns its
-/// PID and the write end of a pipe: closing it (or dropping it) lets the
-/// child exit; reap it with `waitpid`. The caller writes its maps and opens
-/// its `ns/user`.
-pub fn spawn_userns_child() -> io::Result<(nix::unistd::Pid, OwnedFd)> {
+/// Starts a child that enters a new user namespace and waits until the
+/// returned [`WaitingChild`] is finished (or dropped), which reaps it. The
+/// caller writes its maps and opens its `ns/user` meanwhile.
+pub fn spawn_userns_child() -> io::Result<WaitingChild> {
     // SAFETY: one plain syscall: see `spawn_waiting_child`.
-    spawn_waiting_child("child could not create a user namespace", || unsafe {
+    spawn_waiting_child("child could not create a user namespace", &[], || unsafe {
         libc::unshare(libc::CLONE_NEWUSER) == 0
     })
 }
@@ -519,4 +756,121 @@ pub fn statmount_propagation(mnt_id: u64) -> io::Result<MountPropagation> {
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
     Ok(MountPropagation { flags: buf.mnt_propagation, peer_group: buf.mnt_peer_group })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gone(pid: nix::unistd::Pid) -> bool {
+        !std::path::Path::new(&format!("/proc/{}", pid.as_raw())).exists()
+    }
+
+    fn status_field(pid: &str, field: &str) -> String {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        st.lines().find(|l| l.starts_with(field)).unwrap().to_string()
+    }
+
+    #[test]
+    fn waiting_child_runs_setup_waits_and_is_reaped() {
+        let hits = std::sync::atomic::AtomicU32::new(0);
+        let before = status_field("thread-self", "SigBlk:");
+        let child = spawn_waiting_child("setup failed", &[], || {
+            // Shared memory (CLONE_VM): the caller sees this store.
+            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            true
+        })
+        .unwrap();
+        let pid = child.pid();
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "setup ran once, in shared memory");
+        // It waits, with every signal blocked (no handler of ours runs in it),
+        // while the caller's own mask is back as it was.
+        assert!(!gone(pid));
+        // All but SIGKILL and SIGSTOP, which cannot be blocked (glibc's own
+        // SIGCANCEL and SIGSETXID included).
+        assert_eq!(status_field(&pid.as_raw().to_string(), "SigBlk:"), "SigBlk:\tfffffffffffbfeff");
+        assert_eq!(status_field("thread-self", "SigBlk:"), before, "the caller's signal mask is restored");
+        // Its own process, not a thread of ours.
+        assert_ne!(status_field(&pid.as_raw().to_string(), "Tgid:"), status_field("self", "Tgid:"));
+        child.finish();
+        assert!(gone(pid), "the child is reaped (no zombie)");
+    }
+
+    #[test]
+    fn waiting_child_failure_is_an_error_and_reaped() {
+        let pid = std::cell::Cell::new(0);
+        let e = spawn_waiting_child("setup said no", &[], || {
+            // SAFETY: a plain syscall.
+            pid.set(unsafe { libc::getpid() });
+            false
+        })
+        .err()
+        .expect("a failed setup is an error");
+        assert_eq!(e.to_string(), "setup said no");
+        assert!(gone(nix::unistd::Pid::from_raw(pid.get())), "the failed child is reaped");
+    }
+
+    #[test]
+    fn concurrent_waiting_children_hold_no_other_childs_pipe() {
+        // Children started at the same time from several threads: each must
+        // exit when its own caller finishes it, whatever the others do (a
+        // child holding a copy of another's pipe end kept it waiting: the
+        // threads below would hang on their `finish`).
+        let barrier = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        barrier.wait();
+                        let child = spawn_waiting_child("no", &[], || true).unwrap();
+                        let pid = child.pid();
+                        barrier.wait();
+                        child.finish();
+                        assert!(gone(pid));
+                    }
+                });
+            }
+        });
+        // And the child keeps nothing but stdio and its two pipe ends.
+        let child = spawn_waiting_child("no", &[], || true).unwrap();
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", child.pid().as_raw())).unwrap().count();
+        assert!(fds <= 5, "the child has {fds} fds");
+        child.finish();
+    }
+
+    #[inline(never)]
+    fn deep(n: u64) -> u64 {
+        let buf = std::hint::black_box([n as u8; 4096]);
+        if n == 0 {
+            buf[0] as u64
+        } else {
+            deep(n - 1) + std::hint::black_box(buf[1]) as u64
+        }
+    }
+
+    #[test]
+    fn waiting_child_stack_overflow_hits_the_guard_and_kills_only_the_child() {
+        // 1 MiB of frames on a 128 KiB stack: the guard page faults; only the
+        // child dies (it is its own thread group), the caller gets an error.
+        let e = spawn_waiting_child("child died", &[], || deep(256) != u64::MAX).err().expect("the child died");
+        assert_eq!(e.to_string(), "child died");
+        let alive = spawn_waiting_child("no", &[], || true).unwrap();
+        alive.finish();
+    }
+
+    #[test]
+    fn userns_child_is_in_a_new_user_namespace() {
+        let Ok(child) = spawn_userns_child() else {
+            // Unprivileged user namespaces may be disabled for non-root.
+            assert!(!rustix::process::geteuid().is_root(), "root can create a user namespace");
+            eprintln!("SKIPPED userns_child_is_in_a_new_user_namespace: no user namespaces for this user");
+            return;
+        };
+        let pid = child.pid();
+        let theirs = std::fs::read_link(format!("/proc/{}/ns/user", pid.as_raw())).unwrap();
+        let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+        assert_ne!(theirs, ours);
+        drop(child);
+        assert!(gone(pid), "dropping the handle reaps the child");
+    }
 }
