@@ -76,9 +76,51 @@ pub struct Mark {
 // ---- user namespaces for mappings --------------------------------------------
 
 /// User namespaces holding a mapping, shared by every workspace with the same
-/// shift mapping, reference-counted by [`Mark`]s that use them.
-type UsernsCache = HashMap<String, (Arc<OwnedFd>, usize)>;
+/// shift mapping, reference-counted by [`Mark`]s that use them. One released
+/// by its last mark stays for [`USERNS_GRACE_NS`] (at most [`USERNS_IDLE_MAX`]
+/// of them), so a workspace cycling its mark, or workspaces starting one
+/// after another with the same mapping, don't create it again.
+///
+/// Holding an idle one is harmless: its fd never leaves the daemon (CLOEXEC,
+/// passed to no child, only to `mount_setattr`), no process is in it (its
+/// only member exited right after the maps were written), so nobody holds a
+/// capability in it or can enter it; its maps are exactly the ranges the
+/// policy allowed for the mapping it is keyed by, so a mark made with it is
+/// the same as one made with a fresh namespace; and the number kept is
+/// bounded (the oldest idle one goes first).
+type UsernsCache = HashMap<String, CachedUserns>;
 static USERNS: Mutex<Option<UsernsCache>> = Mutex::new(None);
+
+struct CachedUserns {
+    fd: Arc<OwnedFd>,
+    /// Marks using it.
+    refs: usize,
+    /// CLOCK_BOOTTIME ns of its last release, while `refs == 0`.
+    idle_since: u64,
+}
+
+/// How long a user namespace no mark uses is kept.
+pub const USERNS_GRACE_NS: u64 = 30_000_000_000;
+/// How many user namespaces no mark uses are kept at most.
+pub const USERNS_IDLE_MAX: usize = 32;
+
+/// Drops idle entries older than the grace period, then the oldest idle ones
+/// beyond [`USERNS_IDLE_MAX`].
+fn userns_prune(cache: &mut UsernsCache, now: u64) {
+    cache.retain(|_, e| e.refs > 0 || now.saturating_sub(e.idle_since) < USERNS_GRACE_NS);
+    loop {
+        let idle = cache.values().filter(|e| e.refs == 0).count();
+        if idle <= USERNS_IDLE_MAX {
+            return;
+        }
+        let oldest =
+            cache.iter().filter(|(_, e)| e.refs == 0).min_by_key(|(_, e)| e.idle_since).map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => cache.remove(&k),
+            None => return,
+        };
+    }
+}
 
 /// Creates a user namespace whose uid and gid maps are `map`: a child cloned
 /// into a new user namespace waits while we write its maps and open its
@@ -102,35 +144,53 @@ pub fn create_userns(map: &[IdMapping]) -> Result<OwnedFd> {
 }
 
 fn userns_acquire(map: &[IdMapping]) -> Result<Arc<OwnedFd>> {
+    userns_acquire_at(map, sys::boottime_ns())
+}
+
+fn userns_acquire_at(map: &[IdMapping], now: u64) -> Result<Arc<OwnedFd>> {
     let key = idmap::format_map(map);
     let mut guard = USERNS.lock().unwrap_or_else(|e| e.into_inner());
     let cache = guard.get_or_insert_with(HashMap::new);
-    if let Some((fd, n)) = cache.get_mut(&key) {
-        *n += 1;
-        return Ok(fd.clone());
+    userns_prune(cache, now);
+    if let Some(e) = cache.get_mut(&key) {
+        e.refs += 1;
+        return Ok(e.fd.clone());
     }
     let fd = Arc::new(create_userns(map)?);
-    cache.insert(key, (fd.clone(), 1));
+    cache.insert(key, CachedUserns { fd: fd.clone(), refs: 1, idle_since: 0 });
     Ok(fd)
 }
 
-/// Releases one reference to the cached user namespace of `map`.
+/// Releases one reference to the cached user namespace of `map` (kept for
+/// the grace period after the last one, see [`UsernsCache`]).
 pub fn userns_release(map: &[IdMapping]) {
+    userns_release_at(map, sys::boottime_ns())
+}
+
+fn userns_release_at(map: &[IdMapping], now: u64) {
     let key = idmap::format_map(map);
     let mut guard = USERNS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(cache) = guard.as_mut() {
-        if let Some((_, n)) = cache.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                cache.remove(&key);
+        if let Some(e) = cache.get_mut(&key) {
+            if e.refs > 0 {
+                e.refs -= 1;
+                if e.refs == 0 {
+                    e.idle_since = now;
+                }
             }
         }
+        userns_prune(cache, now);
     }
 }
 
-/// How many user namespaces are cached (for tests and metrics).
+/// How many cached user namespaces marks use (for tests and metrics).
 pub fn userns_cached() -> usize {
-    USERNS.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.len())
+    USERNS.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.values().filter(|e| e.refs > 0).count())
+}
+
+/// How many cached user namespaces no mark uses (kept for the grace period).
+pub fn userns_idle() -> usize {
+    USERNS.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.values().filter(|e| e.refs == 0).count())
 }
 
 // ---- marks ---------------------------------------------------------------------
@@ -782,4 +842,77 @@ pub fn with_mark_deadline<T: Send + 'static>(
         e = e.with_detail(inner.to_string());
     }
     Err(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(map: &[IdMapping]) -> Option<(usize, u64)> {
+        let key = idmap::format_map(map);
+        USERNS.lock().unwrap_or_else(|e| e.into_inner()).as_ref()?.get(&key).map(|e| (e.refs, e.idle_since))
+    }
+
+    /// The cache is process-wide: these tests, which move its clock, run one
+    /// at a time, starting from the real clock.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn ino(fd: &OwnedFd) -> u64 {
+        rustix::fs::fstat(fd).unwrap().st_ino
+    }
+
+    #[test]
+    fn released_userns_is_kept_for_the_grace_period_then_dropped() {
+        if crate::skip_unless_root("released_userns_is_kept_for_the_grace_period_then_dropped") {
+            return;
+        }
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        // Mappings of this test alone (the cache is process-wide).
+        let map = [IdMapping { container_id: 0, host_id: 771_000, size: 7 }];
+        let t0 = sys::boottime_ns();
+        let a = userns_acquire_at(&map, t0).unwrap();
+        let first = ino(&a);
+        drop(a);
+        assert_eq!(state(&map), Some((1, 0)));
+        userns_release_at(&map, t0);
+        assert_eq!(state(&map), Some((0, t0)), "kept after the last release, idle");
+        // Within the grace period the same namespace comes back, no new one.
+        let b = userns_acquire_at(&map, t0 + USERNS_GRACE_NS - 1).unwrap();
+        assert_eq!(ino(&b), first, "the kept namespace is reused");
+        assert_eq!(state(&map).unwrap().0, 1);
+        drop(b);
+        userns_release_at(&map, t0 + USERNS_GRACE_NS);
+        // Any cache call after the grace period drops it.
+        userns_release_at(&[IdMapping { container_id: 0, host_id: 1, size: 1 }], t0 + 2 * USERNS_GRACE_NS);
+        assert_eq!(state(&map), None, "dropped after the grace period");
+        let c = userns_acquire_at(&map, t0 + 2 * USERNS_GRACE_NS).unwrap();
+        assert_ne!(ino(&c), first, "a new namespace after the grace period");
+        drop(c);
+        userns_release_at(&map, t0 + 2 * USERNS_GRACE_NS);
+        userns_release_at(&map, t0 + 4 * USERNS_GRACE_NS);
+        assert_eq!(state(&map), None);
+    }
+
+    #[test]
+    fn idle_user_namespaces_are_bounded() {
+        if crate::skip_unless_root("idle_user_namespaces_are_bounded") {
+            return;
+        }
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let t0 = sys::boottime_ns();
+        let maps: Vec<[IdMapping; 1]> = (0..USERNS_IDLE_MAX as u32 + 3)
+            .map(|i| [IdMapping { container_id: 0, host_id: 880_000 + i, size: 1 }])
+            .collect();
+        for (i, m) in maps.iter().enumerate() {
+            drop(userns_acquire_at(m, t0 + i as u64).unwrap());
+            userns_release_at(m, t0 + i as u64);
+        }
+        let kept = maps.iter().filter(|m| state(&m[..]).is_some()).count();
+        assert!(kept <= USERNS_IDLE_MAX, "{kept} idle namespaces kept");
+        assert_eq!(state(&maps[0]), None, "the oldest idle one went first");
+        assert!(state(maps.last().unwrap()).is_some(), "the newest is kept");
+        // Cleanup: past the grace period, all go.
+        userns_release_at(&maps[0], t0 + 10 * USERNS_GRACE_NS);
+        assert!(maps.iter().all(|m| state(&m[..]).is_none()));
+    }
 }
