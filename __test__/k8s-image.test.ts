@@ -119,8 +119,9 @@ cdTest('containerd imports the image and runs iwsd, node, fuse-overlayfs and grp
   if (!image) return t.fail('no image (the build test failed)');
   const cd = await TestContainerd.start();
   t.teardown(() => cd.stop());
-  const imported = cd.ctr(['-n', 'k8s.io', 'images', 'import', '--platform', 'linux/amd64', image.file]);
-  t.regex(imported, new RegExp(image.name.replace(/[.:/]/g, '\\$&')));
+  // What was imported is judged from the image store below, not from ctr's progress output: under load
+  // containerd 2's transfer service may end the stream before its "unpacking" line (seen once: empty stdout).
+  cd.ctr(['-n', 'k8s.io', 'images', 'import', '--platform', 'linux/amd64', image.file]);
   const ls = cd.ctr(['-n', 'k8s.io', 'images', 'ls']);
   t.true(ls.split('\n').some((l) => l.startsWith(image!.name) && l.includes(image!.digest)), ls);
   // ctr run of a process that exits at once sometimes loses its output (the fifo is read
