@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 
 import { adminProto } from '../src/proto.js';
-import { children, waitFor } from '../__test__/helpers/container.js';
+import { children, pivotedInit, waitFor } from '../__test__/helpers/container.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -225,19 +225,7 @@ export async function lightContainer(dirs: string[] = []): Promise<{ initHostPid
     rmSync(base, { recursive: true, force: true });
   };
   try {
-    const initHostPid = await waitFor(
-      'pivoted container init',
-      () => {
-        const kid = children(unshare.pid!)[0];
-        if (kid === undefined) return undefined;
-        try {
-          return readFileSync(`/proc/${kid}/cmdline`, 'utf8') === '/bin/busybox\x00sleep\x00100000\x00' ? kid : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      30_000,
-    );
+    const initHostPid = await waitFor('pivoted container init', () => pivotedInit(unshare), 30_000);
     return { initHostPid, rootfs, stop };
   } catch (err) {
     stop();

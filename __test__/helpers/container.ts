@@ -83,6 +83,17 @@ export interface ContainerOptions {
 /** The user name `initUid` gets in the rootfs's /etc/passwd (busybox su needs one). */
 const initUser = (uid: number) => `init${uid}`;
 
+/** The host PID of `unshare`'s child once it is the pivoted init (`busybox sleep 100000`), else undefined. */
+export function pivotedInit(unshare: ChildProcess): number | undefined {
+  const kid = children(unshare.pid!)[0];
+  if (kid === undefined) return undefined;
+  try {
+    return readFileSync(`/proc/${kid}/cmdline`, 'utf8') === '/bin/busybox\x00sleep\x00100000\x00' ? kid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The pivot_root dance of an OCI runtime, in sh, then busybox sleep as init. */
 function pivotScript(rootfs: string, binds: NonNullable<ContainerOptions['binds']> = [], initUid?: number): string {
   const mounts = binds
@@ -148,15 +159,7 @@ export class TestContainer {
       const unshare = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private', '--net', '--', 'sh', '-c', pivotScript(opts.rootfs, opts.binds, opts.initUid)], {
         stdio: ['ignore', 'inherit', 'inherit'],
       });
-      const pid = await waitFor('pivoted container init', () => {
-        const kid = children(unshare.pid!)[0];
-        if (kid === undefined) return undefined;
-        try {
-          return readFileSync(`/proc/${kid}/cmdline`, 'utf8') === '/bin/busybox\x00sleep\x00100000\x00' ? kid : undefined;
-        } catch {
-          return undefined;
-        }
-      });
+      const pid = await waitFor('pivoted container init', () => pivotedInit(unshare));
       const c = new TestContainer(opts, { unshare, pid });
       await c.#agent.ready;
       return c;
