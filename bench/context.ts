@@ -16,6 +16,10 @@ export interface StormResult {
   /** Daemon CPU (all threads) during the storm, ms, and as a share of the machine's cores over its wall time. */
   cpuMs: number;
   utilisation: number;
+  /** The daemon's main (JS) thread alone, ms of CPU during the storm. */
+  mainCpuMs: number;
+  /** The whole machine's busy share of its cores over the storm (/proc/stat): clients, kernel and daemon together. */
+  machineBusy: number;
   /** Time of each RPC inside the daemon (its audit records: lane waits included). */
   inDaemon: Record<string, Stats | undefined>;
 }

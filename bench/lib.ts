@@ -100,6 +100,13 @@ export function cpuMs(pid: number): { all: number; main: number } {
   return { all, main };
 }
 
+/** The machine's CPU ticks since boot, all cores: busy (everything but idle and iowait) and total (/proc/stat). */
+export function machineTicks(): { busy: number; total: number } {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = cpu.slice(0, 8).reduce((a, x) => a + x, 0);
+  return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total };
+}
+
 /** CPU µs per call the daemon spent while `run` made `calls` calls. */
 export async function cpuPerCall<T>(pid: number, calls: number, run: () => Promise<T>): Promise<{ result: T; allUs: number; mainUs: number }> {
   const a = cpuMs(pid);

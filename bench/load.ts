@@ -10,7 +10,7 @@ import { TestContainer, makeRootfs } from '../__test__/helpers/container.js';
 import { TestDaemon } from '../__test__/helpers/daemon.js';
 import type { Bench, StormResult } from './context.js';
 import { serverSide } from './latency.js';
-import { MP, RING, adminAdd, cpuMs, daemonSample, fail, lightContainer, log, readyGoClient, ringChild, samplePeak, sleep, stats, type Call } from './lib.js';
+import { MP, RING, adminAdd, cpuMs, daemonSample, fail, lightContainer, log, machineTicks, readyGoClient, ringChild, samplePeak, sleep, stats, type Call } from './lib.js';
 
 /**
  * Default configuration, except the quiet workspace's mount rate limits
@@ -131,21 +131,24 @@ export async function storm(
     const setupMs = Date.now() - t0;
     const sampler = samplePeak(d.proc.pid!);
     const fromLine = d.logs.length;
-    let cpu0 = 0;
+    let cpu0 = { all: 0, main: 0 };
+    let m0 = machineTicks();
     let runs: { ms: number; errors: string[] }[];
     let start: number;
     let h0 = 0n;
     if (b.goClient) {
       const clients = await Promise.all(ms.map((m) => readyGoClient(b.goClient!, m.initHostPid, m.socket, ring(m.child))));
       log(`start storm of ${size}: go (Go clients)`);
-      cpu0 = cpuMs(d.proc.pid!).all;
+      cpu0 = cpuMs(d.proc.pid!);
+      m0 = machineTicks();
       h0 = process.hrtime.bigint();
       start = Date.now();
       for (const c of clients) c.go();
       runs = await Promise.all(clients.map((c) => c.done));
     } else {
       log(`start storm of ${size}: go (Node clients)`);
-      cpu0 = cpuMs(d.proc.pid!).all;
+      cpu0 = cpuMs(d.proc.pid!);
+      m0 = machineTicks();
       h0 = process.hrtime.bigint();
       start = Date.now();
       runs = await Promise.all(
@@ -158,7 +161,9 @@ export async function storm(
     }
     const wallMs = Date.now() - start;
     opts.onWindow?.(h0, process.hrtime.bigint());
-    const cpu = cpuMs(d.proc.pid!).all - cpu0;
+    const cpuNow = cpuMs(d.proc.pid!);
+    const m1 = machineTicks();
+    const cpu = cpuNow.all - cpu0.all;
     const peak = sampler.stop();
     await sleep(500);
     const after = daemonSample(d.proc.pid!);
@@ -175,6 +180,8 @@ export async function storm(
       after,
       cpuMs: cpu,
       utilisation: cpu / (wallMs * (b.env.cores as number)),
+      mainCpuMs: cpuNow.main - cpu0.main,
+      machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
       inDaemon: Object.fromEntries(
         [...new Set(ring(0).map((c) => c.rpc))].map((rpc) => {
           const xs = serverSide(d.logs.slice(fromLine), rpc);
