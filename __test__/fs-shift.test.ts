@@ -54,10 +54,9 @@ test('the answer: an idmapped mark is FUSE to a client that does not know IDMAPP
 function fakeNative(method: MarkMethod) {
   const asked: unknown[] = [];
   const ops = {
-    authorizeLifecycle: () => Promise.resolve(),
-    prepareShiftMark: (_c: native.Container, opts: unknown) => {
+    prepareForUserNs: (_c: native.Container, _caller: native.Peer, opts: unknown) => {
       asked.push(opts);
-      return Promise.resolve({ method, mountId: 'mark-1' });
+      return Promise.resolve({ done: { mark: { method, mountId: 'mark-1' }, devices: null, devicesError: null } });
     },
   } as unknown as NativeOps;
   return { ops, asked };

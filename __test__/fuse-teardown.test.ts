@@ -86,6 +86,12 @@ for (const how of ['workspace rm', 'container exit'] as const) {
   rootTest(`${how} while MountProc/WriteIDMapping/Teardown run in a loop and a Teardown is in flight: no borrow errors, nothing left`, async (t) => {
     const { c, socket, id } = await setup(t);
     const seen = daemon.logs.length;
+    // The helper is stopped first, so the loop's first Teardown is in flight
+    // for seconds (SIGTERM goes unanswered for the 2 s grace) when the
+    // workspace goes; another Teardown waits behind it.
+    const [helper] = fusePids(id);
+    t.truthy(helper, 'a helper serves the mark');
+    process.kill(helper!, 'SIGSTOP');
     await c.flood(
       socket,
       [
@@ -96,10 +102,6 @@ for (const how of ['workspace rm', 'container exit'] as const) {
       6,
       2,
     );
-    // And a Teardown in flight that takes seconds (its helper is stopped:
-    // SIGTERM goes unanswered for the 2 s grace) when the workspace goes.
-    const [helper] = fusePids(id);
-    process.kill(helper!, 'SIGSTOP');
     const teardown = c.call(socket, 'Teardown', {}).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 400));
     const init = c.initHostPid;

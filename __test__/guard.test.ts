@@ -85,10 +85,18 @@ class FakeNative implements NativeOps {
   mountProc = ((c: native.Container) => this.#call('mountProc', c, () => ({ mountId: `m${++this.#mountSeq}` }))) as unknown as NativeOps['mountProc'];
   mountSysfs = ((c: native.Container) => this.#call('mountSysfs', c, () => ({ mountId: `m${++this.#mountSeq}` }))) as unknown as NativeOps['mountSysfs'];
   umount = ((c: native.Container) => this.#call('umount', c, () => ({ mountId: 'm1' }))) as unknown as NativeOps['umount'];
-  prepareShiftMark = ((c: native.Container) => this.#call('prepareShiftMark', c, () => ({ method: 'idmapped', mountId: 'mark' }))) as unknown as NativeOps['prepareShiftMark'];
+  /** Callers the fake's lifecycle calls refuse before any work, as the core's authorization does (its rules are tested as root in authz-attacks.test.ts). */
+  refuses: (caller: native.Peer) => boolean = () => false;
+  #lifecycle<T>(caller: native.Peer, done: () => T): native.Lifecycle<T> {
+    return this.refuses(caller) ? { refused: new IwsError('PERMISSION_DENIED', 'fake: only the workspace owner may do this') } : { done: done() };
+  }
+  prepareForUserNs = ((c: native.Container, caller: native.Peer) =>
+    this.#call('prepareForUserNs', c, () => this.#lifecycle(caller, () => ({ mark: { method: 'idmapped', mountId: 'mark' }, devices: null, devicesError: null })))) as unknown as NativeOps['prepareForUserNs'];
+  teardown = ((c: native.Container, caller: native.Peer) => this.#call('teardown', c, () => this.#lifecycle(caller, () => ({ success: true, problems: [] })))) as unknown as NativeOps['teardown'];
   removeShiftMark = ((c: native.Container) => this.#call('removeShiftMark', c, () => ({ success: true, problems: [] }))) as unknown as NativeOps['removeShiftMark'];
-  /** The core's per-caller check of PrepareForUserNS/Teardown: permits here (its rules are tested as root in authz-attacks.test.ts). */
-  authorizeLifecycle: NativeOps['authorizeLifecycle'] = () => Promise.resolve();
+  /** The core's per-caller check (WipingTeardown; a Teardown sharing the daemon's removal), by `refuses`. */
+  authorizeLifecycle: NativeOps['authorizeLifecycle'] = (_c, caller) =>
+    this.refuses(caller) ? Promise.reject(new IwsError('PERMISSION_DENIED', 'fake: only the workspace owner may do this')) : Promise.resolve();
   readCgroupResources = ((c: native.Container) =>
     this.#call('readCgroupResources', c, () => ({ cpuUsageNs: 0, memoryUsed: 0, sources: [], atNs: 1, startedNs: 0, cpus: 1, memTotal: 1 }))) as unknown as NativeOps['readCgroupResources'];
   evacuateCgroup = ((c: native.Container) =>
@@ -96,7 +104,6 @@ class FakeNative implements NativeOps {
   mountNfs = ((c: native.Container) => this.#call('mountNfs', c, () => ({ mountId: `m${++this.#mountSeq}` }))) as unknown as NativeOps['mountNfs'];
   setupPairVeths = ((c: native.Container) =>
     this.#call('setupPairVeths', c, () => ({ containerIf: 'veth0', peerIf: 'eth0', containerAddr: '10.0.5.1', peerAddr: '10.0.5.2', prefix: 30 }))) as unknown as NativeOps['setupPairVeths'];
-  makeContainerDevices = ((c: native.Container) => this.#call('makeContainerDevices', c, () => ({ devices: [], cgroup: '' }))) as unknown as NativeOps['makeContainerDevices'];
 
   /** Releases started calls (all, or those matching) in start order. */
   release(pred: (h: Held) => boolean = () => true): number {
@@ -148,19 +155,19 @@ const MOUNT = { pid: 1, target: '/work/t' };
 const MAP = { pid: 1, gid: false, mapping: [{ containerId: 0, hostId: 33333, size: 1 }] };
 
 /** Calls an RPC through the service's guard, as the handler does. */
-function call(s: WorkspaceService, rpc: RpcName, deadline?: number): Promise<unknown> {
+function call(s: WorkspaceService, rpc: RpcName, deadline?: number, caller: native.Peer = CALLER): Promise<unknown> {
   const work: Partial<Record<RpcName, () => Promise<unknown>>> = {
     WriteIDMapping: () => s.writeIdMapping(MAP, CALLER),
-    PrepareForUserNS: () => s.prepareForUserNS(CALLER),
+    PrepareForUserNS: () => s.prepareForUserNS(caller),
     MountProc: () => s.mount('proc', MOUNT, CALLER),
     UmountProc: () => s.umount('proc', MOUNT, CALLER),
     MountSysfs: () => s.mount('sysfs', MOUNT, CALLER),
     UmountSysfs: () => s.umount('sysfs', MOUNT, CALLER),
-    Teardown: () => s.teardown(CALLER),
+    Teardown: () => s.teardown(caller),
   };
   const fn = work[rpc];
   if (!fn) throw new Error(`guard.test: no fake call for ${rpc}`);
-  return s.run(rpc, CALLER, fn, deadline);
+  return s.run(rpc, caller, fn, deadline);
 }
 
 const settle = (p: Promise<unknown>) => p.then((v) => ({ ok: true as const, v }), (e: unknown) => ({ ok: false as const, e: e as IwsError }));
@@ -256,7 +263,7 @@ test('long calls have a lane of their own: short calls run while every long slot
   const ws = ['a', 'b', 'c'].map(service);
   // Three workspaces start a mark (FUSE helper start can block); the lane holds two.
   const prepares = ws.map((s) => settle(call(s, 'PrepareForUserNS')));
-  await until('two long calls started', () => fake.started.filter((h) => h.op === 'prepareShiftMark').length === 2);
+  await until('two long calls started', () => fake.started.filter((h) => h.op === 'prepareForUserNs').length === 2);
   t.is(guard.long.running, 2);
   t.is(guard.long.queued, 1);
   // Short calls still run, on their own slots.
@@ -273,7 +280,7 @@ test('long calls have a lane of their own: short calls run while every long slot
   t.true(r.every((x) => !x.ok && /deadline/.test(x.e.message)));
   // Their slots stay taken until the native work really ends.
   t.is(guard.long.running, 2);
-  fake.release((h) => h.op === 'prepareShiftMark');
+  fake.release((h) => h.op === 'prepareForUserNs');
   await until('slots freed', () => guard.long.running === 0);
   t.is(fake.started.length, 0, 'the third call never ran');
 });
@@ -323,6 +330,64 @@ test('one-shot RPCs: of concurrent PrepareForUserNS calls exactly one runs, and 
   t.deepEqual(r.map((x) => (x.ok ? 'OK' : x.e.code)).sort(), ['OK', 'RESOURCE_EXHAUSTED']);
   t.is(saved[0]?.prepared, true);
   t.is(saved[0]?.mark, null, 'persisted before the mark was made');
+});
+
+for (const [rpc, op, flag] of [
+  ['PrepareForUserNS', 'prepareForUserNs', 'prepared'],
+  ['Teardown', 'teardown', 'tornDown'],
+] as const) {
+  test(`${rpc}: a caller refused before any work gives the one shot back (persisted), and a rightful call racing it is not refused for it`, async (t) => {
+    // Attack: an unprivileged user calls first, and again while the rightful
+    // caller's call is under way, to use up the workspace's only shot.
+    const { fake, service, saved } = setup();
+    const a = service('a');
+    const attacker: native.Peer = { ...CALLER, uid: 1000 };
+    fake.refuses = (c) => c.uid === 1000;
+    const first = await settle((fake.auto = true, call(a, rpc, undefined, attacker)));
+    t.is(first.ok ? 'OK' : first.e.code, 'PERMISSION_DENIED');
+    t.false(a.workspace.state[flag], 'the refusal did not use the shot');
+    t.deepEqual(
+      saved.map((s) => s[flag]),
+      [true, false],
+      'used before the native call, given back (and recorded) after its refusal',
+    );
+    // The race: the attacker's call holds the shot undecided when the
+    // rightful one arrives. (In the daemon the long lane runs one long call
+    // per workspace at a time as well; the service holds without it.)
+    fake.auto = false;
+    fake.started = [];
+    const direct = (caller: native.Peer) => (rpc === 'PrepareForUserNS' ? a.prepareForUserNS(caller) : a.teardown(caller));
+    const raced = settle(direct(attacker));
+    await until('the attacker is in the native call', () => fake.started.some((h) => h.op === op));
+    const rightful = settle(direct(CALLER));
+    await new Promise((r) => setTimeout(r, 20));
+    t.is(fake.started.filter((h) => h.op === op).length, 1, 'the rightful call waits for the undecided shot');
+    fake.release();
+    const r1 = await raced;
+    t.is(r1.ok ? 'OK' : r1.e.code, 'PERMISSION_DENIED');
+    await until('the rightful call is in the native call', () => fake.started.some((h) => h.op === op));
+    fake.release();
+    const r2 = await rightful;
+    t.true(r2.ok, r2.ok ? '' : r2.e.message);
+    t.true(a.workspace.state[flag]);
+    // Used now: once more is refused, whoever calls.
+    fake.auto = true;
+    const again = await settle(call(a, rpc));
+    t.is(again.ok ? 'OK' : again.e.code, 'RESOURCE_EXHAUSTED');
+  });
+}
+
+test('PrepareForUserNS: a call that fails after its caller was authorized keeps the shot used', async (t) => {
+  const { fake, service, saved } = setup();
+  fake.auto = true;
+  fake.failNext = 1;
+  const a = service('a');
+  const r = await settle(call(a, 'PrepareForUserNS'));
+  t.is(r.ok ? 'OK' : r.e.code, 'INVALID_ARGUMENT');
+  t.true(a.workspace.state.prepared);
+  t.deepEqual(saved.map((s) => s.prepared), [true]);
+  const again = await settle(call(a, 'PrepareForUserNS'));
+  t.is(again.ok ? 'OK' : again.e.code, 'RESOURCE_EXHAUSTED');
 });
 
 test('an authorizer refusal stops the call before any native work', async (t) => {

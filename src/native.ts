@@ -32,6 +32,9 @@ export type MarkInfo = Binding.MarkInfo;
 export type PrepareMarkOptions = Binding.PrepareMarkOptions;
 export type RemoveMarkOptions = Binding.RemoveMarkOptions;
 export type RemoveMarkResult = Binding.RemoveMarkResult;
+export type PrepareForUserNsOptions = Binding.PrepareForUserNsOptions;
+export type PreparedInfo = Binding.PreparedInfo;
+export type TeardownOptions = Binding.TeardownOptions;
 export type Peer = Binding.Peer;
 export type MountOwner = Binding.MountOwner;
 export type OwnedMount = Binding.OwnedMount;
@@ -189,6 +192,36 @@ export function prepareShiftMark(container: Container, options: PrepareMarkOptio
 /** Unmounts a mark, stops its FUSE helper, releases its user namespace. */
 export function removeShiftMark(container: Container, options: RemoveMarkOptions): Promise<RemoveMarkResult> {
   return wrap(() => binding.removeShiftMark(container, options));
+}
+
+/**
+ * What a lifecycle call (PrepareForUserNS, Teardown) came to: `done`, or
+ * `refused` before any work was done (the caller not allowed, gone, or not
+ * identified; the daemon then gives the call's one shot back). A failure
+ * after the caller was authorized rejects.
+ */
+export type Lifecycle<T> = { done: T } | { refused: IwsError };
+
+async function lifecycle<T>(p: () => Promise<T>): Promise<Lifecycle<T>> {
+  try {
+    return { done: await p() };
+  } catch (err) {
+    if (err instanceof Error && (err as { refused?: unknown }).refused === true) return { refused: toError(err) };
+    throw toError(err);
+  }
+}
+
+/**
+ * PrepareForUserNS in one native call: `caller` authorized by
+ * `options.rule`, then the mark and (with `options.devices`) the device nodes.
+ */
+export function prepareForUserNs(container: Container, caller: Peer, options: PrepareForUserNsOptions): Promise<Lifecycle<PreparedInfo>> {
+  return lifecycle(() => binding.prepareForUserNs(container, caller, options));
+}
+
+/** Teardown in one native call: `caller` authorized by `options.rule`, then the mark (if any) removed. */
+export function teardown(container: Container, caller: Peer, options: TeardownOptions): Promise<Lifecycle<RemoveMarkResult>> {
+  return lifecycle(() => binding.teardown(container, caller, options));
 }
 
 /** Stops a fuse-overlayfs helper of iwsd's (also one started by a previous daemon process). */

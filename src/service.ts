@@ -43,14 +43,19 @@ export type NativeOps = Pick<
   | 'mountSysfs'
   | 'mountNfs'
   | 'umount'
-  | 'prepareShiftMark'
+  | 'prepareForUserNs'
+  | 'teardown'
   | 'removeShiftMark'
   | 'authorizeLifecycle'
   | 'readCgroupResources'
   | 'evacuateCgroup'
-  | 'makeContainerDevices'
   | 'setupPairVeths'
 >;
+
+/** A one-shot RPC's shot, taken and persisted; `decide` runs the call's native work and gives the shot back if that refused the caller before any work. */
+interface Shot {
+  decide<T>(work: () => Promise<native.Lifecycle<T>>): Promise<T>;
+}
 
 export interface ServiceDeps {
   log: Logger;
@@ -166,21 +171,22 @@ export class WorkspaceService {
   }
 
   /**
-   * One-shot: makes the container's root shared and mounts the ID-shifted
-   * mark. The shot is used (and persisted) before any work, so a failed call
-   * still uses it.
+   * One-shot: makes the container's root shared, mounts the ID-shifted mark
+   * and (config devices.create) makes the device nodes, in one native call
+   * that authorizes the caller first. The shot is used (and persisted)
+   * before any work, so a failed call still uses it; a call refused before
+   * any work gives it back.
    */
   async prepareForUserNS(
     caller: Caller,
     opts: { accepts?: ReadonlySet<string>; note?: (fields: Record<string, unknown>, text: string) => void } = {},
   ): Promise<PrepareForUserNSResponse> {
     const w = this.workspace;
-    await this.deps.native.authorizeLifecycle(w.container, caller, this.deps.lifecycleRule);
-    this.#useShot('prepared', 'PrepareForUserNS');
+    const shot = await this.#takeShot('prepared', 'PrepareForUserNS');
     // A mark removal (Teardown, WipingTeardown, disposal) waits for this
     // call, as Gitpod's serializes with it: one arriving meanwhile would
     // find no mark yet and leave the one being mounted.
-    const run = this.#prepare(w, opts);
+    const run = this.#prepare(w, caller, shot, opts);
     this.#preparing = run.catch(() => undefined);
     try {
       return await run;
@@ -203,15 +209,25 @@ export class WorkspaceService {
     return { pid, staging: this.deps.fuseOptions(this.workspace.id).staging, deadlineMs: FUSE_MARK_DEADLINE_MS };
   }
 
-  async #prepare(w: Workspace, opts: { accepts?: ReadonlySet<string>; note?: (fields: Record<string, unknown>, text: string) => void }): Promise<PrepareForUserNSResponse> {
-    const mark = await this.deps.native.prepareShiftMark(w.container, {
-      markPath: w.markPath,
-      shift: w.shift,
-      policy: w.policy,
-      method: this.deps.shiftMethod,
-      fuse: this.deps.fuseOptions(w.id),
-    });
-    if (this.deps.devices) await this.#makeDevices();
+  async #prepare(
+    w: Workspace,
+    caller: Caller,
+    shot: Shot,
+    opts: { accepts?: ReadonlySet<string>; note?: (fields: Record<string, unknown>, text: string) => void },
+  ): Promise<PrepareForUserNSResponse> {
+    const out = await shot.decide(() =>
+      this.deps.native.prepareForUserNs(w.container, caller, {
+        rule: this.deps.lifecycleRule,
+        markPath: w.markPath,
+        shift: w.shift,
+        policy: w.policy,
+        method: this.deps.shiftMethod,
+        fuse: this.deps.fuseOptions(w.id),
+        devices: this.deps.devices ?? false,
+      }),
+    );
+    const { mark } = out;
+    this.#logDevices(out);
     const before = w.state;
     w.state = {
       ...w.state,
@@ -221,7 +237,7 @@ export class WorkspaceService {
       this.deps.store.record(w.state, { set: { mark: w.state.mark } });
     } catch (err) {
       // Unrecorded, the mark (and a FUSE helper) would outlive a restart: undo it.
-      const r = await this.#removeMark();
+      const r = await this.#removeAsDaemon();
       w.state = before;
       if (!r.success) this.deps.log.error({ problems: r.problems }, `could not undo unrecorded mark: ${r.problems.join('; ')}`);
       throw storeWriteFailed(err, r.success ? 'the mark was not recorded and has been undone' : 'the mark was not recorded and could not be undone');
@@ -234,12 +250,12 @@ export class WorkspaceService {
 
   /**
    * One-shot: unmounts the mark, stops a FUSE helper, releases the user
-   * namespace. `success` only when everything was cleaned.
+   * namespace, in one native call that authorizes the caller first.
+   * `success` only when everything was cleaned.
    */
   async teardown(caller: Caller): Promise<TeardownResponse> {
-    await this.deps.native.authorizeLifecycle(this.workspace.container, caller, this.deps.lifecycleRule);
-    this.#useShot('tornDown', 'Teardown');
-    const r = await this.removeMark();
+    const shot = await this.#takeShot('tornDown', 'Teardown');
+    const r = await shot.decide(() => this.#removal(caller));
     if (r.success) {
       try {
         this.deps.store.record(this.workspace.state, { set: { mark: null } });
@@ -253,11 +269,20 @@ export class WorkspaceService {
     return { success: r.success };
   }
 
+  /** A one-shot RPC's shot not yet decided on, per flag (see #takeShot). */
+  #undecided: Partial<Record<'prepared' | 'tornDown', Promise<void>>> = {};
+
   /**
    * Uses a one-shot RPC's shot, persisted before any work (so a failed call
-   * still uses it), or throws RESOURCE_EXHAUSTED if it was used.
+   * still uses it), or throws RESOURCE_EXHAUSTED if it was used. The shot
+   * is given back if the call's native work refuses the caller before doing
+   * anything (`decide`): an unauthorized caller cannot use it up for the
+   * workspace. A call arriving while another's shot is undecided waits for
+   * that decision, so such a caller cannot make the rightful one's
+   * concurrent call fail either.
    */
-  #useShot(flag: 'prepared' | 'tornDown', rpc: string): void {
+  async #takeShot(flag: 'prepared' | 'tornDown', rpc: string): Promise<Shot> {
+    for (let pending = this.#undecided[flag]; pending; pending = this.#undecided[flag]) await pending;
     this.deps.guard.takeShot(this.workspace, flag, rpc, (state) => {
       try {
         this.deps.store.record(state, { set: { [flag]: true } });
@@ -266,42 +291,124 @@ export class WorkspaceService {
         throw storeWriteFailed(err, `${rpc} was not started`);
       }
     });
+    let settle!: () => void;
+    const decided = new Promise<void>((resolve) => (settle = resolve));
+    this.#undecided[flag] = decided;
+    const done = (): void => {
+      if (this.#undecided[flag] === decided) delete this.#undecided[flag];
+      settle();
+    };
+    const giveBack = (refusal: IwsError): void => {
+      const w = this.workspace;
+      try {
+        w.state = { ...w.state, [flag]: false };
+        this.deps.store.record(w.state, { set: { [flag]: false } });
+      } catch (err) {
+        // Unrecorded, a restart would find the shot used: keep it used (fail closed).
+        w.state = { ...w.state, [flag]: true };
+        this.deps.log.warn({ rpc, error: (err as Error).message }, `${rpc} was refused (${refusal.message}) and its one shot could not be given back`);
+      }
+    };
+    return {
+      decide: async <T>(work: () => Promise<native.Lifecycle<T>>): Promise<T> => {
+        try {
+          const out = await work();
+          if ('refused' in out) {
+            giveBack(out.refused);
+            throw out.refused;
+          }
+          return out.done;
+        } finally {
+          done();
+        }
+      },
+    };
   }
 
   /**
    * Removes the mark PrepareForUserNS mounted, if any (unmount, stop a FUSE
-   * helper, release the user namespace): for Teardown, and for the daemon
-   * when it disposes of a workspace whose Teardown never ran or failed.
+   * helper, release the user namespace), as the daemon: for WipingTeardown
+   * (authorized before) and for the daemon when it disposes of a workspace
+   * whose Teardown never ran or failed.
    */
-  removeMark(): Promise<native.RemoveMarkResult> {
-    // One removal at a time: a Teardown and the daemon's disposal (admin rm,
-    // container exit) racing each other share it, so the mark is never
-    // removed twice (a second release of a shared user namespace would take
-    // another workspace's reference).
-    this.#removal ??= (async () => {
-      await this.#preparing;
-      return this.#removeMark();
-    })().finally(() => {
-      this.#removal = undefined;
-    });
-    return this.#removal;
+  async removeMark(): Promise<native.RemoveMarkResult> {
+    for (;;) {
+      const current = this.#removing;
+      if (!current) {
+        const out = await this.#removal(undefined);
+        if ('refused' in out) throw out.refused; // not without a caller to refuse
+        return out.done;
+      }
+      const out = await current.run;
+      // A Teardown's removal refused its caller and removed nothing: this one's own then.
+      if ('refused' in out) continue;
+      return out.done;
+    }
   }
 
-  #removal: Promise<native.RemoveMarkResult> | undefined;
+  /**
+   * One removal at a time: a Teardown and the daemon's disposal (admin rm,
+   * container exit) racing each other share it, so the mark is never removed
+   * twice (a second release of a shared user namespace would take another
+   * workspace's reference). With `caller` (Teardown), the native call
+   * authorizes it first; a removal already under way (the daemon's) is
+   * shared once the caller is authorized on its own.
+   */
+  async #removal(caller: Caller | undefined): Promise<native.Lifecycle<native.RemoveMarkResult>> {
+    const current = this.#removing;
+    if (current && caller) {
+      try {
+        await this.deps.native.authorizeLifecycle(this.workspace.container, caller, this.deps.lifecycleRule);
+      } catch (err) {
+        return { refused: err as IwsError };
+      }
+      return current.run;
+    }
+    if (current) return current.run;
+    const run = (async () => {
+      await this.#preparing;
+      return this.#removeMark(caller);
+    })();
+    const entry = { run };
+    this.#removing = entry;
+    try {
+      return await run;
+    } finally {
+      if (this.#removing === entry) this.#removing = undefined;
+    }
+  }
 
-  async #removeMark(): Promise<native.RemoveMarkResult> {
+  #removing: { run: Promise<native.Lifecycle<native.RemoveMarkResult>> } | undefined;
+
+  /** The undo of a mark that could not be recorded: the daemon's own removal. */
+  async #removeAsDaemon(): Promise<native.RemoveMarkResult> {
+    const out = await this.#removeMark(undefined);
+    return 'refused' in out ? { success: false, problems: [out.refused.message] } : out.done;
+  }
+
+  async #removeMark(caller: Caller | undefined): Promise<native.Lifecycle<native.RemoveMarkResult>> {
     const w = this.workspace;
     const mark = w.state.mark;
-    if (!mark) return { success: true, problems: [] };
-    const r = await this.deps.native.removeShiftMark(w.container, {
-      markPath: mark.markPath,
-      mark: { method: mark.method, mountId: mark.mountId, fusePid: mark.fusePid ?? undefined },
-      shift: mark.shift,
-      fuse: this.deps.fuseOptions(w.id),
-      pidStrategy: this.deps.pidStrategy,
-    });
-    if (r.success) w.state = { ...w.state, mark: null };
-    return r;
+    const fuse = this.deps.fuseOptions(w.id);
+    const info = mark ? { method: mark.method, mountId: mark.mountId, fusePid: mark.fusePid ?? undefined } : undefined;
+    let out: native.Lifecycle<native.RemoveMarkResult>;
+    if (caller) {
+      out = await this.deps.native.teardown(w.container, caller, {
+        rule: this.deps.lifecycleRule,
+        markPath: mark?.markPath ?? w.markPath,
+        mark: info,
+        shift: mark?.shift ?? w.shift,
+        fuse,
+        pidStrategy: this.deps.pidStrategy,
+      });
+      if ('refused' in out) return out;
+    } else if (mark && info) {
+      out = { done: await this.deps.native.removeShiftMark(w.container, { markPath: mark.markPath, mark: info, shift: mark.shift, fuse, pidStrategy: this.deps.pidStrategy }) };
+    } else {
+      return { done: { success: true, problems: [] } };
+    }
+    if (out.done.success) w.state = { ...w.state, mark: null };
+    return out;
   }
 
   async umount(kind: MountKind, req: UmountProcRequest__Output, caller: Caller): Promise<Record<string, never>> {
@@ -365,18 +472,17 @@ export class WorkspaceService {
 
   /**
    * /dev/fuse and /dev/net/tun in the container, as Gitpod's ws-daemon made
-   * them at PrepareForUserNS. A node that could not be made is logged, and
-   * does not fail the call (Gitpod's clients check for the devices themselves).
+   * them at PrepareForUserNS: what was done is logged. A node that could not
+   * be made does not fail the call (Gitpod's clients check for the devices
+   * themselves).
    */
-  async #makeDevices(): Promise<void> {
-    let r: native.DevicesResult;
-    try {
-      r = await this.deps.native.makeContainerDevices(this.workspace.container);
-    } catch (err) {
-      // The mark is mounted and must still be recorded: log, do not throw.
-      this.deps.log.warn({ rpc: 'PrepareForUserNS', error: (err as Error).message }, `devices not made: ${(err as Error).message}`);
+  #logDevices(out: native.PreparedInfo): void {
+    if (out.devicesError !== undefined && out.devicesError !== null) {
+      this.deps.log.warn({ rpc: 'PrepareForUserNS', error: out.devicesError }, `devices not made: ${out.devicesError}`);
       return;
     }
+    const r = out.devices;
+    if (!r) return;
     const refused = r.devices.filter((d) => d.state === 'refused' || d.detail);
     const fields = { rpc: 'PrepareForUserNS', devices: r.devices, devicesCgroup: r.cgroup };
     if (refused.length) this.deps.log.warn(fields, `devices not made: ${refused.map((d) => `${d.path}: ${d.detail}`).join('; ')}`);

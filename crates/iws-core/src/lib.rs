@@ -16,6 +16,7 @@
 //! | `lock` | locked masks (the lock namespace) |
 //! | `nsthread` | the only way onto a namespace thread (and its CPU pin) |
 //! | `shift` | marks: idmapped, fuse-overlayfs and shiftfs views of the root |
+//! | `lifecycle` | PrepareForUserNS and Teardown as one call each: authorize, then the work |
 //! | `nfs`, `netns`, `devices`, `cgroup`, `fsops` | MountNfs, network namespaces, device nodes, cgroups, the daemon's own file work |
 //! | `pidns`, `watch`, `supervise` | PID translation and pinning, exit watching, the supervised daemon |
 //! | `sys` | the syscalls nix and rustix lack: the only `unsafe` |
@@ -33,6 +34,7 @@ pub mod error;
 pub mod fsops;
 pub mod idmap;
 pub mod idmap_write;
+pub mod lifecycle;
 mod lock;
 pub mod masks;
 pub mod mount;

@@ -312,3 +312,71 @@ fn teardown_of_a_fuse_mark_whose_helper_is_stopped_or_killed_returns_and_leaves_
         assert!(!host_mountinfo().contains(&base), "{signal:?}: left in the host's mount table");
     }
 }
+
+/// The caller `host_pid` as a connection would have identified it.
+fn caller(host_pid: i32, uid: u32) -> iws_core::authz::Caller {
+    let start = pidns::PinnedProcess::pin(host_pid).unwrap().start_time().unwrap();
+    iws_core::authz::Caller { host_pid, start_time: Some(start), uid }
+}
+
+/// Attack (ring root): PrepareForUserNS and Teardown as one core call each
+/// authorize before any work: a caller the rule refuses gets `Refused` (the
+/// daemon then gives the one shot back) and nothing was mounted or removed;
+/// the rightful caller's calls then make and remove the mark.
+#[test]
+fn lifecycle_calls_refuse_before_any_work_and_work_for_the_rightful_caller() {
+    use iws_core::authz::LifecycleRule;
+    use iws_core::lifecycle::{prepare_for_user_ns, teardown, LifecycleError, PrepareRequest, TeardownRequest};
+    if !root_or_skip("lifecycle_calls_refuse_before_any_work_and_work_for_the_rightful_caller") {
+        return;
+    }
+    let _serial = serial();
+    let c = RootfsContainer::start();
+    std::fs::create_dir_all(c.rootfs.join("dev")).unwrap();
+    let ws = pidns::Container::open(c.init as i64).unwrap();
+    let (ring_root, _) = c.spawn_userns();
+    let (map, policy, fuse) = (shift_map(), IdPolicy::default(), fuse_opts(&c));
+    let prep = PrepareRequest {
+        rule: LifecycleRule::RootOrInitUid,
+        mark_path: MARK,
+        shift: &map,
+        policy: &policy,
+        choice: MethodChoice::Only(ShiftMethod::Idmapped),
+        fuse: &fuse,
+        devices: true,
+    };
+    let before = c.mounts();
+    match prepare_for_user_ns(&ws, &caller(ring_root, 0), &prep) {
+        Err(LifecycleError::Refused(e)) => assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}"),
+        other => panic!("ring root's PrepareForUserNS was not refused before any work: {other:?}"),
+    }
+    assert_eq!(c.mounts(), before, "a refused PrepareForUserNS mounted nothing");
+    assert!(!c.rootfs.join("dev/fuse").exists(), "nor made a device node");
+    assert_eq!(shift::userns_cached(), 0);
+
+    let root = caller(c.init, 0);
+    let done = prepare_for_user_ns(&ws, &root, &prep).unwrap();
+    assert_eq!(done.mark.method, ShiftMethod::Idmapped);
+    assert!(c.mounts().iter().any(|m| m.0 == MARK), "{:?}", c.mounts());
+    let devices = done.devices.expect("devices were asked for").unwrap();
+    assert!(devices.devices.iter().all(|d| d.state == "created"), "{devices:?}");
+
+    let td = TeardownRequest {
+        rule: LifecycleRule::RootOrInitUid,
+        strategy: PidStrategy::Ioctl,
+        mark_path: MARK,
+        mark: Some(&done.mark),
+        shift: &map,
+        fuse: &fuse,
+    };
+    match teardown(&ws, &caller(ring_root, 0), &td) {
+        Err(LifecycleError::Refused(e)) => assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}"),
+        other => panic!("ring root's Teardown was not refused before any work: {other:?}"),
+    }
+    assert!(c.mounts().iter().any(|m| m.0 == MARK), "a refused Teardown left the mark");
+    assert_eq!(shift::userns_cached(), 1, "and its user namespace");
+    let (ok, problems) = teardown(&ws, &root, &td).unwrap();
+    assert!(ok, "{problems:?}");
+    assert!(!c.mounts().iter().any(|m| m.0 == MARK));
+    assert_eq!(shift::userns_cached(), 0);
+}

@@ -9,9 +9,22 @@ use napi::JsValue;
 
 /// The JS error for a core error.
 pub fn js_error(env: &Env, e: &core::Error) -> Error {
+    build_error(env, e, false)
+}
+
+/// The JS error for a lifecycle call's failure: one refused before any work
+/// carries `refused: true` (the daemon then gives the call's one shot back).
+pub fn js_lifecycle_error(env: &Env, e: &core::lifecycle::LifecycleError) -> Error {
+    build_error(env, e.error(), matches!(e, core::lifecycle::LifecycleError::Refused(_)))
+}
+
+fn build_error(env: &Env, e: &core::Error, refused: bool) -> Error {
     let build = || -> Result<Error> {
         let mut obj = env.create_error(Error::from_reason(e.message()))?;
         obj.set_named_property("code", e.code())?;
+        if refused {
+            obj.set_named_property("refused", true)?;
+        }
         if let Some(d) = e.detail() {
             obj.set_named_property("detail", d)?;
         }

@@ -32,3 +32,6 @@ mod net;
 mod shift;
 mod supervise;
 mod task;
+
+// After shift, whose `ShiftMethodChoice` its options use (see above).
+mod lifecycle;

@@ -141,7 +141,7 @@ pub struct RemoveMarkResult {
 }
 
 /// What `remove_mark` returns: whether everything was cleaned, and what was not.
-type Removal = (bool, Vec<String>);
+pub type Removal = (bool, Vec<String>);
 
 impl From<Removal> for RemoveMarkResult {
     fn from((success, problems): Removal) -> Self {
