@@ -106,6 +106,14 @@ export function workspaceServerOptions(c: Config['connections']): grpc.ServerOpt
   };
 }
 
+/**
+ * The libuv pool's size: libuv reads UV_THREADPOOL_SIZE once, when the pool
+ * first starts (at the latest when a daemon starts), so a later change of
+ * the variable changes nothing; read once too, by the first daemon.
+ */
+let uvPoolSize: number | undefined;
+const poolSize = (): number => (uvPoolSize ??= Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4));
+
 /** Descriptors kept free of workspace connections (the admin socket, state files, FUSE helpers, the metrics port). */
 export const FD_RESERVE = 512;
 
@@ -139,6 +147,8 @@ export class Daemon {
   #budget: ConnectionBudget;
   #fdCap = Infinity;
   #warnedLanes = false;
+  /** What the guard reads: #guardConfig() of the current configuration (made at start and by reload). */
+  #fitted: Pick<Config, 'rateLimits' | 'work' | 'limits'>;
   #store: StateStore;
   #watcher: native.ExitWatcher;
   #tokens = new Map<number, string>();
@@ -172,8 +182,10 @@ export class Daemon {
         return m;
       },
     });
-    // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
-    this.guard = new RpcGuard(() => this.#guardConfig(), { metrics: this.metrics, log: this.log });
+    // Fitted once here and again by every reload (SIGHUP), which replaces
+    // the keys the guard reads: a call only reads the cached object.
+    this.#fitted = this.#guardConfig();
+    this.guard = new RpcGuard(() => this.#fitted, { metrics: this.metrics, log: this.log });
     this.#budget = new ConnectionBudget(() => {
       const c = this.config.connections;
       return { perWorkspace: c.perWorkspace, total: Math.min(c.total, this.#fdCap), prefaceTimeoutMs: c.prefaceTimeoutMs, refusalAnswers: c.refusalAnswers };
@@ -219,7 +231,7 @@ export class Daemon {
    */
   #guardConfig(): Pick<Config, 'rateLimits' | 'work' | 'limits'> {
     const c = this.config;
-    const pool = Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4);
+    const pool = poolSize();
     const room = Math.max(2, pool - 1);
     const long = Math.min(c.work.longLane, Math.max(1, Math.floor(room / 3)));
     const short = Math.min(c.work.shortLane, Math.max(1, room - long));
@@ -398,12 +410,11 @@ export class Daemon {
       this.config.logLevel = next.logLevel;
       setLevel(this.log, next.logLevel);
     }
-    if (top.has('rateLimits')) {
-      this.config.rateLimits = next.rateLimits;
-      this.guard.applyRateLimits();
-    }
+    if (top.has('rateLimits')) this.config.rateLimits = next.rateLimits;
     if (top.has('limits')) this.config.limits = next.limits;
     if (top.has('work')) this.config.work = next.work;
+    if (top.has('rateLimits') || top.has('limits') || top.has('work')) this.#fitted = this.#guardConfig();
+    if (top.has('rateLimits')) this.guard.applyRateLimits();
     if (applied.includes('shift.idmappedAnswer')) this.config.shift = { ...this.config.shift, idmappedAnswer: next.shift.idmappedAnswer };
     return { applied, needsRestart };
   }

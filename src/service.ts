@@ -138,14 +138,13 @@ export class WorkspaceService {
     // Counted in `mounts` from here on (also if recording fails below: the undo removes it again).
     slot.commit();
     const record = { kind, target: req.target, pid: req.pid, madeFor };
-    const before = this.workspace.state;
     mounts.set(mountId, record);
     try {
       this.#recordMounts({ add: { mountId, ...record } });
     } catch (err) {
-      // Unrecorded, the mount could not be unmounted after a restart: undo it.
+      // Unrecorded, the mount could not be unmounted after a restart: undo it
+      // (#recordMounts took it out of the state again).
       mounts.delete(mountId);
-      this.workspace.state = before;
       const undone = await this.deps.native
         .umount(this.workspace.container, caller, { pid: req.pid, target: req.target, owned: [{ mountId, madeFor }], pidStrategy: this.deps.pidStrategy, fuseMark: this.#fuseMark() })
         .then(
@@ -165,9 +164,31 @@ export class WorkspaceService {
    * stay unmountable after a daemon restart.
    */
   #recordMounts(event: MountEvent): void {
-    const w = this.workspace;
-    w.state = { ...w.state, mounts: [...w.mounts].map(([mountId, m]) => ({ mountId, ...m })) };
-    this.deps.store.record(w.state, event);
+    // The state's mounts array follows `workspace.mounts` by one change per
+    // event, in place (no copy of every mount per call): it is what the
+    // store writes when the journal is compacted into a snapshot, and what
+    // any later record of the state (the mark, a one-shot) carries.
+    const list = this.workspace.state.mounts;
+    if ('add' in event) {
+      list.push(event.add);
+      try {
+        this.deps.store.record(this.workspace.state, event);
+      } catch (err) {
+        // Not recorded: the caller undoes the mount, so the state forgets it too.
+        const i = list.lastIndexOf(event.add);
+        if (i >= 0) list.splice(i, 1);
+        throw err;
+      }
+      return;
+    }
+    // The mount is gone whether or not the record below is written.
+    for (let i = list.length - 1; i >= 0; i--) {
+      if (list[i]!.mountId === event.del) {
+        list.splice(i, 1);
+        break;
+      }
+    }
+    this.deps.store.record(this.workspace.state, event);
   }
 
   /**
