@@ -14,7 +14,8 @@ import test from 'ava';
 import { removeStateDir } from './helpers/daemon.js';
 import { startDaemon } from '../src/index.js';
 import { createClient } from '../src/api/client.js';
-import { Container, ERROR_CODES, IwsError, mountProc, prepareShiftMark, umountProc, writeIdMapping } from '../src/api/native.js';
+import { Container, DEFAULT_PROC_MASKS, DEFAULT_SYSFS_MASKS, ERROR_CODES, IwsError, mountProc, mountSysfs, prepareShiftMark, umountProc, writeIdMapping } from '../src/api/native.js';
+import * as native from '../src/native.js';
 import { TestContainer, makeRootfs, readMap } from './helpers/container.js';
 import { rootTest } from './helpers/root.js';
 
@@ -128,4 +129,36 @@ test('Container is disposable and mountProc/umountProc are exported', (t) => {
   t.is(typeof Container.prototype[Symbol.dispose], 'function');
   t.is(typeof mountProc, 'function');
   t.is(typeof umountProc, 'function');
+});
+
+test('a mask set is made only of entries that pass the core rule, and keeps them', (t) => {
+  for (const bad of ['../x', '/abs', '', 'a/../b', 'a//b', 'x'.repeat(257)]) {
+    for (const m of [{ masked: [bad], readOnly: [] }, { masked: ['kcore'], readOnly: [bad] }]) {
+      const e = t.throws(() => native.maskSet(m), { instanceOf: IwsError }, JSON.stringify(bad));
+      t.is(e?.code, 'INVALID_ARGUMENT');
+      t.regex(e?.message ?? '', /mask entry/);
+    }
+  }
+  const m = { masked: ['kcore', 'devices/virtual/powercap'], readOnly: ['sys'] };
+  t.deepEqual(native.maskSet(m).masks, m);
+});
+
+test("mountProc/mountSysfs take the caller's masks as they are at each call: an invalid entry rejects (INVALID_ARGUMENT), never throws", async (t) => {
+  const none = {} as Container;
+  for (const call of [() => mountProc(none, { pid: 1, target: '/x', masks: { masked: ['../etc'], readOnly: [] } }), () => mountSysfs(none, { pid: 1, target: '/x', masks: { masked: [], readOnly: ['/abs'] } })]) {
+    let p: Promise<unknown> | undefined;
+    t.notThrows(() => {
+      p = call();
+    });
+    const e = await t.throwsAsync(p!, { instanceOf: IwsError });
+    t.is(e?.code, 'INVALID_ARGUMENT');
+  }
+});
+
+test('the default masks the API mounts with cannot be changed by an embedder (their mask sets are made once from them)', (t) => {
+  for (const m of [DEFAULT_PROC_MASKS, DEFAULT_SYSFS_MASKS]) {
+    t.true(Object.isFrozen(m) && Object.isFrozen(m.masked) && Object.isFrozen(m.readOnly));
+    t.throws(() => m.masked.push('x'));
+  }
+  t.true(DEFAULT_PROC_MASKS.masked.includes('kcore'));
 });

@@ -20,11 +20,14 @@ const MANY = Object.fromEntries(['mountProc', 'umountProc', 'mountSysfs', 'umoun
 const STRATEGIES = ['detached', 'fallback'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 const daemons = daemonPerVariant(STRATEGIES, (mountStrategy) => ({ mountStrategy, limits: { mountsPerWorkspace: 2000 }, rateLimits: MANY }));
+/** Not the default masks: config `proc` and `sysfs` name what each mount hides (the daemon's mask sets, made once at start). */
+const CUSTOM = { proc: { masked: ['cpuinfo', 'acpi'], readOnly: ['sys'] }, sysfs: { masked: ['kernel'] } };
+const customMasks = daemonPerVariant(['custom'] as const, () => ({ mountStrategy: 'detached', rateLimits: MANY, ...CUSTOM }));
 let n = 0;
 
 /** A registered container with a chrooted requester. */
-async function setup(t: ExecutionContext, strategy: Strategy) {
-  const daemon = daemons.get(strategy)!;
+async function setup(t: ExecutionContext, strategy: Strategy | 'custom') {
+  const daemon = strategy === 'custom' ? customMasks.get('custom')! : daemons.get(strategy)!;
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
   const id = `m-${process.pid}-${++n}`;
@@ -84,6 +87,25 @@ for (const strategy of STRATEGIES) {
     t.false(mountsOf(host).some(([mp]) => mp === '/sys'));
   });
 }
+
+rootTest('configured masks (config proc, sysfs) are what every MountProc and MountSysfs hides, call after call', async (t) => {
+  const { c, socket, pid, host } = await setup(t, 'custom');
+  for (let i = 0; i < 3; i++) {
+    const r = await c.call(socket, 'MountProc', { target: '/proc', pid });
+    t.true(r.ok, JSON.stringify(r));
+    // cpuinfo hidden (a /dev/null bind), sys read-only; a default mask not configured here is not applied.
+    t.is(shInside(host, 'cat /proc/cpuinfo | wc -c').stdout.trim(), '0', 'cpuinfo masked');
+    t.not(shInside(host, 'cat /proc/version | wc -c').stdout.trim(), '0', 'version shown');
+    t.not(shInside(host, 'echo 1 > /proc/sys/kernel/ns_last_pid').code, 0, 'sys read-only');
+    if (readdirSync('/proc').includes('interrupts')) t.not(shInside(host, 'cat /proc/interrupts | wc -c').stdout.trim(), '0', 'interrupts (a default mask) not configured');
+    t.true((await c.call(socket, 'UmountProc', { target: '/proc', pid })).ok);
+    const s = await c.call(socket, 'MountSysfs', { target: '/sys', pid });
+    t.true(s.ok, JSON.stringify(s));
+    t.is(shInside(host, 'ls -A /sys/kernel | wc -l').stdout.trim(), '0', 'sysfs kernel masked');
+    t.not(shInside(host, 'ls -A /sys/firmware | wc -l').stdout.trim(), '0', 'firmware (a default mask) not configured');
+    t.true((await c.call(socket, 'UmountSysfs', { target: '/sys', pid })).ok);
+  }
+});
 
 for (const strategy of STRATEGIES) {
   rootTest(`${strategy}: escapes are INVALID_ARGUMENT and mount nothing`, async (t) => {

@@ -149,6 +149,8 @@ export class Daemon {
   #warnedLanes = false;
   /** What the guard reads: #guardConfig() of the current configuration (made at start and by reload). */
   #fitted: Pick<Config, 'rateLimits' | 'work' | 'limits'>;
+  /** The masks of every workspace's MountProc and MountSysfs (config proc, sysfs). */
+  readonly #masks: { proc: native.MaskSet; sysfs: native.MaskSet };
   #store: StateStore;
   #watcher: native.ExitWatcher;
   #tokens = new Map<number, string>();
@@ -185,6 +187,8 @@ export class Daemon {
     // Fitted once here and again by every reload (SIGHUP), which replaces
     // the keys the guard reads: a call only reads the cached object.
     this.#fitted = this.#guardConfig();
+    // proc and sysfs need a restart to change (not in RELOADABLE): made once.
+    this.#masks = { proc: native.maskSet(config.proc), sysfs: native.maskSet({ masked: config.sysfs.masked, readOnly: [] }) };
     this.guard = new RpcGuard(() => this.#fitted, { metrics: this.metrics, log: this.log });
     this.#budget = new ConnectionBudget(() => {
       const c = this.config.connections;
@@ -572,8 +576,8 @@ export class Daemon {
       mountStrategy: this.mountStrategy,
       workspaceCidr: this.config.network.workspaceCidr,
       metrics: this.metrics,
-      proc: this.config.proc,
-      sysfs: { readOnly: this.config.sysfs.readOnly, masks: { masked: this.config.sysfs.masked, readOnly: [] } },
+      proc: this.#masks.proc,
+      sysfs: { readOnly: this.config.sysfs.readOnly, masks: this.#masks.sysfs },
       devices: this.config.devices.create,
       // Read at every call, so that a reload (SIGHUP) reaches running workspaces.
       get lifecycleRule() {

@@ -145,14 +145,32 @@ export function writeIdMapping(container: Container, caller: Authority, options:
   return wrap(() => binding.writeIdMapping(container, authority(caller), options));
 }
 
-/** Mounts a masked proc for a process of the container at a path inside its root, for `caller`. */
-export function mountProc(container: Container, caller: Authority, options: MountProcOptions): Promise<MountResult> {
-  return wrap(() => binding.mountProc(container, authority(caller), options));
+/**
+ * Masks made once and passed by reference to mountProc/mountSysfs (a call
+ * then converts no mask strings): the daemon makes one per configured kind.
+ */
+export type MaskSet = Binding.MaskSet;
+
+/** A MaskSet of `masks`; IwsError(INVALID_ARGUMENT) naming an entry that breaks the core's mask-entry rule. */
+export function maskSet(masks: Masks): MaskSet {
+  return wrapSync(() => binding.MaskSet.of(masks));
 }
 
-/** Mounts a masked sysfs of a process's network namespace at a path inside its root, for `caller`. */
-export function mountSysfs(container: Container, caller: Authority, options: MountSysfsOptions): Promise<MountResult> {
-  return wrap(() => binding.mountSysfs(container, authority(caller), options));
+/** A mount's masks: a MaskSet made once (the daemon's), or plain masks in the options (a MaskSet is made for the call). */
+function setOf(options: { masks?: Masks }, masks: MaskSet | undefined): MaskSet {
+  if (masks) return masks;
+  if (!options.masks) throw new IwsError('INVALID_ARGUMENT', 'no masks given: pass a MaskSet (maskSet) or options.masks');
+  return maskSet(options.masks);
+}
+
+/** Mounts a proc masked by `masks` (or `options.masks`) for a process of the container at a path inside its root, for `caller`. */
+export function mountProc(container: Container, caller: Authority, options: MountProcOptions & { masks?: Masks }, masks?: MaskSet): Promise<MountResult> {
+  return wrap(() => binding.mountProc(container, authority(caller), options, setOf(options, masks)));
+}
+
+/** Mounts a sysfs masked by `masks` (or `options.masks`) of a process's network namespace at a path inside its root, for `caller`. */
+export function mountSysfs(container: Container, caller: Authority, options: MountSysfsOptions & { masks?: Masks }, masks?: MaskSet): Promise<MountResult> {
+  return wrap(() => binding.mountSysfs(container, authority(caller), options, setOf(options, masks)));
 }
 
 /** Unmounts the mount at a path if it is one of `options.owned` and `caller` may (made for it, or container root). */

@@ -75,8 +75,9 @@ export interface ServiceDeps {
   mountStrategy: native.ResolvedMountStrategy;
   /** SetupPairVeths' network (config network.workspaceCidr); Gitpod's 10.0.5.0/30 when absent. */
   workspaceCidr?: string;
-  proc: native.Masks;
-  sysfs: { readOnly: boolean; masks: native.Masks };
+  /** The masks of every MountProc, and MountSysfs' (made once: native.maskSet). */
+  proc: native.MaskSet;
+  sysfs: { readOnly: boolean; masks: native.MaskSet };
   /** Who may call PrepareForUserNS and Teardown (config authz.lifecycle). */
   lifecycleRule: native.LifecycleRule;
   /** Make /dev/fuse and /dev/net/tun at PrepareForUserNS (config devices.create). */
@@ -127,10 +128,10 @@ export class WorkspaceService {
     try {
       ({ mountId, madeFor } =
         kind === 'proc'
-          ? await this.deps.native.mountProc(this.workspace.container, caller, { ...common, masks: this.deps.proc })
+          ? await this.deps.native.mountProc(this.workspace.container, caller, common, this.deps.proc)
           : kind === 'nfs'
             ? await this.#nfs(caller, { ...common, source: req.source ?? '', args: req.args ?? '' })
-            : await this.deps.native.mountSysfs(this.workspace.container, caller, { ...common, ...this.deps.sysfs }));
+            : await this.deps.native.mountSysfs(this.workspace.container, caller, { ...common, readOnly: this.deps.sysfs.readOnly }, this.deps.sysfs.masks));
     } catch (err) {
       slot.release();
       throw err;

@@ -1,6 +1,9 @@
 /** WorkspaceService (src/service.ts) for unit tests over a fake native library. */
 import type { ServiceDeps } from '../../src/service.js';
 import type { WorkspaceState } from '../../src/state.js';
+import * as native from '../../src/native.js';
+
+const NO_MASKS = native.maskSet({ masked: [], readOnly: [] });
 
 /**
  * A WorkspaceService's dependencies for a unit test: no masks, the fast
@@ -12,8 +15,8 @@ export function serviceDeps(deps: Pick<ServiceDeps, 'log' | 'store' | 'native' |
     fuseOptions: () => ({ binary: '/bin/false', upper: '/x/u', work: '/x/w', staging: '/x/m', upperBytes: 1 << 20 }),
     pidStrategy: 'ioctl',
     mountStrategy: 'detached',
-    proc: { masked: [], readOnly: [] },
-    sysfs: { readOnly: true, masks: { masked: [], readOnly: [] } },
+    proc: NO_MASKS,
+    sysfs: { readOnly: true, masks: NO_MASKS },
     lifecycleRule: 'root-or-init-uid',
     ...deps,
   };

@@ -23,11 +23,17 @@ const defaults = parseConfig({}, 'defaults');
 /** The daemon's default id policy: root range 33333:1, user range 100000:70000, no host root. */
 export const DEFAULT_POLICY: native.IdPolicy = Object.freeze(defaults.idPolicy);
 
+/** Frozen through: the defaults' MaskSets below are made once from them, so they must not change. */
+const frozenMasks = (m: native.Masks): native.Masks => Object.freeze({ masked: Object.freeze([...m.masked]) as string[], readOnly: Object.freeze([...m.readOnly]) as string[] });
+
 /** The daemon's default masks for proc. */
-export const DEFAULT_PROC_MASKS: native.Masks = Object.freeze(defaults.proc);
+export const DEFAULT_PROC_MASKS: native.Masks = frozenMasks(defaults.proc);
 
 /** The daemon's default masks for sysfs. */
-export const DEFAULT_SYSFS_MASKS: native.Masks = Object.freeze({ masked: defaults.sysfs.masked, readOnly: [] });
+export const DEFAULT_SYSFS_MASKS: native.Masks = frozenMasks({ masked: defaults.sysfs.masked, readOnly: [] });
+
+const DEFAULT_PROC_SET = native.maskSet(DEFAULT_PROC_MASKS);
+const DEFAULT_SYSFS_SET = native.maskSet(DEFAULT_SYSFS_MASKS);
 
 export type PidStrategy = native.PidStrategy;
 export type MountStrategy = native.MountStrategy;
@@ -102,29 +108,35 @@ export interface MountOptions extends CommonOptions {
 }
 
 /** Mounts a new masked proc for the process's PID namespace at `target`. Resolves the new mount's unique id. */
-export function mountProc(container: Container, options: MountOptions & { masks?: native.Masks }): Promise<{ mountId: string }> {
-  return native.mountProc(container.handle, 'embedder', {
-    pid: options.pid,
-    target: options.target,
-    masks: options.masks ?? DEFAULT_PROC_MASKS,
-    pidStrategy: options.pidStrategy ?? 'auto',
-    mountStrategy: options.mountStrategy ?? 'auto',
-  });
+export async function mountProc(container: Container, options: MountOptions & { masks?: native.Masks }): Promise<{ mountId: string }> {
+  // A caller's masks are taken as they are at this call (a MaskSet each time; an invalid entry rejects).
+  const masks = options.masks ? native.maskSet(options.masks) : DEFAULT_PROC_SET;
+  return native.mountProc(
+    container.handle,
+    'embedder',
+    { pid: options.pid, target: options.target, pidStrategy: options.pidStrategy ?? 'auto', mountStrategy: options.mountStrategy ?? 'auto' },
+    masks,
+  );
 }
 
 /** Mounts a new masked sysfs of the process's network namespace at `target` (read-only unless `readOnly: false`). */
-export function mountSysfs(
+export async function mountSysfs(
   container: Container,
   options: MountOptions & { masks?: native.Masks; readOnly?: boolean },
 ): Promise<{ mountId: string }> {
-  return native.mountSysfs(container.handle, 'embedder', {
-    pid: options.pid,
-    target: options.target,
-    readOnly: options.readOnly ?? true,
-    masks: options.masks ?? DEFAULT_SYSFS_MASKS,
-    pidStrategy: options.pidStrategy ?? 'auto',
-    mountStrategy: options.mountStrategy ?? 'auto',
-  });
+  const masks = options.masks ? native.maskSet(options.masks) : DEFAULT_SYSFS_SET;
+  return native.mountSysfs(
+    container.handle,
+    'embedder',
+    {
+      pid: options.pid,
+      target: options.target,
+      readOnly: options.readOnly ?? true,
+      pidStrategy: options.pidStrategy ?? 'auto',
+      mountStrategy: options.mountStrategy ?? 'auto',
+    },
+    masks,
+  );
 }
 
 /** Unmounts the mount at `target` only if its id is in `owned` (ids from mountProc/mountSysfs). */

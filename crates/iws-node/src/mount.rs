@@ -2,6 +2,7 @@
 //! defaults and entry rule (the core's masks.rs, for the TypeScript config), and the
 //! one mount task that MountNfs (net.rs) shares.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use iws_core as core;
@@ -32,6 +33,33 @@ impl From<JsMasks> for core::masks::Masks {
 impl From<core::masks::Masks> for JsMasks {
     fn from(m: core::masks::Masks) -> Self {
         JsMasks { masked: m.masked, read_only: m.read_only }
+    }
+}
+
+/// Masks made once (the daemon's config `proc` and `sysfs`; the embedding
+/// API's caches) and passed by reference to every MountProc and MountSysfs:
+/// a call then converts no mask strings from JS. Every entry passed the
+/// core's rule (`Masks::validate`) when the set was made; the core checks
+/// them again per mount, off the JS thread.
+#[napi]
+pub struct MaskSet {
+    inner: Arc<core::masks::Masks>,
+}
+
+#[napi]
+impl MaskSet {
+    /// A mask set of `masks`; throws (INVALID_ARGUMENT, saying which entry
+    /// and why) when an entry breaks the core's mask-entry rule.
+    #[napi(factory)]
+    pub fn of(env: Env, masks: JsMasks) -> Result<Self> {
+        let masks = core::masks::Masks::from(masks);
+        settle(&env, masks.validate(), |_| MaskSet { inner: Arc::new(masks) })
+    }
+
+    /// The entries of the set (a copy).
+    #[napi(getter)]
+    pub fn masks(&self) -> JsMasks {
+        (*self.inner).clone().into()
     }
 }
 
@@ -81,7 +109,6 @@ pub struct MountProcOptions {
     pub pid: i64,
     /// Absolute path in that process's mount namespace, inside its root.
     pub target: String,
-    pub masks: JsMasks,
     pub pid_strategy: JsPidStrategy,
     pub mount_strategy: JsMountStrategy,
     /// The workspace's FUSE mark, if it has one (see FuseMark).
@@ -93,7 +120,6 @@ pub struct MountSysfsOptions {
     pub pid: i64,
     pub target: String,
     pub read_only: bool,
-    pub masks: JsMasks,
     pub pid_strategy: JsPidStrategy,
     pub mount_strategy: JsMountStrategy,
     pub fuse_mark: Option<FuseMark>,
@@ -178,37 +204,43 @@ pub(crate) fn made(o: core::mount::MountOutcome) -> MountOut {
     (o.mount_id, o.made_for)
 }
 
-/// Mounts a new masked proc for the PID namespace of `options.pid` at
-/// `options.target` inside that process's root and mount namespace.
+/// Mounts a new masked proc (masked by `masks`) for the PID namespace of
+/// `options.pid` at `options.target` inside that process's root and mount
+/// namespace.
 #[napi(ts_return_type = "Promise<MountResult>")]
 pub fn mount_proc(
     container: &Container,
     caller: Option<JsPeer>,
     options: MountProcOptions,
+    masks: &MaskSet,
 ) -> Result<AsyncTask<MountJob>> {
     let c = handle(container)?;
     let who = self::caller(caller);
-    let MountProcOptions { pid, target, masks, pid_strategy, mount_strategy, fuse_mark } = options;
-    let masks = core::masks::Masks::from(masks);
+    let MountProcOptions { pid, target, pid_strategy, mount_strategy, fuse_mark } = options;
+    let masks = Arc::clone(&masks.inner);
     Ok(mount_job(fuse_mark, move || {
         let (pids, assembly) = (pid_strategy.resolve()?, mount_strategy.resolve()?);
         core::mount::mount_proc(&c, pids, assembly, who.as_ref(), pid, &target, &masks).map(made)
     }))
 }
 
-/// Mounts a new masked sysfs of the network namespace of `options.pid`.
+/// Mounts a new masked sysfs (masked by `masks`) of the network namespace
+/// of `options.pid`.
 #[napi(ts_return_type = "Promise<MountResult>")]
 pub fn mount_sysfs(
     container: &Container,
     caller: Option<JsPeer>,
     options: MountSysfsOptions,
+    masks: &MaskSet,
 ) -> Result<AsyncTask<MountJob>> {
     let c = handle(container)?;
     let who = self::caller(caller);
-    let MountSysfsOptions { pid, target, read_only, masks, pid_strategy, mount_strategy, fuse_mark } = options;
-    let opts = core::mount::SysfsOptions { read_only, masks: masks.into() };
+    let MountSysfsOptions { pid, target, read_only, pid_strategy, mount_strategy, fuse_mark } = options;
+    let masks = Arc::clone(&masks.inner);
     Ok(mount_job(fuse_mark, move || {
         let (pids, assembly) = (pid_strategy.resolve()?, mount_strategy.resolve()?);
+        // The core's options own their masks: copied here, on the pool thread.
+        let opts = core::mount::SysfsOptions { read_only, masks: (*masks).clone() };
         core::mount::mount_sysfs(&c, pids, assembly, who.as_ref(), pid, &target, &opts).map(made)
     }))
 }
