@@ -7,7 +7,13 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
-import { StateStore, type WorkspaceState } from '../src/state.js';
+import { parseConfig } from '../src/config.js';
+import { createLogger } from '../src/log.js';
+import { RpcGuard } from '../src/rpcGuard.js';
+import { WorkspaceService, type NativeOps } from '../src/service.js';
+import { StateStore, type StateEvent, type WorkspaceState } from '../src/state.js';
+import type { Workspace } from '../src/workspace.js';
+import { freshState, serviceDeps } from './helpers/service.js';
 
 function fresh(t: { teardown(fn: () => void): void }): { store: StateStore; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'iwsd-state-'));
@@ -134,4 +140,69 @@ test('archive/ keeps at most archive.keep files and none older than archive.maxA
   const byAge = new StateStore(dir, { keep: 1000, maxAgeDays: 1.5 });
   t.deepEqual(await byAge.pruneArchive(), ['d.json']);
   t.deepEqual(await new StateStore(join(dir, 'nothing')).pruneArchive(), []);
+});
+
+// ---- the service's record of its mounts (src/service.ts #recordMounts) ------------
+
+test("MountProc/UmountProc through the service: the state's mounts follow each event, the journal's compaction snapshot and a load have exactly the live mounts, an unrecorded mount leaves no trace", async (t) => {
+  const { store, dir } = fresh(t);
+  const config = parseConfig({ limits: { mountsPerWorkspace: 10_000 } });
+  const log = createLogger('silent');
+  let seq = 0;
+  const fake = {
+    mountProc: () => Promise.resolve({ mountId: String(++seq), madeFor: { euid: 0, userns: '4:1' } }),
+    // The undo of an unrecorded mount names just that one.
+    umount: (_c: unknown, _who: unknown, o: { owned: { mountId: string }[]; target: string }) => Promise.resolve({ mountId: (o.owned.find((x) => live.get(x.mountId) === o.target) ?? o.owned[0]!).mountId }),
+  } as unknown as NativeOps;
+  const st = freshState('w');
+  store.save(st);
+  const w = { id: 'w', container: {}, policy: {}, mounts: new Map(), shift: [], markPath: '/.workspace/mark', state: st } as unknown as Workspace;
+  let failNext = false;
+  const recording = {
+    record: (s: WorkspaceState, e: StateEvent) => {
+      if (failNext) throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+      store.record(s, e);
+    },
+  };
+  const service = new WorkspaceService(w, serviceDeps({ log, store: recording, native: fake, guard: new RpcGuard(() => config), shiftMethod: 'idmapped', idmappedAnswer: config.shift.idmappedAnswer }));
+  const caller = { pid: 1, uid: 0, gid: 0 };
+  /** mount id -> target, as the test expects it. */
+  const live = new Map<string, string>();
+  const expectState = (what: string) => t.deepEqual(w.state.mounts.map((x) => [x.mountId, x.target]).sort(), [...live].sort(), what);
+  // More events than one journal holds (512): compaction snapshots happen in between.
+  for (let i = 0; i < 700; i++) {
+    await service.mount('proc', { target: `/t/${i}`, pid: 1 }, caller);
+    live.set(String(seq), `/t/${i}`);
+    // Every third stays; the others go again, oldest kept mount first now and then.
+    if (i % 3) {
+      await service.umount('proc', { target: `/t/${i}`, pid: 1 }, caller);
+      live.delete(String(seq));
+    }
+    if (i % 50 === 0 && live.size > 2) {
+      const [id, target] = [...live][0]!;
+      await service.umount('proc', { target, pid: 1 }, caller);
+      live.delete(id);
+    }
+  }
+  expectState('in memory');
+  t.is(w.mounts.size, live.size);
+  const snapshot = JSON.parse(readFileSync(join(dir, 'state', 'w.json'), 'utf8')) as WorkspaceState;
+  t.true(snapshot.mounts.length > 0, 'a compaction snapshot was written with mounts');
+  const loaded = await new StateStore(dir).load('w');
+  t.deepEqual(loaded?.mounts.map((x) => [x.mountId, x.target]).sort(), [...live].sort(), 'after a restart');
+
+  // A mount whose record fails is undone, and the state forgets it (a later snapshot must not carry it).
+  failNext = true;
+  const e = await t.throwsAsync(service.mount('proc', { target: '/t/unrecorded', pid: 1 }, caller));
+  failNext = false;
+  t.regex(e?.message ?? '', /not recorded and has been undone/);
+  expectState('the unrecorded mount is not in the state');
+  t.false([...w.mounts.values()].some((x) => x.target === '/t/unrecorded'));
+  // A failed record of an unmount still forgets the mount (it is gone).
+  const [gone, target] = [...live][0]!;
+  failNext = true;
+  await service.umount('proc', { target, pid: 1 }, caller);
+  failNext = false;
+  live.delete(gone);
+  expectState('an unmount whose record failed');
 });
