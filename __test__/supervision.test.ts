@@ -84,6 +84,27 @@ test('a start that fails on an invalid state dir exits 1 with the reason', async
   t.regex(r.stderr, /ENOTDIR|not a directory/);
 });
 
+rootTest('SIGHUP: a reload reaches the guard also when its lanes are fitted to the libuv pool (a fitted copy of the configuration, made again by the reload)', async (t) => {
+  // 16 + 8 lanes do not fit the daemon's pool of 8 threads: the guard reads a fitted copy, not the configuration itself.
+  const work = { shortLane: 16, longLane: 8 };
+  const daemon = await TestDaemon.startFor(t, { work });
+  const cfg = join(daemon.base, 'config.json');
+  const fs = makeRootfs();
+  t.teardown(fs.cleanup);
+  for (const d of ['work/t0', 'work/t1']) mkdirSync(join(fs.rootfs, d), { recursive: true });
+  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
+  const socket = await daemon.add('fit', c.initHostPid);
+  writeFileSync(cfg, JSON.stringify({ work, limits: { mountsPerWorkspace: 1 }, rateLimits: { umountProc: { points: 1 } } }));
+  daemon.proc.kill('SIGHUP');
+  const rec = await daemon.waitForLog((l) => msg(l).startsWith('configuration reloaded'));
+  t.true((rec.applied as string[]).includes('limits.mountsPerWorkspace'), JSON.stringify(rec));
+  const m = await c.call(socket, 'MountProc', { target: '/work/t0', pid: 1 });
+  t.true(m.ok, JSON.stringify(m));
+  t.is((await c.call(socket, 'MountProc', { target: '/work/t1', pid: 1 })).code, 'RESOURCE_EXHAUSTED', 'the reloaded mount limit holds');
+  t.true((await c.call(socket, 'UmountProc', { target: '/work/t0', pid: 1 })).ok);
+  t.is((await c.call(socket, 'UmountProc', { target: '/work/t0', pid: 1 })).code, 'RESOURCE_EXHAUSTED', 'the reloaded rate limit holds');
+});
+
 rootTest('SIGHUP reloads logLevel, rateLimits and limits at once, reports the rest as needing a restart, and keeps serving', async (t) => {
   const daemon = await TestDaemon.startFor(t, { logLevel: 'info' });
   const cfg = join(daemon.base, 'config.json');
