@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 
+import { Metrics } from '../src/observability.js';
 import { parseConfig, type ConfigInput } from '../src/config.js';
 import { IwsError } from '../src/errors.js';
 import { ConnectionBudget, ConnectionTable, GuardedSocket } from '../src/guardedSocket.js';
@@ -414,7 +415,7 @@ function rpc(client: AnyClient, method: string, req: unknown): Promise<{ code: s
   });
 }
 
-async function served(t: import('ava').ExecutionContext, connections: ConfigInput['connections'] = {}, check?: (fd: number) => Promise<native.Peer>) {
+async function served(t: import('ava').ExecutionContext, connections: ConfigInput['connections'] = {}, check?: (fd: number) => Promise<native.Peer>, metrics?: Metrics) {
   const dir = mkdtempSync(join(tmpdir(), 'iwsd-guard-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const s = setup({ connections });
@@ -423,8 +424,8 @@ async function served(t: import('ava').ExecutionContext, connections: ConfigInpu
   const table = new ConnectionTable<CallContext>();
   const contextOf = (call: { getPeer(): string }) => table.of(call);
   const server = new grpc.Server({ 'grpc.max_connection_idle_ms': s.config.connections.idleTimeoutMs });
-  server.addService(Client.service, workspaceHandlers(contextOf));
-  auditWorkspaceUnimplemented(server, contextOf);
+  server.addService(Client.service, workspaceHandlers(contextOf, metrics));
+  auditWorkspaceUnimplemented(server, contextOf, metrics);
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const budget = new ConnectionBudget(() => s.config.connections);
   const events = { refused: [] as string[], noPreface: 0 };
@@ -472,6 +473,21 @@ test('the boundary: calls are audited with the peer; failures at warn; unknown m
   t.like(
     lines.find((l) => l.rpc === '/iws.InWorkspaceService/Frobnicate' && l.result),
     { level: 'warn', result: 'UNIMPLEMENTED', peer: { pid: 7, uid: 0 } },
+  );
+});
+
+test('attack: calls to made-up method names add no metric series (one "unimplemented" label), so they cannot grow the daemon without bound', async (t) => {
+  const metrics = new Metrics({ workspaces: () => 1, mounts: () => ({ proc: 0, sysfs: 0, nfs: 0, marks: 0 }) });
+  const { client } = await served(t, {}, undefined, metrics);
+  const c = client();
+  await Promise.all(
+    Array.from({ length: 200 }, (_, i) => new Promise((resolve) => c.makeUnaryRequest(`/x.Y/Made${i}up`, (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), (e) => resolve(e)))),
+  );
+  t.is((await rpc(c, 'WriteIDMapping', MAP)).code, 'OK');
+  const series = (await metrics.registry.getSingleMetric('iwsd_rpc_total')!.get()).values;
+  t.deepEqual(
+    series.map((v) => `${v.labels.rpc} ${v.labels.code} ${v.value}`).sort(),
+    ['WriteIDMapping OK 1', 'unimplemented UNIMPLEMENTED 200'],
   );
 });
 

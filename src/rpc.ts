@@ -88,7 +88,16 @@ export class Boundary<C> {
 
   constructor(private readonly opts: UnaryOptions<C>) {}
 
-  unary<Req, Res>(rpc: string, fn: (context: C, req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  /**
+   * The handler of `rpc` through this boundary. `metric`: its label in the
+   * metrics (default `rpc`); a method the server does not know is counted
+   * under one label, so a client's made-up names add no series.
+   */
+  unary<Req, Res>(
+    rpc: string,
+    fn: (context: C, req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
+    metric: string = rpc,
+  ): grpc.handleUnaryCall<Req, Res> {
     const { server, okLevel, metrics } = this.opts;
     const field = server === 'admin' ? 'admin' : 'rpc';
     const label = server === 'admin' ? `admin ${rpc}` : rpc;
@@ -104,7 +113,7 @@ export class Boundary<C> {
         const err = toIwsError(thrown);
         const durationMs = ms();
         callback({ code: err.grpcStatus, details: err.message }, null);
-        if (server === 'workspace') metrics?.observe(rpc, err.code, durationMs / 1000);
+        if (server === 'workspace') metrics?.observe(metric, err.code, durationMs / 1000);
         if (!log) return;
         // Built only for a line that is written (a flood's refusals mostly are not).
         const rec = () => ({ [field]: rpc, ...audit, request: req, result: err.code, reason: err.reason, error: err.message, detail: err.detail, durationMs });
@@ -131,7 +140,7 @@ export class Boundary<C> {
         (res) => {
           const durationMs = ms();
           callback(null, res);
-          if (server === 'workspace') metrics?.observe(rpc, 'OK', durationMs / 1000);
+          if (server === 'workspace') metrics?.observe(metric, 'OK', durationMs / 1000);
           const note = NOTES.get(call);
           log[okLevel]({ [field]: rpc, ...audit, request: req, ...note?.fields, result: 'OK', durationMs }, `${label} ok${note?.text ? `: ${note.text}` : ''}`);
         },

@@ -606,8 +606,12 @@ export function workspaceInfoHandlers(contextOf: ContextOf, metrics?: Metrics): 
 export function auditWorkspaceUnimplemented(server: grpc.Server, contextOf: ContextOf, metrics?: Metrics): void {
   const b = workspaceBoundary(contextOf, metrics);
   auditUnimplemented(server, (path) =>
-    b.unary<Buffer, Buffer>(path, async () => {
-      throw new IwsError('UNIMPLEMENTED', `iwsd does not implement ${path} on workspace sockets`);
-    }),
+    b.unary<Buffer, Buffer>(
+      path,
+      async () => {
+        throw new IwsError('UNIMPLEMENTED', `iwsd does not implement ${path} on workspace sockets`);
+      },
+      'unimplemented',
+    ),
   );
 }
