@@ -57,6 +57,8 @@ export interface Bench {
   /** This machine's own jitter: p50/p99 of a fixed busy loop (ms), the same in every process. */
   machine?: Stats;
   profiles: { name: string; summary: ProfileSummary; svg: string }[];
+  /** The parts of the fresh-container floor of the idmapped one-shots (bench/latency.ts markFloorFresh), ms. */
+  floorParts?: Record<string, Stats>;
   /** Main-thread CPU µs per call of iwsd's TypeScript alone (bench/tslayer.ts), and of one native call that does nothing (the pool round trip). */
   tsLayer?: { whole: number; without: Record<string, number>; rateLimiterConsume: number; nativeNoop: number };
 }

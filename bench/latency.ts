@@ -15,7 +15,7 @@ import * as native from '../src/native.js';
 import { TestContainer, makeRootfs, nspid, spawnUsernsInside } from '../__test__/helpers/container.js';
 import { TestDaemon } from '../__test__/helpers/daemon.js';
 import type { Bench } from './context.js';
-import { MP, MS, RING, ROOT, adminAdd, cpuPerCall, fail, goTimed, lightContainer, log, type Call, type Timed } from './lib.js';
+import { MP, MS, RING, ROOT, adminAdd, cpuPerCall, fail, goTimed, lightContainer, log, stats, type Call, type Timed } from './lib.js';
 
 /** The durationMs of the daemon's audit records of `rpc` among `lines`: the time inside its handler. */
 export function serverSide(lines: Record<string, unknown>[], rpc: string): number[] {
@@ -82,11 +82,15 @@ export async function endToEnd(b: Bench, daemon: TestDaemon, c: TestContainer, s
   }
 }
 
+/** The one-shots' floors: the mark cycled on one warm container, and as the daemon does it on a fresh one. */
+export const WARM_FLOOR = 'floor (idmapped)';
+export const FRESH_FLOOR = 'floor (idmapped, fresh container)';
+
 const FUSE = (base: string) => ({ binary: 'fuse-overlayfs', upper: join(base, 'fu'), work: join(base, 'fw'), staging: join(base, 'fs'), upperBytes: 64 << 20 });
 
-/** A container of its own for each one-shot workspace (one registration per container). */
-async function oneShotContainer(b: Bench): Promise<{ initHostPid: number; timed: (socket: string, calls: Call[]) => Promise<Timed>; stop: () => Promise<void> | void }> {
-  if (b.goClient) {
+/** A container of its own for each one-shot workspace (one registration per container), with `client` inside it. */
+async function oneShotContainer(b: Bench, client: 'Node' | 'Go'): Promise<{ initHostPid: number; timed: (socket: string, calls: Call[]) => Promise<Timed>; stop: () => Promise<void> | void }> {
+  if (client === 'Go') {
     const c = await lightContainer(['work']);
     return { initHostPid: c.initHostPid, timed: (socket, calls) => goTimed(b.goClient!, c.initHostPid, socket, calls, 1, 0), stop: c.stop };
   }
@@ -100,9 +104,18 @@ async function oneShotContainer(b: Bench): Promise<{ initHostPid: number; timed:
   };
 }
 
-/** One-shot RPCs: one workspace (and container) each, per shift method this kernel has. */
+/** The label of a one-shot series: `iwsd (idmapped)` from the Node client, `iwsd (idmapped, Go client)` from the Go one. */
+export const oneShotSeries = (method: string, client: 'Node' | 'Go') => `iwsd (${method}${client === 'Go' ? ', Go client' : ''})`;
+
+/** How many one-shot workspaces per shift method and client (and fresh containers of the mark's floor). */
+export const oneShotCount = (b: Bench) => Math.min(b.N, 40);
+
+/**
+ * One-shot RPCs: one workspace (and container) each, per shift method this
+ * kernel has, from the Node client and (when built) the Go client.
+ */
 export async function oneShots(b: Bench): Promise<void> {
-  const ONESHOT = Math.min(b.N, 40);
+  const ONESHOT = oneShotCount(b);
   // A first call makes the connection (HTTP/2 set-up, the daemon's peer
   // check), so the one-shots are timed on a warm connection, as
   // workspacekit's are; the first call's time is reported on its own. It is
@@ -112,39 +125,43 @@ export async function oneShots(b: Bench): Promise<void> {
     { rpc: 'PrepareForUserNS', request: {} },
     { rpc: 'Teardown', request: {} },
   ];
+  const clients: ('Node' | 'Go')[] = b.goClient ? ['Node', 'Go'] : ['Node'];
   for (const method of b.methods) {
-    log(`PrepareForUserNS/Teardown (${method}), ${ONESHOT} workspaces`);
-    const d = await TestDaemon.start({ shift: { method } });
-    const prep: number[] = [];
-    const td: number[] = [];
-    const first: number[] = [];
-    const from = d.logs.length;
-    let cpu = { allUs: 0, mainUs: 0 };
-    try {
-      for (let i = 0; i < ONESHOT; i++) {
-        const c = await oneShotContainer(b);
-        try {
-          const s = await adminAdd(d.stateDir, `os-${method}-${i}`, c.initHostPid, { markPath: '/work/mark' });
-          const r = await cpuPerCall(d.proc.pid!, 3, () => c.timed(s, SEQ));
-          fail(`PrepareForUserNS/Teardown (${method})`, r.result.errors);
-          first.push(...r.result.latencies.UmountProc!);
-          prep.push(...r.result.latencies.PrepareForUserNS!);
-          td.push(...r.result.latencies.Teardown!);
-          cpu = { allUs: cpu.allUs + r.allUs / ONESHOT, mainUs: cpu.mainUs + r.mainUs / ONESHOT };
-        } finally {
-          await c.stop();
+    for (const client of clients) {
+      const label = oneShotSeries(method, client);
+      log(`PrepareForUserNS/Teardown (${method}, ${client} client), ${ONESHOT} workspaces`);
+      const d = await TestDaemon.start({ shift: { method } });
+      const prep: number[] = [];
+      const td: number[] = [];
+      const first: number[] = [];
+      const from = d.logs.length;
+      let cpu = { allUs: 0, mainUs: 0 };
+      try {
+        for (let i = 0; i < ONESHOT; i++) {
+          const c = await oneShotContainer(b, client);
+          try {
+            const s = await adminAdd(d.stateDir, `os-${method}-${client}-${i}`, c.initHostPid, { markPath: '/work/mark' });
+            const r = await cpuPerCall(d.proc.pid!, 3, () => c.timed(s, SEQ));
+            fail(`PrepareForUserNS/Teardown (${method}, ${client} client)`, r.result.errors);
+            first.push(...r.result.latencies.UmountProc!);
+            prep.push(...r.result.latencies.PrepareForUserNS!);
+            td.push(...r.result.latencies.Teardown!);
+            cpu = { allUs: cpu.allUs + r.allUs / ONESHOT, mainUs: cpu.mainUs + r.mainUs / ONESHOT };
+          } finally {
+            await c.stop();
+          }
         }
+      } finally {
+        await d.stop();
       }
-    } finally {
-      await d.stop();
+      b.put(`${label}, first call on a new connection (refused)`, 'UmountProc', first);
+      b.put(label, 'PrepareForUserNS', prep);
+      b.put(label, 'Teardown', td);
+      const lines = d.logs.slice(from);
+      b.put(`${label} · in daemon`, 'PrepareForUserNS', serverSide(lines, 'PrepareForUserNS'));
+      b.put(`${label} · in daemon`, 'Teardown', serverSide(lines, 'Teardown'));
+      b.cpu.push({ series: `connect+PrepareForUserNS+Teardown (${label})`, allUs: cpu.allUs, mainUs: cpu.mainUs });
     }
-    b.put(`iwsd (${method}), first call on a new connection (refused)`, 'UmountProc', first);
-    b.put(`iwsd (${method})`, 'PrepareForUserNS', prep);
-    b.put(`iwsd (${method})`, 'Teardown', td);
-    const lines = d.logs.slice(from);
-    b.put(`iwsd (${method}) · in daemon`, 'PrepareForUserNS', serverSide(lines, 'PrepareForUserNS'));
-    b.put(`iwsd (${method}) · in daemon`, 'Teardown', serverSide(lines, 'Teardown'));
-    b.cpu.push({ series: `connect+PrepareForUserNS+Teardown (iwsd (${method}))`, allUs: cpu.allUs, mainUs: cpu.mainUs });
   }
 }
 
@@ -230,12 +247,67 @@ export async function markFloor(b: Bench, base: string): Promise<void> {
         pt.push(ms(t1));
       }
     }
-    b.put('floor (idmapped)', 'PrepareForUserNS', pp);
-    b.put('floor (idmapped)', 'Teardown', pt);
+    b.put(WARM_FLOOR, 'PrepareForUserNS', pp);
+    b.put(WARM_FLOOR, 'Teardown', pt);
   } finally {
     container.close();
     light.stop();
   }
+}
+
+/**
+ * The idmapped one-shots' native work as the daemon does it, through the
+ * binding, on a fresh container per workspace (its first mark: the root made
+ * shared, /dev nodes made, the caller pinned): PrepareForUserNS =
+ * authorizeLifecycle + prepareShiftMark + makeContainerDevices, Teardown =
+ * authorizeLifecycle + removeShiftMark. Each part is timed too. The caller
+ * is the container's init as container root (the daemon's default rule,
+ * root-or-init-uid).
+ */
+export async function markFloorFresh(b: Bench, base: string): Promise<void> {
+  const count = oneShotCount(b);
+  const WARM = 3;
+  log(`syscall floor of the idmapped one-shots, ${count} fresh containers`);
+  const strategies = b.env.strategies as { pid: PidStrategy };
+  const parts: Record<string, number[]> = {};
+  const add = (part: string, x: number) => (parts[part] ??= []).push(x);
+  const pp: number[] = [];
+  const pt: number[] = [];
+  for (let i = 0; i < count + WARM; i++) {
+    const light = await lightContainer(['work']);
+    let container: Container | undefined;
+    try {
+      container = await Container.open(light.initHostPid);
+      const peer: native.Peer = { pid: light.initHostPid, uid: 0, gid: 0, startTime: container.handle.startTime ?? undefined };
+      const t0 = process.hrtime.bigint();
+      await native.authorizeLifecycle(container.handle, peer, 'root-or-init-uid');
+      const t1 = process.hrtime.bigint();
+      const mark = await prepareShiftMark(container, { markPath: '/work/mark', method: 'idmapped', fuse: FUSE(base) });
+      const t2 = process.hrtime.bigint();
+      await native.makeContainerDevices(container.handle);
+      const t3 = process.hrtime.bigint();
+      await native.authorizeLifecycle(container.handle, peer, 'root-or-init-uid');
+      const t4 = process.hrtime.bigint();
+      const r = await removeShiftMark(container, { mark, markPath: '/work/mark', fuse: FUSE(base), pidStrategy: strategies.pid });
+      const t5 = process.hrtime.bigint();
+      if (!r.success) throw new Error(`fresh-container floor: removeShiftMark: ${r.problems.join('; ')}`);
+      if (i < WARM) continue;
+      const d = (a: bigint, z: bigint) => Number(z - a) / 1e6;
+      pp.push(d(t0, t3));
+      pt.push(d(t3, t5));
+      add('PrepareForUserNS: authorizeLifecycle', d(t0, t1));
+      add('PrepareForUserNS: prepareShiftMark', d(t1, t2));
+      add('PrepareForUserNS: makeContainerDevices', d(t2, t3));
+      add('Teardown: authorizeLifecycle', d(t3, t4));
+      add('Teardown: removeShiftMark', d(t4, t5));
+    } finally {
+      container?.close();
+      light.stop();
+    }
+  }
+  b.put(FRESH_FLOOR, 'PrepareForUserNS', pp);
+  b.put(FRESH_FLOOR, 'Teardown', pt);
+  b.floorParts = Object.fromEntries(Object.entries(parts).map(([k, xs]) => [k, stats(xs)]));
 }
 
 /** The exec-helper design iwsd replaces: one helper exec per step; WriteIDMapping after a /proc scan. */

@@ -1,27 +1,106 @@
 /** The bench's report: latest.md (tables, targets, profile summary) and latest.svg (the chart). */
-import type { Bench } from './context.js';
+import type { Bench, StormResult } from './context.js';
+import { FRESH_FLOOR, WARM_FLOOR, oneShotSeries } from './latency.js';
 import { f, type Stats } from './lib.js';
 import { summaryMarkdown } from './profile.js';
 
 const CLIENTS = [
-  { client: 'Node client', series: 'iwsd', bare: 'bare grpc-js' },
-  { client: 'Go client', series: 'iwsd (Go client)', bare: 'bare grpc-js (Go client)' },
+  { client: 'Node client', series: 'iwsd', oneShot: oneShotSeries('idmapped', 'Node'), bare: 'bare grpc-js' },
+  { client: 'Go client', series: 'iwsd (Go client)', oneShot: oneShotSeries('idmapped', 'Go'), bare: 'bare grpc-js (Go client)' },
 ] as const;
 
+const ONE_SHOTS = new Set(['PrepareForUserNS', 'Teardown']);
+
+/** An RPC's end-to-end series from one client (the one-shots: idmapped). */
+const e2eSeries = (rpc: string, c: (typeof CLIENTS)[number]) => (ONE_SHOTS.has(rpc) ? c.oneShot : c.series);
+
+/**
+ * The floor an RPC is compared with: the one-shots' native work as the
+ * daemon does it (fresh container), else the first floor series.
+ */
+function floorOf(rpc: string, series: Record<string, Stats>): Stats | undefined {
+  return (ONE_SHOTS.has(rpc) ? series[FRESH_FLOOR] : undefined) ?? Object.entries(series).find(([k]) => k.startsWith('floor'))?.[1];
+}
+
 /** floor + bare gRPC + iwsd's own cost = end to end (p50), for each RPC with a floor, per client. */
-export function stacks(b: Bench): { rpc: string; client: string; e2e: number; floor: number; bare: number; own: number }[] {
+export function stacks(b: Bench): { rpc: string; client: string; series: string; e2e: number; floor: number; bare: number; own: number }[] {
   const out = [];
   for (const [rpc, series] of Object.entries(b.results)) {
-    const floor = Object.entries(series).find(([k]) => k.startsWith('floor'))?.[1];
+    const floor = floorOf(rpc, series);
     if (!floor) continue;
     for (const c of CLIENTS) {
-      const e2e = rpc === 'PrepareForUserNS' || rpc === 'Teardown' ? (c.client === 'Node client' ? series['iwsd (idmapped)'] : undefined) : series[c.series];
+      const e2e = series[e2eSeries(rpc, c)];
       const bare = b.results.WriteIDMapping?.[c.bare];
       if (!e2e || !bare) continue;
-      out.push({ rpc, client: c.client, e2e: e2e.p50, floor: floor.p50, bare: bare.p50, own: e2e.p50 - floor.p50 - bare.p50 });
+      out.push({ rpc, client: c.client, series: e2eSeries(rpc, c), e2e: e2e.p50, floor: floor.p50, bare: bare.p50, own: e2e.p50 - floor.p50 - bare.p50 });
     }
   }
   return out;
+}
+
+const perS = (s: StormResult) => (1000 * s.workspaces) / s.wallMs;
+const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+
+/**
+ * What limited a storm, from its own numbers: the machine saturated (its
+ * cores ≥ 85% busy, /proc/stat), the daemon's JS thread saturated (its CPU
+ * ≥ 85% of the wall time), or PrepareForUserNS/Teardown queueing for the
+ * long lane (their time in the daemon ≥ 10× their quiet one-shot values while
+ * the other RPCs stay short). The first that holds is the limit; the others
+ * that hold are named after it.
+ */
+export function stormVerdict(b: Bench, s: StormResult): { limit: 'machine' | 'js-thread' | 'long-lane' | 'none'; text: string } {
+  const quietLabel = `${oneShotSeries('idmapped', s.client)} · in daemon`;
+  const quiet = (rpc: string) => b.results[rpc]?.[quietLabel] ?? b.results[rpc]?.[`${oneShotSeries('idmapped', 'Node')} · in daemon`];
+  const mainShare = s.mainCpuMs / s.wallMs;
+  const lane = ['PrepareForUserNS', 'Teardown'].map((rpc) => ({ rpc, storm: s.inDaemon[rpc]?.p50, quiet: quiet(rpc)?.p50 }));
+  const laneRatio = Math.min(...lane.map((l) => (l.storm !== undefined && l.quiet ? l.storm / l.quiet : 0)));
+  const short = Object.entries(s.inDaemon).filter(([rpc, st]) => !ONE_SHOTS.has(rpc) && st);
+  const shortMax = Math.max(0, ...short.map(([, st]) => st!.p50));
+  const facts = {
+    machine: {
+      holds: s.machineBusy >= 0.85,
+      text: `the machine is saturated: its ${b.env.cores} cores ${pct(s.machineBusy)} busy over the storm (the daemon ${pct(s.utilisation)} of them, the rest the clients and the kernel)`,
+    },
+    'js-thread': {
+      holds: mainShare >= 0.85,
+      text: `the daemon's JS thread is saturated: ${s.mainCpuMs.toFixed(0)} ms of CPU in ${s.wallMs} ms wall (${pct(mainShare)})`,
+    },
+    'long-lane': {
+      holds: laneRatio >= 10,
+      text: `PrepareForUserNS/Teardown queue for the long lane: in the daemon p50 ${lane.map((l) => `${l.rpc} ${l.storm !== undefined ? f(l.storm) : '?'} ms vs ${l.quiet !== undefined ? f(l.quiet) : '?'} quiet`).join(', ')} (${laneRatio.toFixed(0)}×), the other RPCs p50 ≤ ${f(shortMax)} ms`,
+    },
+  } as const;
+  const order = ['machine', 'js-thread', 'long-lane'] as const;
+  const held = order.filter((k) => facts[k].holds);
+  const not = order.filter((k) => !facts[k].holds);
+  const notText = not.map((k) => (k === 'machine' ? `machine ${pct(s.machineBusy)} busy` : k === 'js-thread' ? `JS thread ${pct(mainShare)} of wall` : `long lane ${laneRatio.toFixed(1)}× quiet`)).join(', ');
+  if (!held.length) return { limit: 'none', text: `nothing saturated (${notText}): the storm's time is the clients' own spread` };
+  const [first, ...also] = held;
+  return {
+    limit: first!,
+    text: `${facts[first!].text}${also.length ? `; also ${also.map((k) => facts[k].text).join('; ')}` : ''}${not.length ? ` (not: ${notText})` : ''}`,
+  };
+}
+
+/**
+ * Where a storm series' throughput stops growing: the first size after
+ * which the next size gains less than 10% workspaces/s (undefined: still
+ * growing at the largest, or fewer than two sizes).
+ */
+export function stormKnee(storms: StormResult[]): { at: StormResult; next: StormResult } | undefined {
+  const xs = [...storms].sort((a, z) => a.workspaces - z.workspaces);
+  for (let i = 0; i + 1 < xs.length; i++) if (perS(xs[i + 1]!) < 1.1 * perS(xs[i]!)) return { at: xs[i]!, next: xs[i + 1]! };
+  return undefined;
+}
+
+function kneeText(b: Bench): string | undefined {
+  const xs = [...b.storms].sort((a, z) => a.workspaces - z.workspaces);
+  if (xs.length < 2) return undefined;
+  const series = xs.map((s) => `${s.workspaces}: ${perS(s).toFixed(0)}/s`).join(', ');
+  const k = stormKnee(xs);
+  if (!k) return `workspaces/s by storm size ${series}: still growing at ${xs.at(-1)!.workspaces}`;
+  return `workspaces/s by storm size ${series}: throughput stops growing at ${k.at.workspaces} (${perS(k.at).toFixed(0)}/s; ${k.next.workspaces}: ${perS(k.next).toFixed(0)}/s); at ${k.next.workspaces}, ${stormVerdict(b, k.next).text}`;
 }
 
 /** Where an RPC's tail comes from, from what the same run measured. */
@@ -57,35 +136,46 @@ export function markdown(b: Bench): string {
   for (const s of stacks(b).filter((s) => s.rpc === 'MountProc')) {
     row(`iwsd's own cost above floor + bare grpc-js ≤ 0.1 ms (MountProc p50, ${s.client})`, `${f(s.own)} ms = ${f(s.e2e)} end to end − ${f(s.floor)} floor − ${f(s.bare)} bare gRPC`, s.own <= 0.1);
   }
-  const prep = b.results.PrepareForUserNS?.['iwsd (idmapped)'];
-  const td = b.results.Teardown?.['iwsd (idmapped)'];
-  const pf = b.results.PrepareForUserNS?.['floor (idmapped)'];
-  const tf = b.results.Teardown?.['floor (idmapped)'];
-  if (prep) row('PrepareForUserNS p50 ≤ 1 ms (idmapped)', `${f(prep.p50)} ms (its native work in-process: ${pf ? f(pf.p50) : '?'} ms)`, prep.p50 <= 1);
-  if (td) row('Teardown p50 ≤ 0.5 ms (idmapped)', `${f(td.p50)} ms (in-process: ${tf ? f(tf.p50) : '?'} ms)`, td.p50 <= 0.5);
-  const s200 = b.storms.find((s) => s.workspaces === 200);
+  for (const [rpc, limit, native] of [
+    ['PrepareForUserNS', 1, 'authorize + mark + devices'],
+    ['Teardown', 0.5, 'authorize + remove'],
+  ] as const) {
+    const series = b.results[rpc];
+    const fresh = series?.[FRESH_FLOOR];
+    const warm = series?.[WARM_FLOOR];
+    for (const c of CLIENTS) {
+      const e2e = series?.[c.oneShot];
+      if (!e2e) continue;
+      const inD = series?.[`${c.oneShot} · in daemon`];
+      row(
+        `${rpc} p50 ≤ ${limit} ms (idmapped, ${c.client})`,
+        `${f(e2e.p50)} ms (in daemon ${inD ? f(inD.p50) : '?'}); native floor as the daemon does it, fresh container (${native}): ${fresh ? f(fresh.p50) : '?'} ms; mark alone cycled on a warm container: ${warm ? f(warm.p50) : '?'} ms`,
+        e2e.p50 <= limit,
+      );
+    }
+  }
   for (const s of b.storms) {
     // The marks' user-namespace cache may keep up to 32 idle namespaces (by design, bounded): not a leak.
     const kept = s.after.userns - s.before.userns;
     const leak = s.after.fds - s.after.userns > s.before.fds - s.before.userns || s.after.userns > 32 || s.after.threads > s.before.threads;
-    const m = `${s.wallMs} ms, ${s.errors} errors, fds ${s.before.fds}→${s.after.fds}${kept > 0 ? ` (+${kept}: idle user namespace${kept > 1 ? "s" : ""} the mark cache keeps)` : ''}, threads ${s.before.threads}→${s.after.threads}; ${((1000 * s.workspaces) / s.wallMs).toFixed(0)} workspaces/s, daemon CPU ${(100 * s.utilisation).toFixed(0)}% of ${b.env.cores} cores`;
+    const m = `${s.wallMs} ms, ${s.errors} errors, fds ${s.before.fds}→${s.after.fds}${kept > 0 ? ` (+${kept}: idle user namespace${kept > 1 ? 's' : ''} the mark cache keeps)` : ''}, threads ${s.before.threads}→${s.after.threads}; ${perS(s).toFixed(0)} workspaces/s, daemon CPU ${pct(s.utilisation)} of ${b.env.cores} cores, its main thread ${s.mainCpuMs.toFixed(0)} ms (${pct(s.mainCpuMs / s.wallMs)} of wall), machine ${pct(s.machineBusy)} busy. Limit: ${stormVerdict(b, s).text}`;
     if (s.workspaces === 200) row('start storm of 200 full ring sequences ≤ 0.75 s, 0 errors, nothing leaked', m, s.wallMs <= 750 && s.errors === 0 && !leak);
-    else if (s.workspaces === 1000) {
-      const knee = s200 ? ` (vs ${((1000 * s200.workspaces) / s200.wallMs).toFixed(0)}/s at 200: ${s.utilisation > 0.8 ? 'CPU-bound — the daemon keeps every core busy, so time grows linearly past the point where the cores are full' : 'not CPU-bound in the daemon: the clients and setup share the cores'})` : '';
-      row('start storm of 1,000: how far it scales', `${m}${knee}`, s.errors === 0 && !leak ? undefined : false);
-    } else row(`start storm of ${s.workspaces}: no errors, nothing leaked`, m, s.errors === 0 && !leak);
+    else if (s.workspaces === 1000) row('start storm of 1,000: how far it scales', m, s.errors === 0 && !leak ? undefined : false);
+    else row(`start storm of ${s.workspaces}: no errors, nothing leaked`, m, s.errors === 0 && !leak);
   }
+  const knee = kneeText(b);
+  if (knee) row("start storms: where the throughput's knee is, and why", knee, undefined);
   if (b.fairness) {
     const fr = b.fairness;
     row("a quiet workspace's MountProc p99 during a neighbour's flood ≤ 2× alone", `${f(fr.during.p99)} ms vs ${f(fr.alone.p99)} ms alone (${(fr.during.p99 / fr.alone.p99).toFixed(2)}×)`, fr.during.p99 <= 2 * fr.alone.p99);
   }
   const tails: string[] = [];
   for (const [rpc, series] of Object.entries(b.results)) {
-    for (const c of ['iwsd', 'iwsd (Go client)', 'iwsd (idmapped)', 'iwsd (fuse)']) {
+    for (const c of ['iwsd', 'iwsd (Go client)', ...b.methods.flatMap((m) => [oneShotSeries(m, 'Node'), oneShotSeries(m, 'Go')])]) {
       const e2e = series[c];
       if (!e2e) continue;
       const ratio = e2e.p99 / e2e.p50;
-      tails.push(`| ${rpc} | ${c} | ${f(e2e.p50)} / ${f(e2e.p99)} (${ratio.toFixed(1)}×) | ${series[`${c} · in daemon`] ? `${f(series[`${c} · in daemon`]!.p50)} / ${f(series[`${c} · in daemon`]!.p99)}` : '—'} | ${ratio <= 3 ? 'within 3×' : tailSource(b, rpc, e2e, series[`${c} · in daemon`], Object.entries(series).find(([k]) => k.startsWith('floor'))?.[1])} |`);
+      tails.push(`| ${rpc} | ${c} | ${f(e2e.p50)} / ${f(e2e.p99)} (${ratio.toFixed(1)}×) | ${series[`${c} · in daemon`] ? `${f(series[`${c} · in daemon`]!.p50)} / ${f(series[`${c} · in daemon`]!.p99)}` : '—'} | ${ratio <= 3 ? 'within 3×' : tailSource(b, rpc, e2e, series[`${c} · in daemon`], floorOf(rpc, series))} |`);
     }
   }
   const over = tails.filter((t) => !t.endsWith('within 3× |')).length;
@@ -114,7 +204,7 @@ export function markdown(b: Bench): string {
     '',
     "## Where the time goes (p50, ms): floor + bare gRPC + iwsd's own",
     '',
-    "iwsd's own = end to end − floor − bare gRPC; of it, the core's per-call caller checks (the floor with them − without) and the time in the daemon's handler beyond the floor.",
+    `iwsd's own = end to end − floor − bare gRPC; of it, the core's per-call caller checks (the floor with them − without) and the time in the daemon's handler beyond the floor. PrepareForUserNS/Teardown (idmapped): the floor is "${FRESH_FLOOR}" (the daemon's native calls on a fresh container per workspace, as its one-shot series has).`,
     '',
     "| RPC | client | end to end | floor | bare grpc-js | iwsd's own | of which caller checks | in handler − floor |",
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -122,8 +212,21 @@ export function markdown(b: Bench): string {
   for (const s of stacks(b)) {
     const series = b.results[s.rpc]!;
     const checked = series['floor, with caller checks'];
-    const handler = series[`${s.client === 'Go client' ? 'iwsd (Go client)' : s.rpc === 'PrepareForUserNS' || s.rpc === 'Teardown' ? 'iwsd (idmapped)' : 'iwsd'} · in daemon`];
+    const handler = series[`${s.series} · in daemon`];
     L.push(`| ${s.rpc} | ${s.client} | ${f(s.e2e)} | ${f(s.floor)} | ${f(s.bare)} | ${f(s.own)} | ${checked ? f(checked.p50 - s.floor) : '—'} | ${handler ? f(handler.p50 - s.floor) : '—'} |`);
+  }
+  if (b.floorParts) {
+    const warm = (rpc: string) => b.results[rpc]?.[WARM_FLOOR];
+    L.push(
+      '',
+      `### The idmapped one-shots' floor on a fresh container, part by part (p50 / p95 ms; ${b.floorParts['Teardown: removeShiftMark']?.n ?? '?'} containers)`,
+      '',
+      `What the daemon calls natively for each, through the binding, on a container of its own per workspace (its first mark: the root made shared, /dev nodes made, the caller pinned); "${WARM_FLOOR}" cycles the mark alone on one warm container: PrepareForUserNS ${warm('PrepareForUserNS') ? f(warm('PrepareForUserNS')!.p50) : '?'} ms, Teardown ${warm('Teardown') ? f(warm('Teardown')!.p50) : '?'} ms.`,
+      '',
+      '| part | p50 | p95 |',
+      '| --- | --- | --- |',
+      ...Object.entries(b.floorParts).map(([part, st]) => `| ${part} | ${f(st.p50)} | ${f(st.p95)} |`),
+    );
   }
   L.push('', '## Daemon CPU per call (µs; all threads, and its main thread alone)', '', '| series | all threads | main thread |', '| --- | --- | --- |');
   for (const c of b.cpu) L.push(`| ${c.series} | ${c.allUs.toFixed(0)} | ${c.mainUs.toFixed(0)} |`);
@@ -164,17 +267,21 @@ export function markdown(b: Bench): string {
     '',
     '## Start storms (full ring sequence per workspace, concurrently)',
     '',
-    '| workspaces | clients | setup s | wall ms | workspaces/s | per-workspace p50 / p99 ms | errors | daemon CPU ms (share of cores) | RSS KiB before/peak/after | threads | fds |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| workspaces | clients | setup s | wall ms | workspaces/s | per-workspace p50 / p99 ms | errors | daemon CPU ms (share of cores) | daemon main thread CPU ms (share of wall) | machine busy | RSS KiB before/peak/after | threads | fds |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   );
   for (const s of b.storms) {
     L.push(
-      `| ${s.workspaces} | ${s.client} | ${(s.setupMs / 1000).toFixed(0)} | ${s.wallMs} | ${((1000 * s.workspaces) / s.wallMs).toFixed(0)} | ${f(s.perWorkspace.p50)} / ${f(s.perWorkspace.p99)} | ${s.errors} | ${s.cpuMs.toFixed(0)} (${(100 * s.utilisation).toFixed(0)}%) | ${s.before.rssKiB}/${s.peak.rssKiB}/${s.after.rssKiB} | ${s.before.threads}/${s.peak.threads}/${s.after.threads} | ${s.before.fds}/${s.peak.fds}/${s.after.fds} |`,
+      `| ${s.workspaces} | ${s.client} | ${(s.setupMs / 1000).toFixed(0)} | ${s.wallMs} | ${perS(s).toFixed(0)} | ${f(s.perWorkspace.p50)} / ${f(s.perWorkspace.p99)} | ${s.errors} | ${s.cpuMs.toFixed(0)} (${pct(s.utilisation)}) | ${s.mainCpuMs.toFixed(0)} (${pct(s.mainCpuMs / s.wallMs)}) | ${pct(s.machineBusy)} | ${s.before.rssKiB}/${s.peak.rssKiB}/${s.after.rssKiB} | ${s.before.threads}/${s.peak.threads}/${s.after.threads} | ${s.before.fds}/${s.peak.fds}/${s.after.fds} |`,
     );
   }
   for (const s of b.storms) {
-    L.push('', `Storm of ${s.workspaces}, time inside the daemon per RPC (p50 / p99 ms, waits for a lane slot included; long lane: PrepareForUserNS, Teardown): ${Object.entries(s.inDaemon).map(([rpc, st]) => (st ? `${rpc} ${f(st.p50)} / ${f(st.p99)}` : `${rpc} —`)).join('; ')}.`);
+    L.push(
+      '',
+      `Storm of ${s.workspaces}, time inside the daemon per RPC (p50 / p99 ms, waits for a lane slot included; long lane: PrepareForUserNS, Teardown): ${Object.entries(s.inDaemon).map(([rpc, st]) => (st ? `${rpc} ${f(st.p50)} / ${f(st.p99)}` : `${rpc} —`)).join('; ')}. **Limit**: ${stormVerdict(b, s).text}.`,
+    );
   }
+  if (knee) L.push('', `**Knee**: ${knee}.`);
   if (b.profiles.length) {
     L.push('', '## Profile of the daemon (V8 CPU profile, main thread)', '');
     for (const p of b.profiles) L.push(...summaryMarkdown(p.name, p.summary, p.svg));

@@ -9,8 +9,9 @@
  * profile-daemon.svg. Fails loudly if an operation errors.
  *
  * Sizes: IWSD_BENCH_N (default 300 rounds per series), IWSD_BENCH_STORM
- * (default "50,200"; with IWSD_BENCH_LONG=1 "50,200,1000"). The default run
- * takes a few minutes on 2 cores; the long one adds the storm of 1,000.
+ * (default "50,200"; with IWSD_BENCH_LONG=1 "50,100,200,400,1000", the
+ * series that finds where a storm's throughput stops growing). The default
+ * run takes a few minutes on 2 cores; the long one 10+ minutes more.
  * IWSD_BENCH_NO_PROFILE=1 leaves out the two profiled runs (MountProc
  * series, storm). README "Performance" says what each series is for.
  */
@@ -24,7 +25,7 @@ import * as native from '../src/native.js';
 import { TestContainer, makeRootfs } from '../__test__/helpers/container.js';
 import { TestDaemon } from '../__test__/helpers/daemon.js';
 import { newBench, type Bench } from './context.js';
-import { endToEnd, execHelper, floor, markFloor, oneShots } from './latency.js';
+import { endToEnd, execHelper, floor, markFloor, markFloorFresh, oneShots } from './latency.js';
 import { ROOT, UNLIMITED, adminAdd, buildGoClient, log } from './lib.js';
 import { fairness, storm } from './load.js';
 import { profiled, profiledStorm } from './profiled.js';
@@ -70,6 +71,7 @@ async function onMainContainer(b: Bench): Promise<void> {
   await oneShots(b);
   await floor(b, c);
   await markFloor(b, fs.base);
+  await markFloorFresh(b, fs.base);
   execHelper(b, c, b.floorKids);
   await idmapByProcesses(b, daemon);
   await profiled(b, c, OUT);
@@ -86,7 +88,7 @@ async function main(): Promise<void> {
     await onMainContainer(b);
     await fairness(b);
     await memoryAndRegistered(b);
-    const sizes = (process.env.IWSD_BENCH_STORM ?? (b.long ? '50,200,1000' : '50,200')).split(',').map(Number).filter((x) => x > 0);
+    const sizes = (process.env.IWSD_BENCH_STORM ?? (b.long ? '50,100,200,400,1000' : '50,200')).split(',').map(Number).filter((x) => x > 0);
     for (const size of sizes) await storm(b, size);
     // Where a storm's time goes: the daemon's main thread under the profiler (numbers not kept).
     if (!process.env.IWSD_BENCH_NO_PROFILE) await profiledStorm(b, Math.min(200, Math.max(...sizes)), OUT);
