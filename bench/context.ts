@@ -20,8 +20,16 @@ export interface StormResult {
   mainCpuMs: number;
   /** The whole machine's busy share of its cores over the storm (/proc/stat): clients, kernel and daemon together. */
   machineBusy: number;
+  /** The same over the second before the storm (clients waiting, daemon idle): what other programs used. */
+  machineBusyBefore?: number;
   /** Time of each RPC inside the daemon (its audit records: lane waits included). */
   inDaemon: Record<string, Stats | undefined>;
+  /**
+   * The long lane's occupancy, when the daemon logged at debug (its lane-wait
+   * records; bench/storm-lane.ts): PrepareForUserNS/Teardown's time in the
+   * daemon minus their waits for a slot is the time they held one.
+   */
+  longLane?: { slots: number; calls: number; waitedMs: number; heldMsPerCall: number; busyShare: number };
 }
 
 export interface Bench {

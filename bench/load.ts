@@ -112,6 +112,26 @@ async function members(b: Bench, d: TestDaemon, size: number): Promise<Member[]>
 }
 
 /**
+ * The long lane's occupancy over a storm, from a debug-level daemon's
+ * records (undefined without them): the slots (config work.longLane, or what
+ * the daemon fitted them to, its debug record says), and of the lane's
+ * calls (PrepareForUserNS, Teardown) their waits for a slot and the time
+ * they held one (in-daemon time minus wait), as a share of slots × wall.
+ */
+function longLaneOccupancy(all: Record<string, unknown>[], from: number, wallMs: number, config?: Record<string, unknown>): StormResult['longLane'] {
+  const lines = all.slice(from);
+  const waits = lines.filter((l) => l.lane === 'long' && typeof l.waitedMs === 'number').map((l) => l.waitedMs as number);
+  if (!lines.some((l) => l.level === 20 || l.level === 'debug')) return undefined;
+  const fitted = all.find((l) => typeof l.longLane === 'number')?.longLane as number | undefined;
+  const configured = (config?.work as { longLane?: number } | undefined)?.longLane ?? 2;
+  const slots = fitted ?? configured;
+  const inDaemon = ['PrepareForUserNS', 'Teardown'].flatMap((rpc) => serverSide(lines, rpc));
+  const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
+  const held = sum(inDaemon) - sum(waits);
+  return { slots, calls: inDaemon.length, waitedMs: sum(waits), heldMsPerCall: held / Math.max(1, inDaemon.length), busyShare: held / (slots * wallMs) };
+}
+
+/**
  * A start storm: `size` workspaces, each running the full ring sequence
  * concurrently; every client is started and waiting before the clock starts
  * (workspace tooling is running when its workspace starts).
@@ -136,8 +156,18 @@ export async function storm(
     let runs: { ms: number; errors: string[] }[];
     let start: number;
     let h0 = 0n;
+    // The machine's busy share over the second before the storm, with every
+    // client waiting and the daemon idle: what the rest of the machine uses.
+    const idleBusy = async () => {
+      const a = machineTicks();
+      await sleep(1000);
+      const z = machineTicks();
+      return (z.busy - a.busy) / Math.max(1, z.total - a.total);
+    };
+    let machineBusyBefore = 0;
     if (b.goClient) {
       const clients = await Promise.all(ms.map((m) => readyGoClient(b.goClient!, m.initHostPid, m.socket, ring(m.child))));
+      machineBusyBefore = await idleBusy();
       log(`start storm of ${size}: go (Go clients)`);
       cpu0 = cpuMs(d.proc.pid!);
       m0 = machineTicks();
@@ -146,6 +176,7 @@ export async function storm(
       for (const c of clients) c.go();
       runs = await Promise.all(clients.map((c) => c.done));
     } else {
+      machineBusyBefore = await idleBusy();
       log(`start storm of ${size}: go (Node clients)`);
       cpu0 = cpuMs(d.proc.pid!);
       m0 = machineTicks();
@@ -182,6 +213,7 @@ export async function storm(
       utilisation: cpu / (wallMs * (b.env.cores as number)),
       mainCpuMs: cpuNow.main - cpu0.main,
       machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
+      machineBusyBefore,
       inDaemon: Object.fromEntries(
         [...new Set(ring(0).map((c) => c.rpc))].map((rpc) => {
           const xs = serverSide(d.logs.slice(fromLine), rpc);
@@ -189,6 +221,8 @@ export async function storm(
         }),
       ),
     };
+    const lane = longLaneOccupancy(d.logs, fromLine, wallMs, opts.config);
+    if (lane) result.longLane = lane;
     b.storms.push(result);
     fail(`storm ${size}`, errors);
   } finally {

@@ -60,7 +60,7 @@ export function stormVerdict(b: Bench, s: StormResult): { limit: 'machine' | 'js
   const facts = {
     machine: {
       holds: s.machineBusy >= 0.85,
-      text: `the machine is saturated: its ${b.env.cores} cores ${pct(s.machineBusy)} busy over the storm (the daemon ${pct(s.utilisation)} of them, the rest the clients and the kernel)`,
+      text: `the machine is saturated: its ${b.env.cores} cores ${pct(s.machineBusy)} busy over the storm (the daemon ${pct(s.utilisation)} of them; the rest is the clients, the kernel and whatever else runs on the machine${s.machineBusyBefore !== undefined ? `, which used ${pct(s.machineBusyBefore)} in the second before the storm` : ''})`,
     },
     'js-thread': {
       holds: mainShare >= 0.85,
@@ -68,7 +68,7 @@ export function stormVerdict(b: Bench, s: StormResult): { limit: 'machine' | 'js
     },
     'long-lane': {
       holds: laneRatio >= 10,
-      text: `PrepareForUserNS/Teardown queue for the long lane: in the daemon p50 ${lane.map((l) => `${l.rpc} ${l.storm !== undefined ? f(l.storm) : '?'} ms vs ${l.quiet !== undefined ? f(l.quiet) : '?'} quiet`).join(', ')} (${laneRatio.toFixed(0)}×), the other RPCs p50 ≤ ${f(shortMax)} ms`,
+      text: `PrepareForUserNS/Teardown queue for the long lane: in the daemon p50 ${lane.map((l) => `${l.rpc} ${l.storm !== undefined ? f(l.storm) : '?'} ms vs ${l.quiet !== undefined ? f(l.quiet) : '?'} quiet`).join(', ')} (${laneRatio.toFixed(0)}×), the other RPCs p50 ≤ ${f(shortMax)} ms${s.longLane ? `; its ${s.longLane.slots} slots busy ${pct(s.longLane.busyShare)} of the wall, each call holding one ${f(s.longLane.heldMsPerCall)} ms on average` : ''}`,
     },
   } as const;
   const order = ['machine', 'js-thread', 'long-lane'] as const;
@@ -267,12 +267,12 @@ export function markdown(b: Bench): string {
     '',
     '## Start storms (full ring sequence per workspace, concurrently)',
     '',
-    '| workspaces | clients | setup s | wall ms | workspaces/s | per-workspace p50 / p99 ms | errors | daemon CPU ms (share of cores) | daemon main thread CPU ms (share of wall) | machine busy | RSS KiB before/peak/after | threads | fds |',
+    '| workspaces | clients | setup s | wall ms | workspaces/s | per-workspace p50 / p99 ms | errors | daemon CPU ms (share of cores) | daemon main thread CPU ms (share of wall) | machine busy (in the second before) | RSS KiB before/peak/after | threads | fds |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   );
   for (const s of b.storms) {
     L.push(
-      `| ${s.workspaces} | ${s.client} | ${(s.setupMs / 1000).toFixed(0)} | ${s.wallMs} | ${perS(s).toFixed(0)} | ${f(s.perWorkspace.p50)} / ${f(s.perWorkspace.p99)} | ${s.errors} | ${s.cpuMs.toFixed(0)} (${pct(s.utilisation)}) | ${s.mainCpuMs.toFixed(0)} (${pct(s.mainCpuMs / s.wallMs)}) | ${pct(s.machineBusy)} | ${s.before.rssKiB}/${s.peak.rssKiB}/${s.after.rssKiB} | ${s.before.threads}/${s.peak.threads}/${s.after.threads} | ${s.before.fds}/${s.peak.fds}/${s.after.fds} |`,
+      `| ${s.workspaces} | ${s.client} | ${(s.setupMs / 1000).toFixed(0)} | ${s.wallMs} | ${perS(s).toFixed(0)} | ${f(s.perWorkspace.p50)} / ${f(s.perWorkspace.p99)} | ${s.errors} | ${s.cpuMs.toFixed(0)} (${pct(s.utilisation)}) | ${s.mainCpuMs.toFixed(0)} (${pct(s.mainCpuMs / s.wallMs)}) | ${pct(s.machineBusy)}${s.machineBusyBefore !== undefined ? ` (${pct(s.machineBusyBefore)} before)` : ''} | ${s.before.rssKiB}/${s.peak.rssKiB}/${s.after.rssKiB} | ${s.before.threads}/${s.peak.threads}/${s.after.threads} | ${s.before.fds}/${s.peak.fds}/${s.after.fds} |`,
     );
   }
   for (const s of b.storms) {
