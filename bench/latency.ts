@@ -262,7 +262,9 @@ export async function markFloor(b: Bench, base: string): Promise<void> {
  * authorizeLifecycle + prepareShiftMark + makeContainerDevices, Teardown =
  * authorizeLifecycle + removeShiftMark. Each part is timed too. The caller
  * is the container's init as container root (the daemon's default rule,
- * root-or-init-uid).
+ * root-or-init-uid). The daemon makes each one-shot one native call
+ * (prepareForUserNs, teardown); these separate calls do the same kernel work
+ * plus a pool round trip or two (~25 µs each): a floor from slightly above.
  */
 export async function markFloorFresh(b: Bench, base: string): Promise<void> {
   const count = oneShotCount(b);
