@@ -45,16 +45,19 @@ const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
  * What limited a storm, from its own numbers: the machine saturated (its
  * cores ≥ 85% busy, /proc/stat), the daemon's JS thread saturated (its CPU
  * ≥ 85% of the wall time), or PrepareForUserNS/Teardown queueing for the
- * long lane (their time in the daemon ≥ 10× their quiet one-shot values while
- * the other RPCs stay short). The first that holds is the limit; the others
- * that hold are named after it.
+ * long lane (the one that waited most: its time in the daemon ≥ 10× its
+ * quiet one-shot value and ≥ 2× the slowest other RPC's, so that the wait is
+ * the lane's own and not everybody's). The first that holds is the limit;
+ * the others that hold are named after it.
  */
 export function stormVerdict(b: Bench, s: StormResult): { limit: 'machine' | 'js-thread' | 'long-lane' | 'none'; text: string } {
   const quietLabel = `${oneShotSeries('idmapped', s.client)} · in daemon`;
   const quiet = (rpc: string) => b.results[rpc]?.[quietLabel] ?? b.results[rpc]?.[`${oneShotSeries('idmapped', 'Node')} · in daemon`];
   const mainShare = s.mainCpuMs / s.wallMs;
   const lane = ['PrepareForUserNS', 'Teardown'].map((rpc) => ({ rpc, storm: s.inDaemon[rpc]?.p50, quiet: quiet(rpc)?.p50 }));
-  const laneRatio = Math.min(...lane.map((l) => (l.storm !== undefined && l.quiet ? l.storm / l.quiet : 0)));
+  // The lane call that waited most, against its quiet time and the slowest other RPC (which waits for the event loop and the short lane).
+  const worst = lane.reduce((a, l) => ((l.storm ?? 0) / (l.quiet || Infinity) > (a.storm ?? 0) / (a.quiet || Infinity) ? l : a), lane[0]!);
+  const laneRatio = worst.storm !== undefined && worst.quiet ? worst.storm / worst.quiet : 0;
   const short = Object.entries(s.inDaemon).filter(([rpc, st]) => !ONE_SHOTS.has(rpc) && st);
   const shortMax = Math.max(0, ...short.map(([, st]) => st!.p50));
   const facts = {
@@ -67,14 +70,14 @@ export function stormVerdict(b: Bench, s: StormResult): { limit: 'machine' | 'js
       text: `the daemon's JS thread is saturated: ${s.mainCpuMs.toFixed(0)} ms of CPU in ${s.wallMs} ms wall (${pct(mainShare)})`,
     },
     'long-lane': {
-      holds: laneRatio >= 10,
-      text: `PrepareForUserNS/Teardown queue for the long lane: in the daemon p50 ${lane.map((l) => `${l.rpc} ${l.storm !== undefined ? f(l.storm) : '?'} ms vs ${l.quiet !== undefined ? f(l.quiet) : '?'} quiet`).join(', ')} (${laneRatio.toFixed(0)}×), the other RPCs p50 ≤ ${f(shortMax)} ms${s.longLane ? `; its ${s.longLane.slots} slots busy ${pct(s.longLane.busyShare)} of the wall, each call holding one ${f(s.longLane.heldMsPerCall)} ms on average` : ''}`,
+      holds: laneRatio >= 10 && (worst.storm ?? 0) >= 2 * shortMax,
+      text: `PrepareForUserNS/Teardown queue for the long lane: in the daemon p50 ${lane.map((l) => `${l.rpc} ${l.storm !== undefined ? f(l.storm) : '?'} ms vs ${l.quiet !== undefined ? f(l.quiet) : '?'} quiet`).join(', ')} (${worst.rpc} ${laneRatio.toFixed(0)}×), the other RPCs p50 ≤ ${f(shortMax)} ms${s.longLane ? `; its ${s.longLane.slots} slots busy ${pct(s.longLane.busyShare)} of the wall, each call holding one ${f(s.longLane.heldMsPerCall)} ms on average` : ''}`,
     },
   } as const;
   const order = ['machine', 'js-thread', 'long-lane'] as const;
   const held = order.filter((k) => facts[k].holds);
   const not = order.filter((k) => !facts[k].holds);
-  const notText = not.map((k) => (k === 'machine' ? `machine ${pct(s.machineBusy)} busy` : k === 'js-thread' ? `JS thread ${pct(mainShare)} of wall` : `long lane ${laneRatio.toFixed(1)}× quiet`)).join(', ');
+  const notText = not.map((k) => (k === 'machine' ? `machine ${pct(s.machineBusy)} busy` : k === 'js-thread' ? `JS thread ${pct(mainShare)} of wall` : `long lane ${worst.rpc} ${laneRatio.toFixed(1)}× quiet, ${((worst.storm ?? 0) / Math.max(shortMax, 1e-9)).toFixed(1)}× the slowest other RPC`)).join(', ');
   if (!held.length) return { limit: 'none', text: `nothing saturated (${notText}): the storm's time is the clients' own spread` };
   const [first, ...also] = held;
   return {
