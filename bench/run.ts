@@ -11,7 +11,7 @@
  * Sizes: IWSD_BENCH_N (default 300 rounds per series), IWSD_BENCH_STORM
  * (default "50,200"; with IWSD_BENCH_LONG=1 "50,100,200,400,1000", the
  * series that finds where a storm's throughput stops growing). The default
- * run takes a few minutes on 2 cores; the long one 10+ minutes more.
+ * run takes 3–4 minutes on 2 cores; the long one 2–3 minutes more.
  * IWSD_BENCH_NO_PROFILE=1 leaves out the two profiled runs (MountProc
  * series, storm). README "Performance" says what each series is for.
  */

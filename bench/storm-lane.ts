@@ -38,7 +38,7 @@ for (const size of sizes) {
     ? `long lane ${l.slots} slots busy ${(100 * l.busyShare).toFixed(0)}% of the wall (${l.calls} calls, each holding a slot ${f(l.heldMsPerCall)} ms on average, waiting ${f(l.waitedMs / l.calls)} ms)`
     : 'no debug records: lane occupancy unknown';
   log(
-    `storm of ${size}: ${s.wallMs} ms, ${((1000 * size) / s.wallMs).toFixed(0)} workspaces/s, daemon main thread ${s.mainCpuMs.toFixed(0)} ms (${((100 * s.mainCpuMs) / s.wallMs).toFixed(0)}% of wall), machine ${(100 * s.machineBusy).toFixed(0)}% busy (${(100 * (s.machineBusyBefore ?? NaN)).toFixed(0)}% in the second before); ${lane}; in daemon p50 ${Object.entries(s.inDaemon)
+    `storm of ${size}: ${s.wallMs} ms, ${((1000 * size) / s.wallMs).toFixed(0)} workspaces/s, daemon CPU ${s.cpuMs.toFixed(0)} ms (${(100 * s.utilisation).toFixed(0)}% of the cores), its main thread ${s.mainCpuMs.toFixed(0)} ms (${((100 * s.mainCpuMs) / s.wallMs).toFixed(0)}% of wall), machine ${(100 * s.machineBusy).toFixed(0)}% busy (${(100 * (s.machineBusyBefore ?? NaN)).toFixed(0)}% in the second before); ${lane}; in daemon p50 ${Object.entries(s.inDaemon)
       .map(([rpc, st]) => `${rpc} ${st ? f(st.p50) : '—'}`)
       .join(', ')}; ${s.errors} errors${failed}`,
   );
