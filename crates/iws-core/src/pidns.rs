@@ -16,7 +16,7 @@
 //! pin-and-verify step.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{openat, Mode, OFlags, CWD};
@@ -134,10 +134,26 @@ pub(crate) fn ns_key(fd: impl AsFd) -> Result<(u64, u64)> {
     Ok((st.st_dev, st.st_ino))
 }
 
+/// The whole of a small (`/proc`) file: plain `read(2)`s into a buffer
+/// until end of file. (`File::read_to_string` first asks `statx` for a size
+/// hint and `lseek` for the position, which a procfs file answers with 0:
+/// two syscalls per file for nothing, and the daemon reads several per call.)
 fn read_fd_to_string(fd: OwnedFd) -> io::Result<String> {
-    let mut s = String::new();
-    fs::File::from(fd).read_to_string(&mut s)?;
-    Ok(s)
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// The `NSpid:` line of a `status` file: the PID in each namespace, from the
