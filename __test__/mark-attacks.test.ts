@@ -5,12 +5,12 @@
  * ring and daemon is cleaned up also when a test fails.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 
-import { TestContainer, children, hostMounts, makeRootfs, mountsOf, nspid, waitFor } from './helpers/container.js';
+import { TestContainer, hostMounts, makeRootfs, mountsOf, nspid, sleeperInNewUserns } from './helpers/container.js';
 import { GITPOD_SHIFT as SHIFT } from './helpers/daemon.js';
 import { daemonPerVariant } from './helpers/variants.js';
 import { rootTest } from './helpers/root.js';
@@ -91,15 +91,7 @@ async function startRing(t: ExecutionContext, init: number, opts: { uid?: number
     p.kill('SIGKILL');
   });
   const outer = readlinkSync(`/proc/${opts.inRing ?? 'self'}/ns/user`);
-  return waitFor('ring process', () => {
-    const kid = children(p.pid!)[0];
-    if (kid === undefined) return undefined;
-    try {
-      return readlinkSync(`/proc/${kid}/ns/user`) !== outer && readFileSync(`/proc/${kid}/cmdline`, 'utf8').startsWith('/bin/busybox\x00sleep') ? kid : undefined;
-    } catch {
-      return undefined;
-    }
-  });
+  return sleeperInNewUserns(p, outer, 'ring process');
 }
 
 async function setup(t: ExecutionContext, method: Method) {

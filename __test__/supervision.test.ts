@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 
 import { TestContainer, makeRootfs } from './helpers/container.js';
 import { IWSD, TestDaemon } from './helpers/daemon.js';
@@ -84,16 +84,22 @@ test('a start that fails on an invalid state dir exits 1 with the reason', async
   t.regex(r.stderr, /ENOTDIR|not a directory/);
 });
 
-rootTest('SIGHUP: a reload reaches the guard also when its lanes are fitted to the libuv pool (a fitted copy of the configuration, made again by the reload)', async (t) => {
-  // 16 + 8 lanes do not fit the daemon's pool of 8 threads: the guard reads a fitted copy, not the configuration itself.
-  const work = { shortLane: 16, longLane: 8 };
-  const daemon = await TestDaemon.startFor(t, { work });
+/** A daemon (with `config`) serving workspace `id` in a container with /work/t0 and /work/t1, and its config file. */
+async function reloadable(t: ExecutionContext, config: Record<string, unknown>, id: string) {
+  const daemon = await TestDaemon.startFor(t, config);
   const cfg = join(daemon.base, 'config.json');
   const fs = makeRootfs();
   t.teardown(fs.cleanup);
   for (const d of ['work/t0', 'work/t1']) mkdirSync(join(fs.rootfs, d), { recursive: true });
   const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
-  const socket = await daemon.add('fit', c.initHostPid);
+  const socket = await daemon.add(id, c.initHostPid);
+  return { daemon, cfg, c, socket };
+}
+
+rootTest('SIGHUP: a reload reaches the guard also when its lanes are fitted to the libuv pool (a fitted copy of the configuration, made again by the reload)', async (t) => {
+  // 16 + 8 lanes do not fit the daemon's pool of 8 threads: the guard reads a fitted copy, not the configuration itself.
+  const work = { shortLane: 16, longLane: 8 };
+  const { daemon, cfg, c, socket } = await reloadable(t, { work }, 'fit');
   writeFileSync(cfg, JSON.stringify({ work, limits: { mountsPerWorkspace: 1 }, rateLimits: { umountProc: { points: 1 } } }));
   daemon.proc.kill('SIGHUP');
   const rec = await daemon.waitForLog((l) => msg(l).startsWith('configuration reloaded'));
@@ -106,13 +112,7 @@ rootTest('SIGHUP: a reload reaches the guard also when its lanes are fitted to t
 });
 
 rootTest('SIGHUP reloads logLevel, rateLimits and limits at once, reports the rest as needing a restart, and keeps serving', async (t) => {
-  const daemon = await TestDaemon.startFor(t, { logLevel: 'info' });
-  const cfg = join(daemon.base, 'config.json');
-  const fs = makeRootfs();
-  t.teardown(fs.cleanup);
-  for (const d of ['work/t0', 'work/t1']) mkdirSync(join(fs.rootfs, d), { recursive: true });
-  const c = await TestContainer.startFor(t, { rootfs: fs.rootfs });
-  const socket = await daemon.add('hup', c.initHostPid);
+  const { daemon, cfg, c, socket } = await reloadable(t, { logLevel: 'info' }, 'hup');
   await daemon.cli(['workspace', 'ls']);
   t.false(daemon.logs.some((l) => l.level === 'debug'), 'no debug lines at info');
 

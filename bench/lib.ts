@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 
 import { adminProto } from '../src/proto.js';
-import { children, pivotedInit, waitFor } from '../__test__/helpers/container.js';
+import { pivotedInit, spawnUsernsInside, waitFor } from '../__test__/helpers/container.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -262,27 +262,6 @@ export const UNLIMITED = Object.fromEntries(['writeIdMapping', 'mountProc', 'umo
  * ring1 after PrepareForUserNS made the root shared), where proc and sysfs
  * can be mounted for it. Returns its host PID and its PID in the container.
  */
-export async function ringChild(initHostPid: number): Promise<{ host: number; pid: number; stop: () => void }> {
-  const p = spawn('nsenter', ['--target', String(initHostPid), '--mount', '--pid', '--root', '--wd=/', '--', '/bin/busybox', 'unshare', '-U', '-m', '--propagation', 'private', '/bin/busybox', 'sleep', '100000'], { stdio: 'ignore' });
-  const selfUserns = readlinkSync('/proc/self/ns/user');
-  try {
-    const host = await waitFor(
-      'ring child',
-      () => {
-        const kid = children(p.pid!)[0];
-        if (kid === undefined) return undefined;
-        try {
-          return readlinkSync(`/proc/${kid}/ns/user`) !== selfUserns && readFileSync(`/proc/${kid}/cmdline`, 'utf8').startsWith('/bin/busybox\x00sleep') ? kid : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      30_000,
-    );
-    const m = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${host}/status`, 'utf8'));
-    return { host, pid: Number(m![1]!.trim().split(/\s+/).at(-1)), stop: () => p.kill('SIGKILL') };
-  } catch (err) {
-    p.kill('SIGKILL');
-    throw err;
-  }
+export function ringChild(initHostPid: number): Promise<{ host: number; pid: number; stop: () => void }> {
+  return spawnUsernsInside(initHostPid, { unshare: ['-m', '--propagation', 'private'], ms: 30_000 });
 }

@@ -151,11 +151,6 @@ export async function storm(
     const setupMs = Date.now() - t0;
     const sampler = samplePeak(d.proc.pid!);
     const fromLine = d.logs.length;
-    let cpu0 = { all: 0, main: 0 };
-    let m0 = machineTicks();
-    let runs: { ms: number; errors: string[] }[];
-    let start: number;
-    let h0 = 0n;
     // The machine's busy share over the second before the storm, with every
     // client waiting and the daemon idle: what the rest of the machine uses.
     const idleBusy = async () => {
@@ -164,32 +159,31 @@ export async function storm(
       const z = machineTicks();
       return (z.busy - a.busy) / Math.max(1, z.total - a.total);
     };
-    let machineBusyBefore = 0;
+    // Every client started and waiting; `go` lets them all run at once.
+    let go: () => Promise<{ ms: number; errors: string[] }[]>;
     if (b.goClient) {
       const clients = await Promise.all(ms.map((m) => readyGoClient(b.goClient!, m.initHostPid, m.socket, ring(m.child))));
-      machineBusyBefore = await idleBusy();
-      log(`start storm of ${size}: go (Go clients)`);
-      cpu0 = cpuMs(d.proc.pid!);
-      m0 = machineTicks();
-      h0 = process.hrtime.bigint();
-      start = Date.now();
-      for (const c of clients) c.go();
-      runs = await Promise.all(clients.map((c) => c.done));
+      go = () => {
+        for (const c of clients) c.go();
+        return Promise.all(clients.map((c) => c.done));
+      };
     } else {
-      machineBusyBefore = await idleBusy();
-      log(`start storm of ${size}: go (Node clients)`);
-      cpu0 = cpuMs(d.proc.pid!);
-      m0 = machineTicks();
-      h0 = process.hrtime.bigint();
-      start = Date.now();
-      runs = await Promise.all(
-        ms.map(async (m) => {
-          const s0 = Date.now();
-          const r = await m.agent!.timed(m.socket, ring(m.child), 1);
-          return { ms: Date.now() - s0, errors: r.errors };
-        }),
-      );
+      go = () =>
+        Promise.all(
+          ms.map(async (m) => {
+            const s0 = Date.now();
+            const r = await m.agent!.timed(m.socket, ring(m.child), 1);
+            return { ms: Date.now() - s0, errors: r.errors };
+          }),
+        );
     }
+    const machineBusyBefore = await idleBusy();
+    log(`start storm of ${size}: go (${b.goClient ? 'Go' : 'Node'} clients)`);
+    const cpu0 = cpuMs(d.proc.pid!);
+    const m0 = machineTicks();
+    const h0 = process.hrtime.bigint();
+    const start = Date.now();
+    const runs = await go();
     const wallMs = Date.now() - start;
     opts.onWindow?.(h0, process.hrtime.bigint());
     const cpuNow = cpuMs(d.proc.pid!);

@@ -378,15 +378,16 @@ export class WorkspaceService {
    */
   async #removal(caller: Caller | undefined): Promise<native.Lifecycle<native.RemoveMarkResult>> {
     const current = this.#removing;
-    if (current && caller) {
-      try {
-        await this.deps.native.authorizeLifecycle(this.workspace.container, caller, this.deps.lifecycleRule);
-      } catch (err) {
-        return { refused: err as IwsError };
+    if (current) {
+      if (caller) {
+        try {
+          await this.deps.native.authorizeLifecycle(this.workspace.container, caller, this.deps.lifecycleRule);
+        } catch (err) {
+          return { refused: err as IwsError };
+        }
       }
       return current.run;
     }
-    if (current) return current.run;
     const run = (async () => {
       await this.#preparing;
       return this.#removeMark(caller);

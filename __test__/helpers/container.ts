@@ -425,24 +425,46 @@ export function shInside(hostPid: number, script: string): { code: number; stdou
 }
 
 /**
- * Starts a process inside a pivoted container (its mount and PID namespaces
- * and root) in a new user namespace without maps; returns its host PID.
+ * The host PID of `launcher`'s child once it is `busybox sleep` in a user
+ * namespace other than `outer` (an `ns/user` link's target), e.g. what
+ * `nsenter ... busybox unshare -U ... busybox sleep` starts.
  */
-export async function spawnUsernsInside(initHostPid: number): Promise<{ host: number; stop: () => void }> {
-  const p = spawn('nsenter', ['--target', String(initHostPid), '--mount', '--pid', '--root', '--wd=/', '--', '/bin/busybox', 'unshare', '-U', '/bin/busybox', 'sleep', '100000'], {
+export function sleeperInNewUserns(launcher: ChildProcess, outer: string, what: string, ms?: number): Promise<number> {
+  return waitFor(
+    what,
+    () => {
+      const kid = children(launcher.pid!)[0];
+      if (kid === undefined) return undefined;
+      try {
+        return readlinkSync(`/proc/${kid}/ns/user`) !== outer && readFileSync(`/proc/${kid}/cmdline`, 'utf8').startsWith('/bin/busybox\x00sleep') ? kid : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    ms,
+  );
+}
+
+/**
+ * Starts a process inside a pivoted container (its mount and PID namespaces
+ * and root) in a new user namespace without maps; returns its host PID and
+ * its PID inside the container. `unshare`: more busybox unshare options
+ * (e.g. a mount namespace of its own, as a ring has); `ms`: how long to wait.
+ */
+export async function spawnUsernsInside(
+  initHostPid: number,
+  opts: { unshare?: string[]; ms?: number } = {},
+): Promise<{ host: number; pid: number; stop: () => void }> {
+  const p = spawn('nsenter', ['--target', String(initHostPid), '--mount', '--pid', '--root', '--wd=/', '--', '/bin/busybox', 'unshare', '-U', ...(opts.unshare ?? []), '/bin/busybox', 'sleep', '100000'], {
     stdio: 'ignore',
   });
-  const selfUserns = readlinkSync('/proc/self/ns/user');
-  const host = await waitFor('user-namespaced process', () => {
-    const kid = children(p.pid!)[0];
-    if (kid === undefined) return undefined;
-    try {
-      return readlinkSync(`/proc/${kid}/ns/user`) !== selfUserns && readFileSync(`/proc/${kid}/cmdline`, 'utf8').startsWith('/bin/busybox\x00sleep') ? kid : undefined;
-    } catch {
-      return undefined;
-    }
-  });
-  return { host, stop: () => p.kill('SIGKILL') };
+  try {
+    const host = await sleeperInNewUserns(p, readlinkSync('/proc/self/ns/user'), 'user-namespaced process', opts.ms);
+    return { host, pid: nspid(host).at(-1)!, stop: () => p.kill('SIGKILL') };
+  } catch (err) {
+    p.kill('SIGKILL');
+    throw err;
+  }
 }
 
 /** Runs a busybox shell command as root of `hostPid`'s user namespace, in its mount namespace and root. */

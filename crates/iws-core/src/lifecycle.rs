@@ -36,12 +36,6 @@ impl LifecycleError {
             LifecycleError::Refused(e) | LifecycleError::Failed(e) => e,
         }
     }
-
-    pub fn into_error(self) -> Error {
-        match self {
-            LifecycleError::Refused(e) | LifecycleError::Failed(e) => e,
-        }
-    }
 }
 
 /// What PrepareForUserNS does.
