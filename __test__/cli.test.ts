@@ -1,6 +1,6 @@
 /** The iwsd command: help, argument errors, daemon lifecycle and the admin socket. */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -8,8 +8,9 @@ import test from 'ava';
 
 import { createClient } from '../src/api/client.js';
 import { IwsError } from '../src/errors.js';
+import { daemonNodeFlags, missingNodeFlags } from '../src/nodeFlags.js';
 import { TestContainer } from './helpers/container.js';
-import { TestDaemon, runCli, IWSD } from './helpers/daemon.js';
+import { DAEMON_NODE_FLAGS, TestDaemon, runCli, IWSD } from './helpers/daemon.js';
 import { rootTest } from './helpers/root.js';
 
 test('--help explains every command', async (t) => {
@@ -126,6 +127,45 @@ rootTest('one registration per container: a second id for the same container is 
 
 test('bin/iwsd.js is executable', (t) => {
   t.truthy(statSync(IWSD).mode & 0o100);
+});
+
+test("the daemon's node flags are bin/iwsd.js's first line; one started without them is found out", (t) => {
+  t.deepEqual(daemonNodeFlags(IWSD), ['--max-semi-space-size=4']);
+  t.deepEqual(DAEMON_NODE_FLAGS, daemonNodeFlags(IWSD));
+  t.deepEqual(missingNodeFlags(['--max-semi-space-size=4'], ['--max-semi-space-size=4'], ''), []);
+  t.deepEqual(missingNodeFlags(['--max-semi-space-size=4'], [], '--enable-source-maps --max-semi-space-size=4'), []);
+  t.deepEqual(missingNodeFlags(['--max-semi-space-size=4'], ['--max-semi-space-size=16'], ''), ['--max-semi-space-size=4']);
+  const dir = mkdtempSync(join(tmpdir(), 'iwsd-flags-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'plain.js'), '#!/usr/bin/env node\n');
+  t.throws(() => daemonNodeFlags(join(dir, 'plain.js')), { message: /first line is not/ });
+});
+
+rootTest('the daemon started as the command (bin/iwsd.js run itself) has its node flags; a test daemon has the same', async (t) => {
+  for (const viaCommand of [true, false]) {
+    const d = await TestDaemon.startFor(t, {}, [], { viaCommand });
+    const serving = await d.waitForLog((l) => typeof l.adminSocket === 'string' && typeof l.node === 'object');
+    t.deepEqual((serving.node as { flags: string[] }).flags, ['--max-semi-space-size=4'], `viaCommand ${viaCommand}`);
+    t.false(d.logs.some((l) => 'nodeFlagsMissing' in l), `viaCommand ${viaCommand}: no warning`);
+    await d.stop();
+  }
+});
+
+test('a daemon started as `node bin/iwsd.js serve`, without its node flags, says which are missing and how to start it', async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'iwsd-test-'));
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
+  const p = spawn(process.execPath, [IWSD, 'serve', '--state-dir', join(base, 'state')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
+  t.teardown(() => p.kill('SIGKILL'));
+  let out = '';
+  p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  const end = Date.now() + 15_000;
+  while (!out.includes('iwsd serving') && Date.now() < end && p.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+  const warn = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => 'nodeFlagsMissing' in l);
+  t.truthy(warn, out);
+  t.deepEqual(warn!.nodeFlagsMissing, ['--max-semi-space-size=4']);
+  t.regex(String(warn!.msg), /start the daemon as bin\/iwsd\.js/);
+  p.kill('SIGTERM');
+  await new Promise((r) => p.once('exit', r));
 });
 
 rootTest('doctor reports features and strategies; --json for tooling', async (t) => {

@@ -88,7 +88,7 @@ function iwsdProcesses(): number[] {
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (argv[1] !== '/opt/iwsd/bin/iwsd.js' || !argv.includes('serve')) continue;
+      if (!argv.includes('/opt/iwsd/bin/iwsd.js') || !argv.includes('serve')) continue;
       const ppid = /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
       serving.set(Number(pid), Number(ppid));
     } catch {

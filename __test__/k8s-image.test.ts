@@ -77,7 +77,7 @@ imageTest('every entry is root-owned, read-only, dated at the commit; no shell; 
   t.is(index.manifests[0]!.annotations['io.containerd.image.name'], image.name);
   const manifest = JSON.parse(readFileSync(join(x, 'blobs/sha256', image.digest.slice(7)), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] };
   const config = JSON.parse(readFileSync(join(x, 'blobs/sha256', manifest.config.digest.slice(7)), 'utf8')) as { config: { Entrypoint: string[]; Cmd: string[] } };
-  t.deepEqual(config.config.Entrypoint, ['/usr/local/bin/node', '/opt/iwsd/bin/iwsd.js']);
+  t.deepEqual(config.config.Entrypoint, ['/usr/local/bin/node', '--max-semi-space-size=4', '/opt/iwsd/bin/iwsd.js']);
   t.deepEqual(config.config.Cmd, ['serve', '--config', '/etc/iwsd/config.json']);
   const layer = join(x, 'blobs/sha256', manifest.layers[0]!.digest.slice(7));
   t.is(`sha256:${fileHash(layer)}`, manifest.layers[0]!.digest);

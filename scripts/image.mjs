@@ -64,6 +64,8 @@ const log = (s) => QUIET || process.stderr.write(`image: ${s}\n`);
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts/prepare.mjs'), '--check'], { encoding: 'utf8' });
   if (r.status !== 0) die(`the build output is missing or stale (run \`npm run build\` first):\n${r.stderr || r.stdout}`);
 }
+// The daemon's node flags (bin/iwsd.js's first line), for the entrypoint that names node itself.
+const { daemonNodeFlags } = await import('../dist/nodeFlags.js');
 if (!existsSync(FUSE_OVERLAYFS)) die(`${FUSE_OVERLAYFS} missing: apt-get install fuse-overlayfs (or set IWSD_FUSE_OVERLAYFS)`);
 if (!existsSync(HEALTH_PROBE))
   die(`${HEALTH_PROBE} missing: GOBIN=$PWD/.tools/bin go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.63 (or set IWSD_GRPC_HEALTH_PROBE)`);
@@ -217,7 +219,8 @@ const { layer, manifest } = writeOciLayout(layout, {
     os: 'linux',
     config: {
       User: '0:0',
-      Entrypoint: [NODE, `${APP}/bin/iwsd.js`],
+      // node with the daemon's flags (bin/iwsd.js's first line), as the command runs it.
+      Entrypoint: [NODE, ...daemonNodeFlags(), `${APP}/bin/iwsd.js`],
       Cmd: ['serve', '--config', '/etc/iwsd/config.json'],
       Env: ['PATH=/usr/local/bin:/usr/bin', 'NODE_ENV=production'],
       WorkingDir: '/',

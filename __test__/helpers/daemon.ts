@@ -12,7 +12,11 @@ import { fileURLToPath } from 'node:url';
 
 import type { ExecutionContext } from 'ava';
 
+import { daemonNodeFlags } from '../../src/nodeFlags.js';
+
 export const IWSD = fileURLToPath(new URL('../../bin/iwsd.js', import.meta.url));
+/** The node flags on bin/iwsd.js's first line: a test's daemon runs as one started through the command. */
+export const DAEMON_NODE_FLAGS = daemonNodeFlags(IWSD);
 
 export interface CliResult {
   code: number;
@@ -102,17 +106,18 @@ export class TestDaemon {
   static async start(
     config: Record<string, unknown> = {},
     extraArgs: string[] = [],
-    opts: { stateStoreTmpfs?: string; env?: NodeJS.ProcessEnv; wrap?: string[] } = {},
+    opts: { stateStoreTmpfs?: string; env?: NodeJS.ProcessEnv; wrap?: string[]; viaCommand?: boolean } = {},
   ): Promise<TestDaemon> {
     const base = await mkdtemp(join(tmpdir(), 'iwsd-test-'));
     const stateDir = join(base, 'state');
     const cfg = join(base, 'config.json');
     await writeFile(cfg, JSON.stringify(config));
-    let command = process.execPath;
-    let args = [IWSD, 'serve', '--state-dir', stateDir, '--config', cfg, ...extraArgs];
+    // viaCommand: bin/iwsd.js executed itself (its first line picks node and its flags), as the systemd unit does.
+    let command = opts.viaCommand ? IWSD : process.execPath;
+    let args = [...(opts.viaCommand ? [] : [...DAEMON_NODE_FLAGS, IWSD]), 'serve', '--state-dir', stateDir, '--config', cfg, ...extraArgs];
     if (opts.stateStoreTmpfs) {
       const script = 'mkdir -p "$1/state" && mount -t tmpfs -o "mode=0700,$2" iwsd-test-state "$1/state" && shift 2 && exec "$@"';
-      args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', stateDir, opts.stateStoreTmpfs, process.execPath, ...args];
+      args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', stateDir, opts.stateStoreTmpfs, command, ...args];
       command = 'unshare';
     }
     if (opts.wrap?.length) {
