@@ -125,6 +125,30 @@ fn daemon_sees_all_ids() -> bool {
     })
 }
 
+/// Maps of a user namespace, (inside, outside, count) lines.
+type Maps = (Vec<(u32, u32, u32)>, Vec<(u32, u32, u32)>);
+
+/// The daemon's own user namespace (its key) and its uid and gid maps, read
+/// once. A caller in that namespace has exactly these maps: a namespace's
+/// maps are written once and never change, `/proc/<pid>/uid_map` shows them
+/// the same to a reader in the namespace itself, and the key names the
+/// daemon's namespace alone while the daemon lives in it (an nsfs inode is
+/// reused only after its namespace is gone). So a call from a caller there
+/// (container root and users of a container without a user namespace, runc's
+/// default) does not read the caller's `uid_map` and `gid_map`; a caller
+/// anywhere else (a ring) has its own read, as before.
+fn own_userns() -> Option<&'static ((u64, u64), Maps)> {
+    static OWN: std::sync::OnceLock<Option<((u64, u64), Maps)>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        let ns = rustix::fs::open("/proc/self/ns/user", OFlags::RDONLY | OFlags::CLOEXEC, rustix::fs::Mode::empty()).ok()?;
+        let key = ns_key(&ns).ok()?;
+        let uid = parse_map(&std::fs::read_to_string("/proc/self/uid_map").ok()?);
+        let gid = parse_map(&std::fs::read_to_string("/proc/self/gid_map").ok()?);
+        (!uid.is_empty() && !gid.is_empty()).then_some((key, (uid, gid)))
+    })
+    .as_ref()
+}
+
 /// Two ids read by the daemon name the same kernel id: equal, and not the
 /// overflow id of a daemon that cannot see every id.
 fn same_id(a: u32, b: u32) -> bool {
@@ -181,8 +205,10 @@ impl PinnedCaller {
         }
         let userns = process.open("ns/user", OFlags::RDONLY)?;
         let userns_key = ns_key(&userns)?;
-        let uid_map = parse_map(&process.read("uid_map")?);
-        let gid_map = parse_map(&process.read("gid_map")?);
+        let (uid_map, gid_map) = match own_userns() {
+            Some((key, maps)) if *key == userns_key => maps.clone(),
+            _ => (parse_map(&process.read("uid_map")?), parse_map(&process.read("gid_map")?)),
+        };
         process.ensure_alive()?;
         let mut c = PinnedCaller { process, creds, userns_key, uid_map, gid_map, container_root: false };
         c.container_root = userns_key == container.userns_key() && c.root_in_own_ns();
@@ -421,6 +447,40 @@ mod tests {
         assert!(parse_creds("Uid:\t1\t2\nGid:\t1\t1\t1\t1\nCapEff:\t0\n").is_none());
         let empty = parse_creds("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nCapEff:\t0\n").unwrap();
         assert!(empty.groups.is_empty());
+    }
+
+    /// What a call from a caller in the daemon's own user namespace takes
+    /// instead of reading its maps must be what reading them gives; and a
+    /// process in a user namespace of its own (a ring) must not match.
+    #[test]
+    fn a_caller_in_the_daemons_user_namespace_has_the_daemons_maps() {
+        let (key, (uid, gid)) = own_userns().expect("the daemon's own user namespace and maps");
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let read = |f: &str| parse_map(&std::fs::read_to_string(format!("/proc/{}/{f}", child.id())).unwrap());
+        let its_key = ns_key(rustix::fs::open(format!("/proc/{}/ns/user", child.id()), OFlags::RDONLY, rustix::fs::Mode::empty()).unwrap()).unwrap();
+        let (u, g) = (read("uid_map"), read("gid_map"));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(its_key, *key);
+        assert_eq!((&u, &g), (uid, gid));
+        // A process in a new user namespace (unmapped: no maps yet) is not in ours.
+        let Ok(mut ring) = std::process::Command::new("unshare").args(["--user", "sleep", "30"]).spawn() else {
+            eprintln!("SKIPPED the ring half: no unshare(1)");
+            return;
+        };
+        // Wait for it to be `sleep`: unshare(1) has made the namespace by then.
+        for _ in 0..500 {
+            if std::fs::read_to_string(format!("/proc/{}/comm", ring.id())).is_ok_and(|c| c.trim() == "sleep") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let ring_key = rustix::fs::open(format!("/proc/{}/ns/user", ring.id()), OFlags::RDONLY, rustix::fs::Mode::empty()).map(|f| ns_key(f).unwrap());
+        let _ = ring.kill();
+        let _ = ring.wait();
+        if let Ok(k) = ring_key {
+            assert_ne!(k, *key, "a new user namespace must not share the daemon's key");
+        }
     }
 
     #[test]
