@@ -34,6 +34,14 @@ export interface StormResult {
 
 export interface Bench {
   N: number;
+  /**
+   * Unrecorded rounds before each series (IWSD_BENCH_WARMUP, default
+   * 1,000): V8 optimizes grpc-js's and the daemon's per-call paths only
+   * after several hundred calls. With 20, a fresh bare grpc-js server
+   * answered the Go client in 0.58 ms p50 where a warm one takes 0.15-0.23,
+   * and the daemon, warmed by the series before, less so: the baseline the
+   * daemon's own cost is taken against was the colder one.
+   */
   WARMUP: number;
   /** IWSD_BENCH_LONG=1: the long series (storm of 1,000) too. */
   long: boolean;

@@ -130,7 +130,7 @@ export function markdown(b: Bench): string {
   L.push(
     '# iwsd benchmark',
     '',
-    `kernel ${b.env.kernel}, ${b.env.cores} cores (${b.env.cpu}), node ${b.env.node}; strategies ${JSON.stringify(b.env.strategies)}; shift methods measured: ${b.methods.join(', ')} (others unavailable here); n=${b.N} per series (after warm-up); started ${b.env.when}, ${b.env.durationS} s`,
+    `kernel ${b.env.kernel}, ${b.env.cores} cores (${b.env.cpu}), node ${b.env.node}; strategies ${JSON.stringify(b.env.strategies)}; shift methods measured: ${b.methods.join(', ')} (others unavailable here); n=${b.N} per series (after ${b.WARMUP} unrecorded warm-up rounds each); started ${b.env.when}, ${b.env.durationS} s`,
     '',
   );
 

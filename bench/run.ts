@@ -54,7 +54,7 @@ async function setup(): Promise<Bench> {
     n: N,
     strategies: { pid: await native.resolvePidStrategy('auto'), mount: await native.resolveMountStrategy('auto'), peer: kernel.peerPidfd ? 'SO_PEERPIDFD' : 'SO_PEERCRED' },
   };
-  return newBench({ N, WARMUP: 20, long, goClient, kernel, methods: [...methods], env });
+  return newBench({ N, WARMUP: Number(process.env.IWSD_BENCH_WARMUP ?? 1000), long, goClient, kernel, methods: [...methods], env });
 }
 
 /** Everything on the main daemon and container: per-RPC latency, one-shots, floor, exec-helper, growth, profile. */
