@@ -13,6 +13,7 @@ import { Daemon, RELOADABLE } from './daemon.js';
 import { MOUNT_STRATEGIES, parseIdMapping, parseIdRange, PID_STRATEGIES, sdNotify, type IdMapping, type IdRange } from './native.js';
 import { IwsError, toIwsError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
+import { daemonNodeFlags, missingNodeFlags } from './nodeFlags.js';
 import { actionFor, ANNOTATIONS, ON_DAEMON_DOWN, parseState, type OnDaemonDown } from './ociHook.js';
 import { doctor, formatReport } from './doctor.js';
 import { fsShiftAcceptMetadata } from './fsShift.js';
@@ -214,7 +215,15 @@ async function serve(opts: CommonOpts): Promise<void> {
   const log = createLogger(config.logLevel);
   const notify = systemdNotifier(log);
   const signals = serveSignals(log, (d) => reloadConfig(d, opts, log, notify));
-  log.info({ version: VERSION, node: process.version, pid: process.pid }, `iwsd ${VERSION} starting`);
+  log.info({ version: VERSION, node: process.version, nodeFlags: process.execArgv, pid: process.pid }, `iwsd ${VERSION} starting`);
+  // The command's node flags (bin/iwsd.js's first line); a program embedding
+  // the daemon (startDaemon) runs node as it likes and is not told.
+  const missing = missingNodeFlags(daemonNodeFlags());
+  if (missing.length)
+    log.warn(
+      { nodeFlagsMissing: missing },
+      `node runs without the daemon's flags ${missing.join(' ')} (bin/iwsd.js's first line): V8 keeps more memory after bursts of calls; start the daemon as bin/iwsd.js (or the iwsd command), or pass them to node`,
+    );
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, log);

@@ -23,7 +23,6 @@ import { bindUnix, shutdown, unlinkQuiet } from './sockets.js';
 import { StateStore, type WorkspaceState } from './state.js';
 import { defaultShift, workspaceDir, workspaceSocket, type Workspace } from './workspace.js';
 import { startNri, type NriPlugin } from './nri/index.js';
-import { daemonNodeFlags, missingNodeFlags } from './nodeFlags.js';
 
 /** The lock file in the state dir (see lockStateDir). */
 export const LOCK_FILE = 'iwsd.lock';
@@ -382,14 +381,8 @@ export class Daemon {
       }
       await d.#recover();
       if (config.nri.enabled) d.#nri = startNri(d, config.nri, log, d.metrics.registry, config.stateDir);
-      const missing = missingNodeFlags(daemonNodeFlags());
-      if (missing.length)
-        log.warn(
-          { nodeFlagsMissing: missing },
-          `node runs without the daemon's flags ${missing.join(' ')} (bin/iwsd.js's first line): V8 keeps more memory after bursts of calls; start the daemon as bin/iwsd.js (or the iwsd command), or pass them to node`,
-        );
       log.info(
-        { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, mountStrategy, kernel: features, workspaces: d.#workspaces.size, node: { version: process.version, flags: process.execArgv } },
+        { stateDir: config.stateDir, adminSocket: d.adminSocket, pidStrategy: strategy, mountStrategy, kernel: features, workspaces: d.#workspaces.size },
         `iwsd serving admin socket ${d.adminSocket}`,
       );
       return d;
