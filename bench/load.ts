@@ -12,6 +12,9 @@ import type { Bench, StormResult } from './context.js';
 import { serverSide } from './latency.js';
 import { MP, RING, adminAdd, cpuMs, daemonSample, fail, lightContainer, log, machineTicks, readyGoClient, ringChild, samplePeak, sleep, stats, type Call } from './lib.js';
 
+/** The quiet workspace's series: p99 of 300 calls is their 3rd slowest, which moved by 1.5x between runs of the same build. */
+const FAIR_N = (b: Bench) => Math.max(b.N, 1000);
+
 /**
  * Default configuration, except the quiet workspace's mount rate limits
  * (its own measurement loop would hit them). The neighbour keeps 3,000
@@ -19,9 +22,6 @@ import { MP, RING, adminAdd, cpuMs, daemonSample, fail, lightContainer, log, mac
  * RESOURCE_EXHAUSTED by its rate limit) and opens 500 more connections that
  * send nothing.
  */
-/** The quiet workspace's series: p99 of 300 calls is their 3rd slowest, which moved by 1.5x between runs of the same build. */
-const FAIR_N = (b: Bench) => Math.max(b.N, 1000);
-
 export async function fairness(b: Bench): Promise<void> {
   log('fairness');
   const fdm = await TestDaemon.start({ rateLimits: { mountProc: { points: 1_000_000_000 }, umountProc: { points: 1_000_000_000 } } });

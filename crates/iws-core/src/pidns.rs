@@ -357,6 +357,11 @@ impl MountTarget {
 /// A namespace's (device, inode) key.
 type NsKey = (u64, u64);
 
+/// The daemon's own user namespace's key (see [`daemon_ns`]).
+pub(crate) fn daemon_userns_key() -> Result<NsKey> {
+    daemon_ns().map(|(_, user)| user)
+}
+
 /// The daemon's own mount and user namespaces, read once.
 fn daemon_ns() -> Result<(NsKey, NsKey)> {
     static KEYS: std::sync::OnceLock<Result<(NsKey, NsKey)>> = std::sync::OnceLock::new();
